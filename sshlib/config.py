@@ -1,0 +1,158 @@
+"""Client configuration and authentication method values (Go's ClientConfig/AuthMethod)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import algorithms as algs
+from .errors import HostKeyError
+
+if TYPE_CHECKING:
+    from .keys import PublicKey, Signer
+
+__all__ = [
+    "ClientConfig",
+    "AuthMethod",
+    "PublicKeys",
+    "Password",
+    "KeyboardInteractive",
+    "Prompt",
+    "HostKeyCallback",
+    "fixed_host_key",
+    "insecure_ignore_host_key",
+]
+
+#: (hostname, port, key) -> None; raise a HostKeyError to refuse the key.
+HostKeyCallback = Callable[[str, int, "PublicKey"], None]
+
+
+class Prompt(str):
+    """A keyboard-interactive prompt: the text, plus whether the answer may be echoed."""
+
+    echo: bool
+
+    def __new__(cls, text: str, echo: bool = False) -> Prompt:
+        self = super().__new__(cls, text)
+        self.echo = echo
+        return self
+
+
+#: (name, instruction, prompts) -> one answer per prompt.
+ChallengeCallback = Callable[[str, str, list[Prompt]], Sequence[str]]
+
+
+class AuthMethod:
+    """Base class of the authentication methods a ClientConfig lists."""
+
+    method_name: str = ""
+
+
+class PublicKeys(AuthMethod):
+    """Public key authentication with each signer in turn (keys from files or an agent)."""
+
+    method_name = "publickey"
+
+    def __init__(self, *signers: Signer) -> None:
+        self.signers: tuple[Signer, ...] = signers
+
+    def __repr__(self) -> str:
+        return f"PublicKeys({len(self.signers)} key(s))"
+
+
+class Password(AuthMethod):
+    """Password authentication; the password is never logged or shown in repr()."""
+
+    method_name = "password"
+
+    def __init__(self, password: str) -> None:
+        self.password = password
+
+    def __repr__(self) -> str:
+        return "Password(<hidden>)"
+
+
+class KeyboardInteractive(AuthMethod):
+    """keyboard-interactive (RFC 4256): the callback answers each round of prompts."""
+
+    method_name = "keyboard-interactive"
+
+    def __init__(self, callback: ChallengeCallback) -> None:
+        self.callback = callback
+
+    def __repr__(self) -> str:
+        return "KeyboardInteractive(...)"
+
+
+def _refuse_unset(hostname: str, port: int, key: PublicKey) -> None:
+    raise HostKeyError(
+        "no host_key_callback configured: pass sshlib.knownhosts.callback(path), "
+        "sshlib.fixed_host_key(key) or, knowingly, sshlib.insecure_ignore_host_key()")
+
+
+@dataclass
+class ClientConfig:
+    """Everything a connection needs to know; the defaults are the safe choices."""
+
+    user: str
+    auth: Sequence[AuthMethod] = ()
+    host_key_callback: HostKeyCallback = _refuse_unset
+    kex_algorithms: Sequence[str] | None = None
+    ciphers: Sequence[str] | None = None
+    macs: Sequence[str] | None = None
+    host_key_algorithms: Sequence[str] | None = None
+    #: Seconds for TCP connect + handshake + authentication (None = wait forever).
+    timeout: float | None = 30.0
+    #: Rekey after this many bytes in both directions together, or this many seconds.
+    rekey_bytes: int = 1 << 30
+    rekey_interval: float = 3600.0
+    #: Receive window and maximum packet size we advertise for each channel.
+    window_size: int = 2 * 1024 * 1024
+    max_packet_size: int = 32 * 1024
+    banner_callback: Callable[[str], None] | None = None
+    client_version: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.auth, AuthMethod):
+            self.auth = [self.auth]
+        for method in self.auth:
+            if not isinstance(method, AuthMethod):
+                raise TypeError(f"auth entries must be sshlib auth methods, not {method!r}")
+        self.kex_algorithms = algs.check_names(
+            "kex_algorithms", self.kex_algorithms, algs.DEFAULT_KEX, algs.SUPPORTED_KEX)
+        self.ciphers = algs.check_names(
+            "ciphers", self.ciphers, algs.DEFAULT_CIPHERS, algs.SUPPORTED_CIPHERS)
+        self.macs = algs.check_names("macs", self.macs, algs.DEFAULT_MACS, algs.SUPPORTED_MACS)
+        self.host_key_algorithms = algs.check_names(
+            "host_key_algorithms", self.host_key_algorithms, algs.DEFAULT_HOST_KEY,
+            algs.SUPPORTED_HOST_KEY)
+        if not 1024 <= self.max_packet_size <= 256 * 1024 - 1024:
+            raise ValueError("max_packet_size must be between 1 KiB and 255 KiB")
+        if not self.max_packet_size <= self.window_size <= 0xFFFFFFFF:
+            raise ValueError("window_size must be at least max_packet_size and below 4 GiB")
+        if self.rekey_bytes < 1 << 20:
+            raise ValueError("rekey_bytes below 1 MiB would rekey constantly")
+
+
+def fixed_host_key(key: PublicKey) -> HostKeyCallback:
+    """Accept exactly this host key (Go's ssh.FixedHostKey)."""
+    expected = key.blob
+
+    def check(hostname: str, port: int, offered: PublicKey) -> None:
+        if not hmac.compare_digest(offered.blob, expected):
+            raise HostKeyError(
+                f"host key mismatch for {hostname}:{port}: got {offered.fingerprint()}, "
+                f"expected {key.fingerprint()}")
+
+    return check
+
+
+def insecure_ignore_host_key() -> HostKeyCallback:
+    """Accept any host key. Only for tests and throwaway hosts: it allows MITM attacks."""
+
+    def accept(hostname: str, port: int, offered: PublicKey) -> None:
+        return None
+
+    return accept

@@ -1,0 +1,137 @@
+"""Every exception sshlib raises on purpose.
+
+One base class (`SSHError`) so callers can catch everything from the library
+with one clause, and specific subclasses so they don't have to parse messages.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SSHError",
+    "ProtocolError",
+    "DecodeError",
+    "MACError",
+    "KexError",
+    "AuthError",
+    "HostKeyError",
+    "UnknownHostKeyError",
+    "HostKeyMismatchError",
+    "KeyLoadError",
+    "PassphraseRequiredError",
+    "DisconnectError",
+    "ConnectionLost",
+    "ChannelOpenError",
+    "ChannelClosedError",
+    "ExitError",
+    "ExitMissingError",
+    "Timeout",
+]
+
+
+class SSHError(Exception):
+    """Base class of every error sshlib raises on purpose."""
+
+
+class ProtocolError(SSHError):
+    """The peer broke the SSH protocol (or sent something we cannot accept)."""
+
+    #: SSH_DISCONNECT_* reason code we send the peer when this ends a connection.
+    disconnect_reason: int = 2  # SSH_DISCONNECT_PROTOCOL_ERROR
+
+
+class DecodeError(ProtocolError):
+    """A message was truncated, had trailing bytes, or a field was malformed."""
+
+
+class MACError(ProtocolError):
+    """A packet failed its integrity check (MAC or AEAD tag)."""
+
+    disconnect_reason = 5  # SSH_DISCONNECT_MAC_ERROR
+
+
+class KexError(ProtocolError):
+    """Key exchange failed: no common algorithm, bad signature, bad public value."""
+
+    disconnect_reason = 3  # SSH_DISCONNECT_KEY_EXCHANGE_FAILED
+
+
+class AuthError(SSHError):
+    """The server accepted none of the authentication methods we could offer."""
+
+    def __init__(self, message: str, *, allowed: list[str] | None = None,
+                 tried: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.allowed = list(allowed or [])
+        self.tried = list(tried or [])
+
+
+class HostKeyError(SSHError):
+    """The server's host key was rejected by the host key callback."""
+
+
+class UnknownHostKeyError(HostKeyError):
+    """No known_hosts entry exists for this host (fail closed)."""
+
+
+class HostKeyMismatchError(HostKeyError):
+    """known_hosts has a different key for this host: possible man in the middle."""
+
+
+class KeyLoadError(SSHError):
+    """A private or public key could not be parsed or decrypted."""
+
+
+class PassphraseRequiredError(KeyLoadError):
+    """The key file is encrypted and no passphrase was given."""
+
+
+class DisconnectError(SSHError):
+    """The peer sent SSH_MSG_DISCONNECT."""
+
+    def __init__(self, reason: int, description: str) -> None:
+        super().__init__(f"disconnected by peer (reason {reason}): {description}")
+        self.reason = reason
+        self.description = description
+
+
+class ConnectionLost(SSHError, ConnectionError):
+    """The transport closed or failed underneath us."""
+
+
+class ChannelOpenError(SSHError):
+    """The server refused to open a channel."""
+
+    def __init__(self, reason: int, description: str) -> None:
+        super().__init__(f"channel open failed (reason {reason}): {description}")
+        self.reason = reason
+        self.description = description
+
+
+class ChannelClosedError(SSHError):
+    """The channel was closed; no more data can be sent or requests made on it."""
+
+
+class ExitError(SSHError):
+    """A remote command finished with a non-zero status or was killed by a signal."""
+
+    def __init__(self, exit_status: int | None, signal: str | None = None,
+                 message: str = "", stderr: bytes = b"") -> None:
+        if signal is not None:
+            text = f"remote command killed by signal {signal}"
+            if message:
+                text += f": {message}"
+        else:
+            text = f"remote command exited with status {exit_status}"
+        super().__init__(text)
+        self.exit_status = exit_status
+        self.signal = signal
+        self.message = message
+        self.stderr = stderr
+
+
+class ExitMissingError(SSHError):
+    """The channel closed without the server reporting an exit status."""
+
+
+class Timeout(SSHError, TimeoutError):
+    """A blocking call did not complete within its timeout."""

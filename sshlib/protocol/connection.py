@@ -1,0 +1,325 @@
+"""Channel multiplexing (RFC 4254): channel table, flow control, requests.
+
+Flow control is explicit: incoming data only counts against the window we
+advertised, and credit goes back (WINDOW_ADJUST) only when the front-end calls
+`consume()` because the application actually read the data.  So a front-end's
+buffer per channel can never exceed the window it advertised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .. import messages as m
+from ..errors import ChannelClosedError, DecodeError, ProtocolError
+from ..wire import Reader, Writer, uint32
+from .events import (
+    ChannelClosed,
+    ChannelDataReceived,
+    ChannelEOFReceived,
+    ChannelOpened,
+    ChannelOpenFailed,
+    ChannelOpenRequested,
+    ChannelRequestReplied,
+    ChannelWindowAdjusted,
+    Event,
+    ExitSignalReceived,
+    ExitStatusReceived,
+    GlobalRequestReplied,
+)
+
+log = logging.getLogger("sshlib.connection")
+
+MAX_WINDOW = 0xFFFFFFFF
+_DATA = m.MSG_CHANNEL_DATA
+_EXT_DATA = m.MSG_CHANNEL_EXTENDED_DATA
+
+
+@dataclass
+class ChannelState:
+    """What the core knows about one channel."""
+
+    local_id: int
+    kind: str
+    local_window: int
+    local_window_size: int
+    local_max_packet: int
+    remote_id: int = -1
+    remote_window: int = 0
+    remote_max_packet: int = 0
+    open: bool = False
+    eof_sent: bool = False
+    eof_received: bool = False
+    close_sent: bool = False
+    close_received: bool = False
+    unacknowledged: int = 0  # consumed bytes not yet returned as window
+    pending_requests: deque[str] = field(default_factory=deque)
+
+
+class Connection:
+    """The ssh-connection service: our side of every channel and global request."""
+
+    def __init__(self, send: Callable[[bytes], None], window_size: int, max_packet: int) -> None:
+        self._send = send
+        self._window_size = window_size
+        self._max_packet = max_packet
+        self._channels: dict[int, ChannelState] = {}
+        self._next_id = 0
+        self._global_pending = 0
+
+    # --- commands --------------------------------------------------------------
+    def open_channel(self, kind: str, extra: bytes = b"") -> int:
+        local_id = self._allocate_id()
+        self._channels[local_id] = ChannelState(local_id, kind, self._window_size,
+                                                self._window_size, self._max_packet)
+        self._send(Writer(m.MSG_CHANNEL_OPEN).string(kind).uint32(local_id)
+                   .uint32(self._window_size).uint32(self._max_packet).raw(extra).getvalue())
+        return local_id
+
+    def accept_channel(self, sender_channel: int, kind: str, initial_window: int,
+                       max_packet: int) -> int:
+        """Confirm a server-initiated channel (agent forwarding and the like)."""
+        local_id = self._allocate_id()
+        ch = ChannelState(local_id, kind, self._window_size, self._window_size, self._max_packet,
+                          remote_id=sender_channel, remote_window=initial_window,
+                          remote_max_packet=max_packet, open=True)
+        self._channels[local_id] = ch
+        self._send(Writer(m.MSG_CHANNEL_OPEN_CONFIRMATION).uint32(sender_channel)
+                   .uint32(local_id).uint32(self._window_size).uint32(self._max_packet)
+                   .getvalue())
+        return local_id
+
+    def reject_channel(self, sender_channel: int, reason: int, description: str) -> None:
+        self._send(Writer(m.MSG_CHANNEL_OPEN_FAILURE).uint32(sender_channel).uint32(reason)
+                   .string(description).string("").getvalue())
+
+    def send_data(self, channel: int, data: bytes | memoryview, stderr: bool = False) -> int:
+        """Send as much of `data` as the peer's window allows; return how much was taken."""
+        ch = self._usable(channel)
+        if ch.eof_sent:
+            raise ChannelClosedError("cannot send data after EOF")
+        count = min(len(data), ch.remote_window)
+        if count <= 0:
+            return 0
+        step = ch.remote_max_packet
+        view = memoryview(data)
+        head = (bytes((_EXT_DATA,)) + uint32(ch.remote_id) + uint32(m.EXTENDED_DATA_STDERR)
+                if stderr else bytes((_DATA,)) + uint32(ch.remote_id))
+        send = self._send
+        for start in range(0, count, step):
+            chunk = view[start:start + step]
+            send(b"".join((head, uint32(len(chunk)), chunk)))
+        ch.remote_window -= count
+        return count
+
+    def window_available(self, channel: int) -> int:
+        return self._usable(channel).remote_window
+
+    def consume(self, channel: int, count: int) -> None:
+        """The application read `count` bytes: give the window back in batches."""
+        ch = self._channels.get(channel)
+        if ch is None or ch.close_sent or ch.close_received:
+            return
+        ch.unacknowledged += count
+        if ch.unacknowledged and (ch.unacknowledged >= ch.local_window_size // 2
+                                  or ch.local_window < ch.local_max_packet):
+            grant = ch.unacknowledged
+            ch.unacknowledged = 0
+            ch.local_window += grant
+            self._send(Writer(m.MSG_CHANNEL_WINDOW_ADJUST).uint32(ch.remote_id).uint32(grant)
+                       .getvalue())
+
+    def send_request(self, channel: int, request: str, payload: bytes = b"",
+                     want_reply: bool = True) -> None:
+        ch = self._usable(channel)
+        if want_reply:
+            ch.pending_requests.append(request)
+        self._send(Writer(m.MSG_CHANNEL_REQUEST).uint32(ch.remote_id).string(request)
+                   .boolean(want_reply).raw(payload).getvalue())
+
+    def send_eof(self, channel: int) -> None:
+        ch = self._channels.get(channel)
+        if ch is None or not ch.open or ch.eof_sent or ch.close_sent:
+            return
+        ch.eof_sent = True
+        self._send(Writer(m.MSG_CHANNEL_EOF).uint32(ch.remote_id).getvalue())
+
+    def close_channel(self, channel: int) -> None:
+        ch = self._channels.get(channel)
+        if ch is None or ch.close_sent or not ch.open:
+            return
+        ch.close_sent = True
+        self._send(Writer(m.MSG_CHANNEL_CLOSE).uint32(ch.remote_id).getvalue())
+        if ch.close_received:
+            del self._channels[channel]
+
+    def global_request(self, name: str, payload: bytes = b"", want_reply: bool = True) -> None:
+        if want_reply:
+            self._global_pending += 1
+        self._send(Writer(m.MSG_GLOBAL_REQUEST).string(name).boolean(want_reply).raw(payload)
+                   .getvalue())
+
+    def channel_ids(self) -> list[int]:
+        return list(self._channels)
+
+    # --- incoming --------------------------------------------------------------
+    def handle(self, msg_type: int, payload: bytes) -> list[Event]:
+        if msg_type == _DATA or msg_type == _EXT_DATA:
+            return self._on_data(msg_type, payload)
+        r = Reader(payload)
+        r.byte()
+        if msg_type == m.MSG_CHANNEL_WINDOW_ADJUST:
+            ch = self._lookup(r.uint32())
+            grant = r.uint32()
+            r.check_end()
+            if ch.remote_window + grant > MAX_WINDOW:
+                raise ProtocolError("window adjust would make the send window exceed 2**32-1")
+            ch.remote_window += grant
+            return [ChannelWindowAdjusted(ch.local_id)]
+        if msg_type == m.MSG_CHANNEL_OPEN_CONFIRMATION:
+            ch = self._lookup(r.uint32(), opening=True)
+            ch.remote_id = r.uint32()
+            ch.remote_window = r.uint32()
+            ch.remote_max_packet = r.uint32()
+            if ch.remote_max_packet == 0:
+                raise ProtocolError("server's maximum packet size for the channel is 0")
+            ch.remote_max_packet = min(ch.remote_max_packet, 256 * 1024 - 1024)
+            r.rest()  # channel-type specific data
+            ch.open = True
+            return [ChannelOpened(ch.local_id)]
+        if msg_type == m.MSG_CHANNEL_OPEN_FAILURE:
+            ch = self._lookup(r.uint32(), opening=True)
+            reason = r.uint32()
+            description = r.text()
+            r.text()  # language
+            r.check_end()
+            del self._channels[ch.local_id]
+            return [ChannelOpenFailed(ch.local_id, reason, description)]
+        if msg_type == m.MSG_CHANNEL_EOF:
+            ch = self._lookup(r.uint32())
+            r.check_end()
+            ch.eof_received = True
+            return [ChannelEOFReceived(ch.local_id)]
+        if msg_type == m.MSG_CHANNEL_CLOSE:
+            ch = self._lookup(r.uint32())
+            r.check_end()
+            if ch.close_received:
+                raise ProtocolError("second CHANNEL_CLOSE for one channel")
+            ch.close_received = True
+            if not ch.close_sent:
+                ch.close_sent = True
+                self._send(Writer(m.MSG_CHANNEL_CLOSE).uint32(ch.remote_id).getvalue())
+            del self._channels[ch.local_id]
+            events: list[Event] = [ChannelRequestReplied(ch.local_id, name, False)
+                                   for name in ch.pending_requests]
+            events.append(ChannelClosed(ch.local_id))
+            return events
+        if msg_type == m.MSG_CHANNEL_REQUEST:
+            return self._on_channel_request(r)
+        if msg_type in (m.MSG_CHANNEL_SUCCESS, m.MSG_CHANNEL_FAILURE):
+            ch = self._lookup(r.uint32())
+            r.check_end()
+            if not ch.pending_requests:
+                raise ProtocolError("channel request reply with no request pending")
+            name = ch.pending_requests.popleft()
+            return [ChannelRequestReplied(ch.local_id, name, msg_type == m.MSG_CHANNEL_SUCCESS)]
+        if msg_type == m.MSG_CHANNEL_OPEN:
+            kind = r.text(256)
+            sender = r.uint32()
+            window = r.uint32()
+            max_packet = r.uint32()
+            return [ChannelOpenRequested(sender, kind, window, max_packet, r.rest())]
+        if msg_type == m.MSG_GLOBAL_REQUEST:
+            name = r.text(256)
+            want_reply = r.boolean()
+            log.debug("server global request %r (want_reply=%s): refusing", name, want_reply)
+            if want_reply:
+                self._send(bytes((m.MSG_REQUEST_FAILURE,)))
+            return []
+        if msg_type in (m.MSG_REQUEST_SUCCESS, m.MSG_REQUEST_FAILURE):
+            if self._global_pending <= 0:
+                raise ProtocolError("global request reply with no request pending")
+            self._global_pending -= 1
+            return [GlobalRequestReplied(msg_type == m.MSG_REQUEST_SUCCESS, r.rest())]
+        raise ProtocolError(f"unexpected {m.name(msg_type)}")
+
+    def _on_data(self, msg_type: int, payload: bytes) -> list[Event]:
+        # Hot path: parse by hand instead of through Reader.
+        size = len(payload)
+        if msg_type == _DATA:
+            if size < 9:
+                raise DecodeError("truncated CHANNEL_DATA")
+            offset = 9
+        else:
+            if size < 13:
+                raise DecodeError("truncated CHANNEL_EXTENDED_DATA")
+            offset = 13
+        channel = int.from_bytes(payload[1:5], "big")
+        length = int.from_bytes(payload[offset - 4:offset], "big")
+        if length != size - offset:
+            raise DecodeError("channel data length does not match the packet")
+        ch = self._lookup(channel)
+        if ch.eof_received:
+            raise ProtocolError("channel data after EOF")
+        if length > ch.local_window:
+            raise ProtocolError(
+                f"server sent {length} bytes with only {ch.local_window} bytes of window left")
+        if length > ch.local_max_packet:
+            raise ProtocolError(f"server sent {length} bytes, more than our maximum packet")
+        ch.local_window -= length
+        if msg_type == _EXT_DATA and int.from_bytes(payload[5:9], "big") != m.EXTENDED_DATA_STDERR:
+            # Unknown extended data type: drop it, but keep the window honest.
+            self.consume(ch.local_id, length)
+            return []
+        return [ChannelDataReceived(ch.local_id, payload[offset:], msg_type == _EXT_DATA)]
+
+    def _on_channel_request(self, r: Reader) -> list[Event]:
+        ch = self._lookup(r.uint32())
+        request = r.text(256)
+        want_reply = r.boolean()
+        events: list[Event] = []
+        if request == "exit-status":
+            status = r.uint32()
+            r.check_end()
+            events.append(ExitStatusReceived(ch.local_id, status))
+        elif request == "exit-signal":
+            signal = r.text(64)
+            core = r.boolean()
+            message = r.text(4096)
+            r.text()  # language
+            r.check_end()
+            events.append(ExitSignalReceived(ch.local_id, signal, core, message))
+        else:
+            log.debug("refusing channel request %r on channel %d", request, ch.local_id)
+            if want_reply:
+                self._send(Writer(m.MSG_CHANNEL_FAILURE).uint32(ch.remote_id).getvalue())
+            return []
+        if want_reply:  # odd for exit-status, but answer politely
+            self._send(Writer(m.MSG_CHANNEL_SUCCESS).uint32(ch.remote_id).getvalue())
+        return events
+
+    # --- helpers -----------------------------------------------------------------
+    def _allocate_id(self) -> int:
+        while self._next_id in self._channels:
+            self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+        local_id = self._next_id
+        self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+        return local_id
+
+    def _lookup(self, channel: int, opening: bool = False) -> ChannelState:
+        ch = self._channels.get(channel)
+        if ch is None:
+            raise ProtocolError(f"message for unknown channel {channel}")
+        if opening == ch.open:
+            state = "already open" if ch.open else "not open yet"
+            raise ProtocolError(f"unexpected message for channel {channel}: {state}")
+        return ch
+
+    def _usable(self, channel: int) -> ChannelState:
+        ch = self._channels.get(channel)
+        if ch is None or not ch.open or ch.close_sent or ch.close_received:
+            raise ChannelClosedError(f"channel {channel} is not open")
+        return ch

@@ -1,0 +1,154 @@
+"""What the core tells its front-end.
+
+Small immutable records named in the past tense (what happened), or for the
+three places where the core needs an answer from the outside world (host key
+verdict, a signature, keyboard-interactive answers), named as requests.  The
+core stops processing input until such a request is answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..algorithms import Algorithms
+    from ..errors import SSHError
+    from ..keys import PublicKey
+
+
+class Event:
+    """Base class of every core event."""
+
+    __slots__ = ()
+
+
+# --- handshake and authentication -------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class HostKeyVerificationRequested(Event):
+    """First key exchange done; answer with accept_host_key() or reject_host_key()."""
+
+    key: PublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class KexCompleted(Event):
+    """A key exchange (first or rekey) finished; new keys are in use both ways."""
+
+    algorithms: Algorithms
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuthBannerReceived(Event):
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRequested(Event):
+    """Sign `data` with `signer`; answer with provide_signature() or signature_failed()."""
+
+    signer: Any  # keys.Signer; Any keeps this module free of import cycles at run time
+    algorithm: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PromptsRequested(Event):
+    """A keyboard-interactive round; answer with answer_prompts()."""
+
+    callback: Any  # the KeyboardInteractive method's callback
+    name: str
+    instruction: str
+    prompts: list[Any]  # list of config.Prompt (str with .echo)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSucceeded(Event):
+    method: str
+
+
+# --- connection layer ---------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ChannelOpened(Event):
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOpenFailed(Event):
+    channel: int
+    reason: int
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDataReceived(Event):
+    channel: int
+    data: bytes
+    stderr: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEOFReceived(Event):
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelClosed(Event):
+    """Both sides sent CHANNEL_CLOSE; the channel id is free again."""
+
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelWindowAdjusted(Event):
+    """The peer granted more send window: blocked writers may continue."""
+
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRequestReplied(Event):
+    channel: int
+    request: str
+    success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatusReceived(Event):
+    channel: int
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExitSignalReceived(Event):
+    channel: int
+    signal: str
+    core_dumped: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOpenRequested(Event):
+    """The server wants to open a channel to us (agent, x11, forwarded-tcpip)."""
+
+    sender_channel: int
+    kind: str
+    initial_window: int
+    max_packet: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalRequestReplied(Event):
+    success: bool
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTerminated(Event):
+    """The connection is over; `error` says why (None: we closed it cleanly)."""
+
+    error: SSHError | None

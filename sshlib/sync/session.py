@@ -1,0 +1,208 @@
+"""Sessions (Go's ssh.Session): exec, shell, subsystem, pty, env, signals.
+
+`output()`, `combined_output()` and `run()` read stdout and stderr together
+while they wait, so a chatty stderr can never stall a command whose stdout is
+being read (the window is shared by both streams).  With `start()` the
+application reads `stdout`/`stderr` itself; data it leaves unread holds back
+the window, as the SSH flow control intends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from types import TracebackType
+
+from ..errors import ExitError, ExitMissingError, SSHError
+from ..protocol import session as req
+from .channel import ChannelIO, deadline_after
+
+STDERR_KEEP = 64 * 1024  # bytes of stderr kept for ExitError by run()/output()
+
+
+class RequestDeniedError(SSHError):
+    """The server refused a channel request (env, pty-req, exec, ...)."""
+
+
+class ChannelReader:
+    """stdout or stderr of a session: read(n) returns as soon as any data is there."""
+
+    def __init__(self, channel: ChannelIO, index: int) -> None:
+        self._channel = channel
+        self._index = index
+
+    def read(self, size: int = -1, timeout: float | None = None) -> bytes:
+        """Up to `size` bytes as soon as some are available; all until EOF if size < 0.
+
+        Returns b"" at end of stream.
+        """
+        if size == 0:
+            return b""
+        return self._channel.read(self._index, size, timeout)
+
+    def readline(self, timeout: float | None = None) -> bytes:
+        """One line including its newline (or what is left at EOF)."""
+        parts: list[bytes] = []
+        deadline = deadline_after(timeout)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            chunk = self._channel.read(self._index, 1, left)
+            if not chunk:
+                break
+            parts.append(chunk)
+            if chunk == b"\n":
+                break
+        return b"".join(parts)
+
+    def __iter__(self) -> ChannelReader:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+class ChannelWriter:
+    """stdin of a session; close() sends EOF."""
+
+    def __init__(self, channel: ChannelIO) -> None:
+        self._channel = channel
+
+    def write(self, data: bytes | bytearray | memoryview, timeout: float | None = None) -> int:
+        """Send all of `data`, waiting for window as needed; returns len(data)."""
+        self._channel.write(data, False, timeout)
+        return len(data)
+
+    def flush(self) -> None:
+        """Writes are sent immediately; here for file-like compatibility."""
+
+    def close(self) -> None:
+        self._channel.send_eof()
+
+
+class Session:
+    """A remote program (command, shell or subsystem) on one channel."""
+
+    def __init__(self, channel: ChannelIO) -> None:
+        self._channel = channel
+        self.stdin = ChannelWriter(channel)
+        self.stdout = ChannelReader(channel, 0)
+        self.stderr = ChannelReader(channel, 1)
+        self._started = False
+
+    # --- requests before start ------------------------------------------------------
+    def _request(self, name: str, payload: bytes, timeout: float | None) -> None:
+        if not self._channel.request(name, payload, True, timeout):
+            raise RequestDeniedError(f"server refused the {name!r} request")
+
+    def request_pty(self, term: str = "xterm", height: int = 24, width: int = 80,
+                    modes: Mapping[str | int, int] | None = None,
+                    timeout: float | None = None) -> None:
+        """Ask for a pseudo-terminal; modes maps names like "ECHO" (or opcodes) to values."""
+        self._request("pty-req", req.pty_request(term, height, width, modes), timeout)
+
+    def setenv(self, name: str, value: str, timeout: float | None = None) -> None:
+        """Set an environment variable (the server must allow it, e.g. sshd's AcceptEnv)."""
+        self._request("env", req.env(name, value), timeout)
+
+    def _start(self, name: str, payload: bytes, timeout: float | None) -> None:
+        if self._started:
+            raise SSHError("session already started; use a new session per command")
+        self._started = True
+        self._request(name, payload, timeout)
+
+    def start(self, command: str | bytes, timeout: float | None = None) -> None:
+        """Run `command` without waiting for it; read stdout/stderr, then wait()."""
+        self._start("exec", req.exec_(command), timeout)
+
+    def shell(self, timeout: float | None = None) -> None:
+        """Start the user's login shell."""
+        self._start("shell", b"", timeout)
+
+    def request_subsystem(self, name: str, timeout: float | None = None) -> None:
+        """Start a subsystem such as "sftp"."""
+        self._start("subsystem", req.subsystem(name), timeout)
+
+    # --- while running -----------------------------------------------------------------
+    def signal(self, name: str) -> None:
+        """Send a signal ("TERM", "INT", "KILL", ...; "SIG" prefix optional)."""
+        self._channel.request("signal", req.signal(name), False, None)
+
+    def window_change(self, height: int, width: int) -> None:
+        self._channel.request("window-change", req.window_change(height, width), False, None)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the remote program to exit; raise ExitError unless it exited 0.
+
+        Output nobody reads holds back the window: read stdout/stderr first, or
+        use output()/run(), when a command may print more than the window.
+        """
+        self._channel.wait_closed(timeout)
+        self._raise_for_exit()
+
+    def _raise_for_exit(self, stderr: bytes = b"") -> None:
+        ch = self._channel
+        if ch.exit_signal is not None:
+            signal, _, message = ch.exit_signal
+            raise ExitError(ch.exit_status, signal, message, stderr)
+        if ch.exit_status is None:
+            if ch.error is not None:
+                raise ch.error
+            raise ExitMissingError("the session ended without an exit status")
+        if ch.exit_status != 0:
+            raise ExitError(ch.exit_status, None, "", stderr)
+
+    @property
+    def exit_status(self) -> int | None:
+        return self._channel.exit_status
+
+    @property
+    def exit_signal(self) -> str | None:
+        return self._channel.exit_signal[0] if self._channel.exit_signal else None
+
+    # --- one-shot helpers -------------------------------------------------------------------
+    def _collect(self, command: str | bytes, keep_stdout: bool, merge: bool,
+                 timeout: float | None) -> bytes:
+        deadline = deadline_after(timeout)
+        self.start(command, timeout)
+        out: list[bytes] = []
+        err: list[bytes] = []
+        err_size = [0]
+
+        def on_stderr(chunk: bytes) -> None:
+            if merge:
+                out.append(chunk)
+                return
+            err.append(chunk)
+            err_size[0] += len(chunk)
+            while err_size[0] - len(err[0]) > STDERR_KEEP:
+                err_size[0] -= len(err.pop(0))
+
+        on_stdout = out.append if keep_stdout else (lambda chunk: None)
+        self._channel.drain((on_stdout, on_stderr), deadline)
+        self._raise_for_exit(b"".join(err)[-STDERR_KEEP:])
+        return b"".join(out)
+
+    def run(self, command: str | bytes, timeout: float | None = None) -> None:
+        """Run `command` to completion, discarding stdout (Go's Session.Run)."""
+        self._collect(command, False, False, timeout)
+
+    def output(self, command: str | bytes, timeout: float | None = None) -> bytes:
+        """Run `command` and return its stdout; ExitError (with .stderr) on failure."""
+        return self._collect(command, True, False, timeout)
+
+    def combined_output(self, command: str | bytes, timeout: float | None = None) -> bytes:
+        """Run `command` and return stdout and stderr interleaved as they arrived."""
+        return self._collect(command, True, True, timeout)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
