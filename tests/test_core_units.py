@@ -229,7 +229,8 @@ def test_keyboard_interactive_round() -> None:
     h.fail(["keyboard-interactive"])
     assert h.method_of(h.pop()) == "keyboard-interactive"
     info = (Writer(m.MSG_USERAUTH_PK_OK).string("n").string("i").string("")
-            .uint32(2).string("Password: ").boolean(False).string("Echo: ").boolean(True).getvalue())
+            .uint32(2).string("Password: ").boolean(False).string("Echo: ").boolean(True)
+            .getvalue())
     (event,) = h.ua.handle(m.MSG_USERAUTH_PK_OK, info)
     assert isinstance(event, ev.PromptsRequested)
     assert event.prompts == ["Password: ", "Echo: "]

@@ -51,7 +51,8 @@ class KexInit:
         follows = r.boolean()
         r.uint32()  # reserved
         r.check_end()
-        return cls(*lists[:8], first_kex_follows=follows)
+        return cls(lists[0], lists[1], lists[2], lists[3], lists[4], lists[5], lists[6],
+                   lists[7], follows)
 
 
 class Handshake:

@@ -48,7 +48,8 @@ def pty_request(term: str, height: int, width: int, modes: Mapping[str | int, in
 
 
 def window_change(height: int, width: int, width_pixels: int = 0, height_pixels: int = 0) -> bytes:
-    return Writer().uint32(width).uint32(height).uint32(width_pixels).uint32(height_pixels).getvalue()
+    return (Writer().uint32(width).uint32(height).uint32(width_pixels).uint32(height_pixels)
+            .getvalue())
 
 
 def env(name: str, value: str) -> bytes:

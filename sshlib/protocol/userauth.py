@@ -144,7 +144,8 @@ class UserAuth:
         self._current = None
         raise AuthError(
             f"authentication failed for user {self._user!r}: tried "
-            f"{', '.join(self.tried) or 'nothing'}; server allows {', '.join(allowed) or 'nothing'}",
+            f"{', '.join(self.tried) or 'nothing'}; "
+            f"server allows {', '.join(allowed) or 'nothing'}",
             allowed=allowed, tried=self.tried)
 
     def _begin(self, attempt: _Attempt) -> list[Event]:

@@ -123,7 +123,7 @@ class Client:
                 self._sock.settimeout(left)
             try:
                 data = self._sock.recv(RECV_SIZE)
-            except socket.timeout:
+            except TimeoutError:
                 raise Timeout(f"timed out during SSH handshake with {self.hostname}") from None
             except OSError as exc:
                 raise ConnectionLost(f"connection to {self.hostname} failed: {exc}") from exc
@@ -330,7 +330,8 @@ class Client:
         channel = self.open_channel("session", timeout=timeout)
         return Session(channel)
 
-    def open_channel(self, kind: str, extra: bytes = b"", timeout: float | None = None) -> ChannelIO:
+    def open_channel(self, kind: str, extra: bytes = b"",
+                     timeout: float | None = None) -> ChannelIO:
         channel = ChannelIO(self, kind)
         with self._lock:
             self._check_alive()
