@@ -120,8 +120,11 @@ class ClientConfig:
         for method in self.auth:
             if not isinstance(method, AuthMethod):
                 raise TypeError(f"auth entries must be sshlib auth methods, not {method!r}")
+        from .kex import SUPPORTED as kex_available  # ML-KEM/FFDH depend on cryptography
         self.kex_algorithms = algs.check_names(
-            "kex_algorithms", self.kex_algorithms, algs.DEFAULT_KEX, algs.SUPPORTED_KEX)
+            "kex_algorithms", self.kex_algorithms,
+            tuple(n for n in algs.DEFAULT_KEX if n in kex_available),
+            tuple(n for n in algs.SUPPORTED_KEX if n in kex_available))
         self.ciphers = algs.check_names(
             "ciphers", self.ciphers, algs.DEFAULT_CIPHERS, algs.SUPPORTED_CIPHERS)
         self.macs = algs.check_names("macs", self.macs, algs.DEFAULT_MACS, algs.SUPPORTED_MACS)
