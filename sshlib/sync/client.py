@@ -91,10 +91,13 @@ class Client:
         self._channels: dict[int, ChannelIO] = {}
         self._error: SSHError | None = None
         self._closed_event = threading.Event()
+        self._closed_by_us = False
         self._global_replies: list[tuple[bool, bytes]] = []
         self._global_sent = 0
         self._global_cond = threading.Condition(self._lock)
         self.algorithms: Algorithms
+        #: Key exchanges completed on this connection (1 after dial; more after rekeys).
+        self.kex_count = 0
         if timeout is None:
             timeout = config.timeout
         try:
@@ -166,6 +169,7 @@ class Client:
             return []
         if isinstance(event, ev.KexCompleted):
             self.algorithms = event.algorithms
+            self.kex_count += 1
             return []
         if isinstance(event, ev.ConnectionTerminated):
             return []
@@ -271,6 +275,7 @@ class Client:
             self._global_cond.notify_all()
         elif isinstance(event, ev.KexCompleted):
             self.algorithms = event.algorithms
+            self.kex_count += 1
         elif isinstance(event, ev.ConnectionTerminated):
             error = event.error or ConnectionLost("connection closed")
             self._error = error
@@ -380,6 +385,7 @@ class Client:
         """Send DISCONNECT and close the socket; safe to call more than once."""
         with self._lock:
             if self._error is None:
+                self._closed_by_us = True
                 self._core.close()
                 self._error = ConnectionLost("connection closed by the application")
                 for channel in list(self._channels.values()):
@@ -401,10 +407,7 @@ class Client:
         """Block until the connection ends; return why (None after close())."""
         if not self._closed_event.wait(timeout):
             raise Timeout("timed out waiting for the connection to end")
-        error = self._error
-        if isinstance(error, ConnectionLost) and "by the application" in str(error):
-            return None
-        return error
+        return None if self._closed_by_us else self._error
 
     def __enter__(self) -> Client:
         return self
