@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import config, connect, need_password, user_key
 
 import sshlib
 from sshlib import algorithms as algs
@@ -27,34 +28,7 @@ KEY_TYPES = ["ed25519", "ecdsa-256", "ecdsa-384", "ecdsa-521", "rsa"]
 KEY_FORMATS = ["openssh", "openssh-encrypted", "pem", "pkcs8", "pkcs8-encrypted"]
 
 
-def user_key(server: Any, name: str = "ed25519-openssh") -> sshlib.PrivateKey:
-    passphrase = server.user_key_passphrase if "encrypted" in name else None
-    return sshlib.load_private_key(server.user_key_paths[name], passphrase=passphrase)
-
-
-def config(server: Any, **overrides: Any) -> sshlib.ClientConfig:
-    settings: dict[str, Any] = {
-        "user": server.user,
-        "auth": [sshlib.PublicKeys(user_key(server))],
-        "host_key_callback": sshlib.knownhosts.callback(server.known_hosts_path),
-        "timeout": 30,
-    }
-    settings.update(overrides)
-    return sshlib.ClientConfig(**settings)
-
-
-def connect(server: Any, **overrides: Any) -> sshlib.Client:
-    return sshlib.dial("tcp", f"{server.host}:{server.port}", config(server, **overrides))
-
-
-def need_password(server: Any) -> str:
-    assert server.password, (
-        "password/keyboard-interactive tests need the per-run test account, which needs root: "
-        "run the suite as root (scripts/test.sh does)")
-    return str(server.password)
-
-
-# --- algorithms -----------------------------------------------------------------------------
+# --- algorithms ---------------------------------------------------------------
 
 @pytest.mark.parametrize("host_key", HOST_KEYS)
 @pytest.mark.parametrize("kex", OPENSSH_KEX)
@@ -62,7 +36,7 @@ def need_password(server: Any) -> str:
                          ids=[f"{c}+{m}" if m else c for c, m in CIPHER_MACS])
 def test_every_algorithm_combination_handshakes(openssh_server: Any, kex: str, host_key: str,
                                                 cipher: str, mac: str | None) -> None:
-    """The full kex x cipher x mac x host key product: handshake, auth and an encrypted round trip."""
+    """The full kex x cipher x mac x host key product: handshake, auth, encrypted round trip."""
     with connect(openssh_server, kex_algorithms=[kex], host_key_algorithms=[host_key],
                  ciphers=[cipher], macs=[mac] if mac else None) as client:
         got = client.algorithms
@@ -98,7 +72,7 @@ def test_32_mib_round_trip_per_cipher(openssh_server: Any, cipher: str, mac: str
     assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
 
 
-# --- authentication ----------------------------------------------------------------------------
+# --- authentication ---------------------------------------------------------------
 
 @pytest.mark.parametrize("key_format", KEY_FORMATS)
 @pytest.mark.parametrize("key_type", KEY_TYPES)
@@ -173,7 +147,7 @@ def test_banner_is_delivered(openssh_factory: Callable[..., Any], tmp_path: Path
     assert seen == ["Authorised use only\n"]
 
 
-# --- host keys --------------------------------------------------------------------------------------
+# --- host keys ---------------------------------------------------------------
 
 def test_unknown_host_key_fails_closed(openssh_server: Any, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
@@ -223,7 +197,7 @@ def test_default_config_refuses_without_host_key_callback(openssh_server: Any) -
         sshlib.dial("tcp", f"{openssh_server.host}:{openssh_server.port}", cfg)
 
 
-# --- sessions ------------------------------------------------------------------------------------------
+# --- sessions ---------------------------------------------------------------
 
 @pytest.fixture
 def client(openssh_server: Any) -> Any:
@@ -316,7 +290,7 @@ def test_sftp_subsystem_answers_init(client: sshlib.Client) -> None:
     header = b""
     while len(header) < 5:
         header += session.stdout.read(5 - len(header), timeout=10)
-    length, kind = struct.unpack(">IB", header)
+    _, kind = struct.unpack(">IB", header)
     assert kind == 2  # SSH_FXP_VERSION
     session.close()
 
@@ -370,10 +344,10 @@ def test_client_over_existing_socket(openssh_server: Any) -> None:
             assert session.output("echo raw") == b"raw\n"
 
 
-# --- rekeying --------------------------------------------------------------------------------------------
+# --- rekeying ---------------------------------------------------------------
 
 SIZE_2G = 2 << 30
-SHA_OF_STREAM = ("bash -c 'head -c {n} /dev/urandom | tee >(sha256sum | cut -c1-64 >&2)'")
+SHA_OF_STREAM = "bash -c 'head -c {n} /dev/urandom | tee >(sha256sum | cut -c1-64 >&2)'"
 
 
 def _download_and_hash(client: sshlib.Client, size: int) -> tuple[str, str]:
@@ -418,6 +392,7 @@ def test_explicit_rekey_while_uploading(openssh_server: Any) -> None:
         client.rekey()
         session.stdin.write(data[half:], timeout=60)
         session.stdin.close()
-        assert session.stdout.read(timeout=60).strip().decode() == hashlib.sha256(data).hexdigest()
+        digest = session.stdout.read(timeout=60).strip().decode()
+        assert digest == hashlib.sha256(data).hexdigest()
         session.wait(timeout=10)
         assert client.kex_count == 2

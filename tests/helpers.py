@@ -1,0 +1,34 @@
+"""Small helpers shared by the interop tests (over the sshlib.testing server fixtures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sshlib
+
+
+def user_key(server: Any, name: str = "ed25519-openssh") -> sshlib.PrivateKey:
+    passphrase = server.user_key_passphrase if "encrypted" in name else None
+    return sshlib.load_private_key(server.user_key_paths[name], passphrase=passphrase)
+
+
+def config(server: Any, **overrides: Any) -> sshlib.ClientConfig:
+    settings: dict[str, Any] = {
+        "user": server.user,
+        "auth": [sshlib.PublicKeys(user_key(server))],
+        "host_key_callback": sshlib.knownhosts.callback(server.known_hosts_path),
+        "timeout": 30,
+    }
+    settings.update(overrides)
+    return sshlib.ClientConfig(**settings)
+
+
+def connect(server: Any, **overrides: Any) -> sshlib.Client:
+    return sshlib.dial("tcp", f"{server.host}:{server.port}", config(server, **overrides))
+
+
+def need_password(server: Any) -> str:
+    assert server.password, (
+        "password/keyboard-interactive tests need the per-run test account, which needs root: "
+        "run the suite as root (scripts/test.sh does)")
+    return str(server.password)
