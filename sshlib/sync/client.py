@@ -249,6 +249,8 @@ class Client:
         elif isinstance(event, ev.ChannelOpened):
             if ch is not None:
                 ch.on_opened()
+            else:  # its opener timed out and left: don't leak it on the server
+                self._core.connection.close_channel(event.channel)
         elif isinstance(event, ev.ChannelOpenFailed):
             if ch is not None:
                 del self._channels[event.channel]
