@@ -278,6 +278,18 @@ def test_send_respects_remote_window_and_max_packet() -> None:
     assert conn.window_available(cid) == 10
 
 
+def test_send_never_exceeds_a_window_smaller_than_max_packet() -> None:
+    """dropbear: window 24576 < max packet 32759; the last chunk must be cut to the window."""
+    sent: list[bytes] = []
+    conn = Connection(sent.append, 4096, 1024)
+    cid = conn.open_channel("session")
+    conn.handle(m.MSG_CHANNEL_OPEN_CONFIRMATION, Writer(m.MSG_CHANNEL_OPEN_CONFIRMATION)
+                .uint32(cid).uint32(5).uint32(24576).uint32(32759).getvalue())
+    sent.clear()
+    assert conn.send_data(cid, b"x" * 30000) == 24576
+    assert sum(len(p) - 9 for p in sent) == 24576
+
+
 def test_window_credit_only_after_consume() -> None:
     conn, sent, cid = open_channel(window=4096, max_packet=1024)
     for _ in range(4):

@@ -15,6 +15,7 @@ from helpers import config, connect, need_password, user_key
 
 import sshlib
 from sshlib import algorithms as algs
+from sshlib.testing import USER_KEY_NAMES
 
 # --- helpers over the test-server fixture ---------------------------------------------------
 
@@ -24,8 +25,6 @@ CIPHER_MACS = [(c, None) for c in sorted(algs.AEAD_CIPHERS)] + [
 # sshd 9.2 predates mlkem768x25519-sha256 (covered by known-answer tests in test_kex.py).
 OPENSSH_KEX = [k for k in algs.SUPPORTED_KEX if k != algs.KEX_MLKEM768X25519_SHA256]
 HOST_KEYS = list(algs.SUPPORTED_HOST_KEY)
-KEY_TYPES = ["ed25519", "ecdsa-256", "ecdsa-384", "ecdsa-521", "rsa"]
-KEY_FORMATS = ["openssh", "openssh-encrypted", "pem", "pkcs8", "pkcs8-encrypted"]
 
 
 # --- algorithms ---------------------------------------------------------------
@@ -74,11 +73,9 @@ def test_32_mib_round_trip_per_cipher(openssh_server: Any, cipher: str, mac: str
 
 # --- authentication ---------------------------------------------------------------
 
-@pytest.mark.parametrize("key_format", KEY_FORMATS)
-@pytest.mark.parametrize("key_type", KEY_TYPES)
-def test_publickey_auth_every_type_and_format(openssh_server: Any, key_type: str,
-                                              key_format: str) -> None:
-    key = user_key(openssh_server, f"{key_type}-{key_format}")
+@pytest.mark.parametrize("key_name", USER_KEY_NAMES)
+def test_publickey_auth_every_type_and_format(openssh_server: Any, key_name: str) -> None:
+    key = user_key(openssh_server, key_name)
     with connect(openssh_server, auth=[sshlib.PublicKeys(key)]) as client:
         with client.new_session() as session:
             assert session.output("echo ok") == b"ok\n"

@@ -105,7 +105,7 @@ class Connection:
         if count <= 0:
             return 0
         step = ch.remote_max_packet
-        view = memoryview(data)
+        view = memoryview(data)[:count]
         head = (bytes((_EXT_DATA,)) + uint32(ch.remote_id) + uint32(m.EXTENDED_DATA_STDERR)
                 if stderr else bytes((_DATA,)) + uint32(ch.remote_id))
         send = self._send
