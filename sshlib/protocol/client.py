@@ -40,6 +40,9 @@ log = logging.getLogger("sshlib.client")
 
 _TRANSPORT_OK_DURING_KEX = frozenset({m.MSG_DISCONNECT, m.MSG_IGNORE, m.MSG_UNIMPLEMENTED,
                                       m.MSG_DEBUG})
+# Numbers RFC 4250 assigns in the user auth and connection ranges; anything else there
+# gets UNIMPLEMENTED (RFC 4253 11.4), as OpenSSH does.
+_ASSIGNED_AUTH_CONN = frozenset({50, 51, 52, 53, 60, 61, 80, 81, 82, *range(90, 101)})
 
 
 class ClientConnection:
@@ -254,6 +257,10 @@ class ClientConnection:
             return
         if msg_type == m.MSG_EXT_INFO:
             self._on_ext_info(payload)
+            return
+        if 50 <= msg_type <= 127 and msg_type not in _ASSIGNED_AUTH_CONN:
+            log.debug("replying UNIMPLEMENTED to unassigned message type %d", msg_type)
+            self._send(Writer(m.MSG_UNIMPLEMENTED).uint32(seq).getvalue())
             return
         if m.MSG_SERVICE_REQUEST <= msg_type <= m.MSG_SERVICE_ACCEPT or 50 <= msg_type <= 79:
             if self._userauth is None or self.authenticated:

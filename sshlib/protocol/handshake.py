@@ -109,7 +109,8 @@ class Handshake:
     # --- sending -------------------------------------------------------------
     def send(self, payload: bytes) -> None:
         """Send a non-kex message now, or hold it until our NEWKEYS is out."""
-        if self._our_kexinit is not None and not self._newkeys_sent:
+        if (self._our_kexinit is not None and not self._newkeys_sent
+                and payload[0] > m.MSG_DEBUG):  # 1-4 may always be sent (RFC 4253 7.1)
             self._queue.append(payload)
         else:
             self._packets.send(payload)

@@ -38,6 +38,8 @@ class VersionExchange:
                 if len(self._buffer) > limit:
                     raise ProtocolError("server identification line too long")
                 return None
+            if newline > MAX_PRE_BANNER_LINE:
+                raise ProtocolError("line before the server identification is too long")
             line = bytes(self._buffer[:newline])
             del self._buffer[:newline + 1]
             self._seen_bytes += newline + 1

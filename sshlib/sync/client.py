@@ -29,6 +29,7 @@ log = logging.getLogger("sshlib.client")
 
 RECV_SIZE = 256 * 1024
 TICK_SECONDS = 30.0
+SEND_TIMEOUT = 60.0
 
 
 def split_address(addr: str, default_port: int = 22) -> tuple[str, int]:
@@ -109,7 +110,9 @@ class Client:
         except BaseException:
             self._abort()
             raise
-        sock.settimeout(None)
+        # Sends get a deadline so a peer that stops reading cannot block a writer (or the
+        # reader's final DISCONNECT) forever; the reader uses select(), so recv never waits on it.
+        sock.settimeout(max(config.timeout or 0, SEND_TIMEOUT))
         self._reader = threading.Thread(target=self._read_loop, name=f"sshlib-reader-{addr}",
                                         daemon=True)
         self._reader.start()
@@ -117,7 +120,7 @@ class Client:
     # --- handshake in the calling thread ------------------------------------------
     def _handshake(self, deadline: float | None) -> None:
         core = self._core
-        self._sock.sendall(core.data_to_send())
+        self._send_pending_blocking()
         while not core.authenticated:
             if deadline is not None:
                 left = deadline - time.monotonic()
@@ -221,7 +224,7 @@ class Client:
             with self._lock:
                 self._dispatch_all(core.connection_lost(SSHError(f"internal error: {exc!r}")))
         finally:
-            self._flush(blocking=False)
+            self._flush(blocking=True)  # the DISCONNECT must go out before we close
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -236,7 +239,11 @@ class Client:
     def _dispatch(self, event: ev.Event) -> None:
         """Route one event to whoever waits for it (lock held)."""
         if isinstance(event, ev.ChannelDataReceived):
-            self._channels[event.channel].on_data(event.data, event.stderr)
+            target = self._channels.get(event.channel)
+            if target is not None:
+                target.on_data(event.data, event.stderr)
+            else:  # abandoned channel (opener timed out): drop, but keep the window honest
+                self._core.connection.consume(event.channel, len(event.data))
             return
         ch = self._channels.get(getattr(event, "channel", -1))
         if isinstance(event, ev.ChannelWindowAdjusted):
