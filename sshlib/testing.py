@@ -638,12 +638,21 @@ class TestServer:
                 "account, created on demand); run the tests as root, e.g. bash scripts/test.sh")
         return self.password
 
-    def log_text(self) -> str:
-        """The server's log so far (sshd runs at LogLevel DEBUG1)."""
+    def log_text(self, start: int = 0) -> str:
+        """The server's log so far (sshd runs at LogLevel DEBUG1), from byte `start` on."""
         try:
-            return self.log_path.read_text(errors="replace")
+            with open(self.log_path, "rb") as fh:
+                fh.seek(start)
+                return fh.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def log_size(self) -> int:
+        """Bytes logged so far: pass to log_text() later to see only what came after."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
