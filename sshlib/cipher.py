@@ -55,6 +55,15 @@ __all__ = [
 
 log = logging.getLogger("sshlib.cipher")
 
+
+def _clear_length(head: bytes) -> int:
+    """packet_length of a packet whose length field travels unencrypted (AEAD, ETM, none)."""
+    try:
+        length: int = _U32_UNPACK(head)[0]
+    except struct.error:
+        raise DecodeError("packet head is shorter than 4 bytes") from None
+    return length
+
 _U32 = struct.Struct(">I")
 _U32_PACK = _U32.pack
 _U32_UNPACK = _U32.unpack_from
@@ -219,11 +228,7 @@ class _PlainOpener:
         self.mac_size = 0
 
     def packet_length(self, seq: int, head: bytes) -> int:
-        try:
-            length: int = _U32_UNPACK(head)[0]
-        except struct.error:
-            raise DecodeError("packet head is shorter than 4 bytes") from None
-        return length
+        return _clear_length(head)
 
     def open(self, seq: int, packet: bytes | memoryview) -> bytes:
         size = len(packet)
@@ -368,11 +373,7 @@ class _GCMOpener:
         self._counter = int.from_bytes(iv[4:], "big")
 
     def packet_length(self, seq: int, head: bytes) -> int:
-        try:
-            length: int = _U32_UNPACK(head)[0]
-        except struct.error:
-            raise DecodeError("packet head is shorter than 4 bytes") from None
-        return length
+        return _clear_length(head)
 
     def open(self, seq: int, packet: bytes | memoryview) -> bytes:
         size = len(packet)
@@ -527,11 +528,7 @@ class _ETMOpener:
         self._mac = _keyed_hmac(mac_key, digest)
 
     def packet_length(self, seq: int, head: bytes) -> int:
-        try:
-            length: int = _U32_UNPACK(head)[0]
-        except struct.error:
-            raise DecodeError("packet head is shorter than 4 bytes") from None
-        return length
+        return _clear_length(head)
 
     def open(self, seq: int, packet: bytes | memoryview) -> bytes:
         size = len(packet)
