@@ -335,3 +335,33 @@ def test_server_global_request_gets_failure() -> None:
     conn.handle(m.MSG_GLOBAL_REQUEST, Writer(m.MSG_GLOBAL_REQUEST).string("keepalive@openssh.com")
                 .boolean(True).getvalue())
     assert sent == [bytes([m.MSG_REQUEST_FAILURE])]
+
+
+# --- time-based rekey (the core learns the time only through tick) -------------------------
+
+def test_tick_starts_a_rekey_after_the_interval() -> None:
+    import os
+
+    from fakeserver import run_core
+
+    from sshlib.protocol.client import ClientConnection
+
+    host_key = generate_private_key("ssh-ed25519")
+    cfg = sshlib.ClientConfig(user="tester", rekey_interval=60.0,
+                              host_key_callback=sshlib.fixed_host_key(host_key.public_key))
+    core = ClientConnection(cfg, rng=os.urandom, now=1000.0)
+
+    def script(server: object) -> None:
+        server.handshake()  # type: ignore[attr-defined]
+        server.accept_auth()  # type: ignore[attr-defined]
+
+    server, pipe = run_core(script, core=core, host_key=host_key)
+    assert core.authenticated
+    assert core.tick(1059.0) == []
+    assert not core.kex_in_progress and not core.has_data_to_send()
+    core.tick(1061.0)
+    assert core.kex_in_progress  # our KEXINIT is queued
+    server.do_kex(initiate=False)
+    done = [e for e in pipe.events if isinstance(e, ev.KexCompleted)]
+    assert [e.first for e in done] == [True, False]
+    assert not core.kex_in_progress
