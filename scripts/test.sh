@@ -25,6 +25,11 @@ declare -A NEED=(
   [/usr/bin/dropbearconvert]=dropbear-bin
   [/usr/bin/dbclient]=dropbear-bin
   [/usr/bin/openssl]=openssl
+  [/usr/bin/ssh-agent]=openssh-client
+  [/usr/bin/ssh-add]=openssh-client
+  [/usr/bin/pageant]=putty
+  [/usr/bin/puttygen]=putty-tools
+  [/usr/bin/socat]=socat
 )
 
 apt_install() {

@@ -9,7 +9,7 @@
             print(s.output("uname -a"))
 """
 
-from . import algorithms, errors, knownhosts
+from . import agent, algorithms, errors, knownhosts
 from .algorithms import Algorithms
 from .config import (
     AuthMethod,
@@ -34,6 +34,7 @@ from .errors import (
     KeyLoadError,
     PassphraseRequiredError,
     ProtocolError,
+    RequestDeniedError,
     SSHError,
     Timeout,
     UnknownHostKeyError,
@@ -49,10 +50,11 @@ from .keys import (
     parse_public_key,
 )
 from .protocol.version import __version__
-from .sync import Client, RequestDeniedError, Session, dial
+from .sync import Client, Session, dial
 
 __all__ = [
     "__version__",
+    "agent",
     "algorithms",
     "errors",
     "knownhosts",

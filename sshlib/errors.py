@@ -22,9 +22,16 @@ __all__ = [
     "ConnectionLost",
     "ChannelOpenError",
     "ChannelClosedError",
+    "RequestDeniedError",
     "ExitError",
     "ExitMissingError",
     "Timeout",
+    "AgentError",
+    "AgentConnectError",
+    "AgentUnsupportedError",
+    "AgentProtocolError",
+    "AgentRefusedError",
+    "AgentTimeoutError",
 ]
 
 
@@ -107,6 +114,10 @@ class ChannelOpenError(SSHError):
         self.description = description
 
 
+class RequestDeniedError(SSHError):
+    """The server refused a channel request (env, pty-req, exec, agent forwarding, ...)."""
+
+
 class ChannelClosedError(SSHError):
     """The channel was closed; no more data can be sent or requests made on it."""
 
@@ -135,3 +146,32 @@ class ExitMissingError(SSHError):
 
 class Timeout(SSHError, TimeoutError):
     """A blocking call did not complete within its timeout."""
+
+
+class AgentError(SSHError):
+    """Talking to an SSH agent failed; `endpoint` says which agent (see sshlib.agent)."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        super().__init__(f"agent {endpoint}: {message}" if endpoint else message)
+        self.endpoint = endpoint
+        self.reason = message
+
+
+class AgentConnectError(AgentError):
+    """The agent could not be reached, its handshake failed, or the connection broke."""
+
+
+class AgentUnsupportedError(AgentConnectError):
+    """This kind of agent endpoint is not available on this platform or build."""
+
+
+class AgentProtocolError(AgentError):
+    """The agent sent a reply we cannot accept: unknown type, truncated, oversized."""
+
+
+class AgentRefusedError(AgentError):
+    """The agent answered FAILURE (unknown key, locked, denied, unsupported request)."""
+
+
+class AgentTimeoutError(AgentError, Timeout):
+    """The agent did not answer within the timeout."""

@@ -1,6 +1,7 @@
 """The threaded (blocking) front-end."""
 
+from ..errors import RequestDeniedError
 from .client import Client, dial
-from .session import ChannelReader, ChannelWriter, RequestDeniedError, Session
+from .session import ChannelReader, ChannelWriter, Session
 
 __all__ = ["Client", "dial", "Session", "ChannelReader", "ChannelWriter", "RequestDeniedError"]

@@ -21,8 +21,10 @@ from ..algorithms import Algorithms
 from ..config import ClientConfig
 from ..errors import ConnectionLost, HostKeyError, SSHError, Timeout
 from ..keys import PublicKey
+from ..messages import OPEN_ADMINISTRATIVELY_PROHIBITED
 from ..protocol import events as ev
 from ..protocol.client import ClientConnection
+from .agentfwd import AGENT_CHANNEL, AgentForwarder
 from .channel import ChannelIO, deadline_after, remaining
 
 log = logging.getLogger("sshlib.client")
@@ -93,6 +95,7 @@ class Client:
         self._error: SSHError | None = None
         self._closed_event = threading.Event()
         self._closed_by_us = False
+        self._agent_forwarder: AgentForwarder | None = None
         self._global_replies: list[tuple[bool, bytes]] = []
         self._global_sent = 0
         self._global_cond = threading.Condition(self._lock)
@@ -276,9 +279,7 @@ class Client:
                 del self._channels[event.channel]
                 ch.on_close()
         elif isinstance(event, ev.ChannelOpenRequested):
-            log.info("refusing %s channel opened by the server", event.kind)
-            self._core.connection.reject_channel(event.sender_channel, 1,
-                                                 f"{event.kind} channels are not accepted")
+            self._on_channel_open_requested(event)
         elif isinstance(event, ev.GlobalRequestReplied):
             self._global_replies.append((event.success, event.data))
             self._global_cond.notify_all()
@@ -294,6 +295,22 @@ class Client:
                 channel.on_close(error)
             self._channels.clear()
             self._global_cond.notify_all()
+
+    def _on_channel_open_requested(self, event: ev.ChannelOpenRequested) -> None:
+        """Accept forwarded agent channels when asked to; refuse everything else (lock held)."""
+        connection = self._core.connection
+        if event.kind == AGENT_CHANNEL and self._agent_forwarder is not None:
+            channel = ChannelIO(self, event.kind)
+            channel.id = connection.accept_channel(event.sender_channel, event.kind,
+                                                   event.initial_window, event.max_packet)
+            channel.opened = True
+            self._channels[channel.id] = channel
+            log.debug("accepted forwarded agent channel %d", channel.id)
+            self._agent_forwarder.start(channel)
+            return
+        log.info("refusing %s channel opened by the server", event.kind)
+        connection.reject_channel(event.sender_channel, OPEN_ADMINISTRATIVELY_PROHIBITED,
+                                  f"{event.kind} channels are not accepted")
 
     # --- sending -----------------------------------------------------------------------
     def _flush(self, blocking: bool = True) -> None:
@@ -378,6 +395,16 @@ class Client:
             if len(self._global_replies) <= ticket:
                 self._check_alive()
             return self._global_replies[ticket]
+
+    def forward_agent(self, target: object) -> None:
+        """Serve the server's agent channels from `target` (endpoint string or AgentClient).
+
+        Sessions then ask for forwarding with session.request_agent_forwarding().
+        Each forwarded channel opens its own connection to the local agent.
+        """
+        forwarder = AgentForwarder(target)
+        with self._lock:
+            self._agent_forwarder = forwarder
 
     def send_keepalive(self, timeout: float | None = None) -> None:
         """Ask the server for a reply (OpenSSH's keepalive@openssh.com) to prove it is alive."""

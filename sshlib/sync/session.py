@@ -13,15 +13,11 @@ import time
 from collections.abc import Mapping
 from types import TracebackType
 
-from ..errors import ExitError, ExitMissingError, SSHError
+from ..errors import ExitError, ExitMissingError, RequestDeniedError, SSHError
 from ..protocol import session as req
 from .channel import ChannelIO, deadline_after
 
 STDERR_KEEP = 64 * 1024  # bytes of stderr kept for ExitError by run()/output()
-
-
-class RequestDeniedError(SSHError):
-    """The server refused a channel request (env, pty-req, exec, ...)."""
 
 
 class ChannelReader:
@@ -106,6 +102,10 @@ class Session:
     def setenv(self, name: str, value: str, timeout: float | None = None) -> None:
         """Set an environment variable (the server must allow it, e.g. sshd's AcceptEnv)."""
         self._request("env", req.env(name, value), timeout)
+
+    def request_agent_forwarding(self, timeout: float | None = None) -> None:
+        """Ask the server to forward its agent socket to us (see Client.forward_agent)."""
+        self._request("auth-agent-req@openssh.com", b"", timeout)
 
     def _start(self, name: str, payload: bytes, timeout: float | None) -> None:
         if self._started:

@@ -1,0 +1,60 @@
+"""``unix:PATH`` (or a bare POSIX path): the agent's Unix domain socket.
+
+This is how OpenSSH's ssh-agent, PuTTY's Unix Pageant, gpg-agent and
+every POSIX agent listen.  CPython on Windows has no AF_UNIX; reaching
+Win32 AF_UNIX sockets through Winsock is for the Windows build.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from ..errors import AgentConnectError, AgentUnsupportedError
+from .transport import SocketTransport, seconds
+
+__all__ = ["open_unix"]
+
+# sun_path is 108 bytes on Linux (104 on the BSDs and macOS), NUL included.
+_SUN_PATH_MAX = 104 if sys.platform != "linux" else 108
+
+
+def _connect(sock: socket.socket, path: str) -> None:
+    raw = os.fsencode(path)
+    if len(raw) < _SUN_PATH_MAX or sys.platform != "linux":
+        sock.connect(path)
+        return
+    # Too long for sun_path: name the socket relative to an O_PATH handle on
+    # its directory, through /proc (Linux only; no chdir, so thread-safe).
+    directory, name = os.path.split(raw)
+    dirfd = os.open(directory or b".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.connect(b"/proc/self/fd/%d/%s" % (dirfd, name))
+    finally:
+        os.close(dirfd)
+
+
+def open_unix(path: str, timeout: float | None, endpoint: str) -> SocketTransport:
+    family = getattr(socket, "AF_UNIX", None)
+    if family is None:
+        raise AgentUnsupportedError(
+            "AF_UNIX agent sockets are not implemented yet on this build "
+            "(Windows AF_UNIX through Winsock comes with the Windows transports)",
+            endpoint=endpoint)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        _connect(sock, path)
+    except OSError as exc:
+        sock.close()
+        if isinstance(exc, FileNotFoundError):
+            message = f"no agent socket at {path}"
+        elif isinstance(exc, ConnectionRefusedError):
+            message = f"nothing listens on {path} (stale socket of an agent that exited?)"
+        elif isinstance(exc, TimeoutError):
+            message = f"timed out after {seconds(timeout)} connecting to {path}"
+        else:
+            message = f"cannot connect to {path}: {exc.strerror or exc}"
+        raise AgentConnectError(message, endpoint=endpoint) from None
+    return SocketTransport(sock, endpoint)
