@@ -37,7 +37,8 @@ def _imports_of(path: Path) -> set[str]:
             if node.level:
                 base = package.rsplit(".", node.level)[0]
                 module = f"{base}.{node.module}" if node.module else base
-                names.add(module)
+                if node.module:  # "from .. import x" names submodules, not the package body
+                    names.add(module)
                 names.update(f"{module}.{alias.name}" for alias in node.names)
             elif node.module:
                 names.add(node.module)
