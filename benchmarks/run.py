@@ -1,0 +1,704 @@
+"""sshlib vs asyncssh vs paramiko vs OpenSSH's `ssh`: the one benchmark command.
+
+    python benchmarks/run.py                 # 1 GiB transfers, 3 rounds (takes a while)
+    python benchmarks/run.py --quick         # 4 MiB, 1 round: checks the harness works
+    python benchmarks/run.py --size 256M --rounds 5 --json /tmp/bench.json
+
+It starts a throwaway sshd on 127.0.0.1 (sshlib.testing.start_openssh) and a
+real ssh-agent, then for every round, measurement and client runs the client
+in a fresh child process (benchmarks/clients/bench_<client>.py), alternating
+the clients A B C D A B C D ... so drift on a shared machine hits them all
+alike, and reports medians over the rounds:
+
+- download: remote `head -c N /dev/zero`, per cipher;
+- upload: N bytes into remote `wc -c` (it discards the data like
+  `cat > /dev/null` and prints the count, so uploads are verified too);
+- latency: TCP connect + key exchange + ed25519 auth + `exec true` + close;
+- sessions: 1,000 sessions one after another on one connection
+  (open, exec `true`, read to EOF, close), total time and peak RSS;
+- agent: Ed25519 signatures per second through a real ssh-agent.
+
+Wall time and CPU time (user+sys) are those of the child process, read with
+os.wait4 (for OpenSSH, of the `ssh` process the driver script starts, see
+clients/bench_openssh.py).  Every client uses the same pinned algorithms:
+curve25519-sha256 key exchange, ssh-ed25519 host key, the cipher under test.
+
+A client that transfers a wrong number of bytes (or returns a bad agent
+signature) aborts the run with exit status 2 and no results: a benchmark that
+silently measures a broken transfer is worse than none.  A client that fails
+otherwise is recorded as "error" (its median is taken over the rounds that
+worked, and the table says how many did not); a failure of sshlib also makes
+the exit status 1, one of the other clients does not (paramiko's download
+sometimes dies at its 512 MiB rekey with "Key-exchange timed out").  A child
+that runs past its time limit is killed with its process group and recorded as
+"timeout"; the run never hangs.  Results go to stdout as Markdown tables and
+to benchmarks/results/latest.json (--json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+
+CLIENTS = ("sshlib", "asyncssh", "paramiko", "openssh")
+KINDS = ("download", "upload", "latency", "sessions", "agent")
+KEX = "curve25519-sha256"
+HOST_KEY_ALG = "ssh-ed25519"
+ETM_MAC = "hmac-sha2-256-etm@openssh.com"
+#: (cipher, MAC) pairs measured for download and upload; AEAD ciphers ignore the MAC.
+CIPHERS: tuple[tuple[str, str], ...] = (
+    ("chacha20-poly1305@openssh.com", ETM_MAC),
+    ("aes128-gcm@openssh.com", ETM_MAC),
+    ("aes256-gcm@openssh.com", ETM_MAC),
+    ("aes128-ctr", ETM_MAC),
+)
+#: Cipher used for latency and sessions (the default of sshlib and of OpenSSH's sshd
+#: when both sides support AES-NI is aes128-gcm / chacha20; we pin one for all).
+DEFAULT_CIPHER = "aes128-gcm@openssh.com"
+AEAD = {"chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com"}
+
+NOT_SUPPORTED: dict[tuple[str, str], str] = {
+    ("paramiko", "chacha20-poly1305@openssh.com"): "paramiko has no chacha20-poly1305",
+}
+
+SSHD_CONFIG = {
+    "MaxStartups": "1000",
+    "MaxSessions": "1000",
+    "Ciphers": ",".join(c for c, _ in CIPHERS),
+    "MACs": ETM_MAC,
+    "LogLevel": "INFO",
+}
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+class WrongResult(Exception):
+    """A client moved the wrong number of bytes (or signed wrongly): abort, report nothing."""
+
+
+# --------------------------------------------------------------------------
+# the plan
+# --------------------------------------------------------------------------
+
+@dataclass
+class Measurement:
+    id: str
+    kind: str
+    cipher: str = DEFAULT_CIPHER
+    mac: str = ETM_MAC
+
+    @property
+    def label(self) -> str:
+        if self.kind in ("download", "upload"):
+            name = self.cipher if self.cipher in AEAD else f"{self.cipher} + {self.mac}"
+            return f"{self.kind} {name}"
+        return self.kind
+
+
+@dataclass
+class Outcome:
+    status: str  # ok | n/a | timeout | error | skipped
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    maxrss_kib: float = 0.0
+    data: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status}
+        if self.status == "ok":
+            out.update(wall_s=self.wall_s, cpu_s=self.cpu_s, maxrss_kib=self.maxrss_kib)
+            out.update({k: v for k, v in self.data.items() if k != "process"})
+        else:
+            out["after_s"] = self.wall_s
+        if self.reason:
+            out["reason"] = self.reason
+        if self.status == "error":
+            out["stderr_tail"] = self.data.get("stderr", "")
+        return out
+
+
+def parse_size(text: str) -> int:
+    """'1G', '256M', '4MiB', '512k' (binary units) or a plain byte count."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 1G, 256M, 4MiB)")
+    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+
+
+def plan(kinds: Sequence[str], ciphers: Sequence[str]) -> list[Measurement]:
+    out: list[Measurement] = []
+    for kind in KINDS:
+        if kind not in kinds:
+            continue
+        if kind in ("download", "upload"):
+            for cipher, mac in CIPHERS:
+                if cipher in ciphers:
+                    out.append(Measurement(f"{kind}/{cipher}", kind, cipher, mac))
+        else:
+            out.append(Measurement(kind, kind))
+    return out
+
+
+# --------------------------------------------------------------------------
+# running one child
+# --------------------------------------------------------------------------
+
+@dataclass
+class Env:
+    host: str
+    port: int
+    user: str
+    key: str
+    pubkey: str
+    known_hosts: str
+    agent_sock: str
+    workdir: Path
+
+
+def child_argv(client: str, m: Measurement, env: Env, nbytes: int, count: int,
+               result: Path) -> list[str]:
+    return [
+        sys.executable, str(CLIENTS_DIR / f"bench_{client}.py"), m.kind,
+        "--host", env.host, "--port", str(env.port), "--user", env.user,
+        "--key", env.key, "--known-hosts", env.known_hosts,
+        "--kex", KEX, "--host-key-alg", HOST_KEY_ALG, "--cipher", m.cipher, "--mac", m.mac,
+        "--bytes", str(nbytes), "--count", str(count),
+        "--agent-sock", env.agent_sock, "--pubkey", env.pubkey, "--result", str(result),
+    ]
+
+
+def run_child(argv: list[str], result: Path, timeout: float, stderr_path: Path) -> Outcome:
+    """Run one measurement process; wall time and rusage via os.wait4; kill it at `timeout`."""
+    result.unlink(missing_ok=True)
+    timed_out = threading.Event()
+    with open(stderr_path, "wb") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                start_new_session=True, cwd=str(ROOT))
+
+        def kill() -> None:
+            timed_out.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the child and the ssh it started
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        with contextlib.suppress(ProcessLookupError):  # e.g. a ControlMaster left behind
+            os.killpg(proc.pid, signal.SIGKILL)
+    if timed_out.is_set():
+        return Outcome("timeout", wall_s=wall, reason=f"killed after {timeout:.0f} s")
+    tail = stderr_path.read_text(errors="replace")[-2000:].strip()
+    if proc.returncode != 0:
+        last = tail.splitlines()[-1] if tail else ""
+        return Outcome("error", wall_s=wall,
+                       reason=f"exit status {proc.returncode} after {wall:.1f} s: {last}",
+                       data={"stderr": tail})
+    try:
+        data = json.loads(result.read_text())
+    except (OSError, ValueError) as exc:
+        return Outcome("error", reason=f"no result file: {exc}", data={"stderr": tail})
+    if data.get("status") == "n/a":
+        return Outcome("n/a", reason=str(data.get("reason", "")))
+    cpu = usage.ru_utime + usage.ru_stime
+    rss = float(usage.ru_maxrss)
+    proc_data = data.get("process")
+    if isinstance(proc_data, dict):  # the driver measured the real client (ssh) itself
+        wall = float(proc_data["wall_s"])
+        cpu = float(proc_data["cpu_s"])
+        rss = float(proc_data["maxrss_kib"])
+    return Outcome("ok", wall_s=wall, cpu_s=cpu, maxrss_kib=rss, data=data)
+
+
+def check_result(client: str, m: Measurement, o: Outcome, nbytes: int, count: int) -> None:
+    """Raise WrongResult unless the client did exactly what was asked."""
+    if o.status != "ok":
+        return
+    where = f"client {client!r}, {m.label}"
+    if m.kind in ("download", "upload"):
+        got = o.data.get("bytes")
+        if got != nbytes:
+            raise WrongResult(f"{where}: transferred {got} bytes, expected {nbytes}")
+    elif m.kind == "sessions":
+        if o.data.get("sessions") != count:
+            raise WrongResult(f"{where}: completed {o.data.get('sessions')} sessions, "
+                              f"expected {count}")
+    elif m.kind == "latency":
+        if len(o.data.get("samples_s", [])) != count:
+            raise WrongResult(f"{where}: {len(o.data.get('samples_s', []))} samples, "
+                              f"expected {count}")
+    elif m.kind == "agent" and o.data.get("verified") is not True:
+        raise WrongResult(f"{where}: the agent's signature did not verify")
+
+
+# --------------------------------------------------------------------------
+# the servers
+# --------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def ssh_agent(workdir: Path, key: str) -> Iterator[str]:
+    """A real ssh-agent on a unix socket, holding `key`; stopped on exit."""
+    sock = workdir / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            if agent.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ssh-agent did not start")
+            time.sleep(0.02)
+        subprocess.run(["ssh-add", "-q", key], env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
+                       stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=30)
+        yield str(sock)
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+
+
+# --------------------------------------------------------------------------
+# summaries
+# --------------------------------------------------------------------------
+
+def _median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def summarise(m: Measurement, rounds: list[Outcome], nbytes: int, count: int) -> dict[str, Any]:
+    ok = [o for o in rounds if o.status == "ok"]
+    counts = {s: sum(1 for o in rounds if o.status == s) for s in {o.status for o in rounds}}
+    if not ok:
+        first = rounds[0] if rounds else Outcome("skipped")
+        status = next((o.status for o in rounds if o.status in ("error", "timeout")),
+                      first.status)
+        reason = next((o.reason for o in rounds if o.status == status), first.reason)
+        return {"status": status, "reason": reason, "rounds_by_status": counts}
+    s: dict[str, Any] = {"status": "ok", "rounds_ok": len(ok), "rounds_by_status": counts}
+    if m.kind in ("download", "upload"):
+        wall = _median([o.wall_s for o in ok])
+        cpu = _median([o.cpu_s for o in ok])
+        s.update(wall_s=wall, cpu_s=cpu, mb_per_s=nbytes / 1e6 / wall,
+                 cpu_s_per_gib=cpu / (nbytes / GiB),
+                 inner_s=_median([float(o.data.get("inner_s", o.wall_s)) for o in ok]),
+                 cost={"wall": wall, "cpu": cpu})
+    elif m.kind == "latency":
+        samples = [x for o in ok for x in o.data["samples_s"]]
+        cpus = [x for o in ok for x in o.data["cpu_samples_s"]]
+        s.update(median_s=_median(samples), min_s=min(samples), max_s=max(samples),
+                 cpu_median_s=_median(cpus), samples=len(samples),
+                 cost={"wall": _median(samples), "cpu": _median(cpus)})
+    elif m.kind == "sessions":
+        total = _median([float(o.data["total_s"]) for o in ok])
+        cpu = _median([float(o.data["cpu_s"]) for o in ok])
+        rss = max(o.maxrss_kib for o in ok)
+        s.update(total_s=total, cpu_s=cpu, peak_rss_mib=rss / 1024,
+                 cost={"wall": total, "cpu": cpu, "rss": rss})
+    elif m.kind == "agent":
+        per = _median([float(o.data["total_s"]) / max(1, int(o.data["signs"])) for o in ok])
+        s.update(signs_per_s=1 / per if per else 0.0, seconds_per_sign=per,
+                 cost={"wall": per})
+    return s
+
+
+def add_ratios(summaries: dict[str, dict[str, Any]]) -> None:
+    """cost ratios to asyncssh and to OpenSSH (client / reference; < 1 is better)."""
+    for summary in summaries.values():
+        if summary["status"] != "ok":
+            continue
+        ratios: dict[str, dict[str, float]] = {}
+        for ref in ("asyncssh", "openssh"):
+            other = summaries.get(ref)
+            if not other or other["status"] != "ok":
+                continue
+            ratios[ref] = {k: v / other["cost"][k] for k, v in summary["cost"].items()
+                           if other["cost"].get(k)}
+        summary["ratios"] = ratios
+
+
+# --------------------------------------------------------------------------
+# the table
+# --------------------------------------------------------------------------
+
+def _ratio(summary: dict[str, Any], ref: str, key: str) -> str:
+    r = summary.get("ratios", {}).get(ref, {}).get(key)
+    return "" if r is None else f"{r:.2f}x"
+
+
+def _failed_rounds(summary: dict[str, Any]) -> str:
+    """' (1 of 3 rounds: error)' when some rounds did not count, else ''."""
+    by_status: dict[str, int] = summary.get("rounds_by_status", {})
+    bad = {k: v for k, v in by_status.items() if k != "ok"}
+    if not bad:
+        return ""
+    total = sum(by_status.values())
+    what = ", ".join(f"{v} {k}" for k, v in sorted(bad.items()))
+    return f" ({what} of {total} rounds)"
+
+
+def _status_cell(summary: dict[str, Any]) -> str:
+    status: str = summary["status"]
+    if status == "n/a":
+        return f"n/a ({summary['reason']})" if summary.get("reason") else "n/a"
+    return status + _failed_rounds(summary)
+
+
+def markdown(measurements: list[Measurement], results: dict[str, dict[str, Any]],
+             clients: Sequence[str]) -> str:
+    out: list[str] = []
+    transfer = [m for m in measurements if m.kind in ("download", "upload")]
+    if transfer:
+        out += ["| measurement | client | wall s | MB/s | CPU s/GiB | wall vs asyncssh | "
+                "wall vs ssh | CPU vs asyncssh | CPU vs ssh |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for m in transfer:
+            for c in clients:
+                s = results[m.id][c]
+                if s["status"] != "ok":
+                    out.append(f"| {m.label} | {c} | {_status_cell(s)} | | | | | | |")
+                    continue
+                note = _failed_rounds(s)
+                out.append(f"| {m.label} | {c}{note} | {s['wall_s']:.2f} | {s['mb_per_s']:.0f} | "
+                           f"{s['cpu_s_per_gib']:.2f} | {_ratio(s, 'asyncssh', 'wall')} | "
+                           f"{_ratio(s, 'openssh', 'wall')} | {_ratio(s, 'asyncssh', 'cpu')} | "
+                           f"{_ratio(s, 'openssh', 'cpu')} |")
+        out.append("")
+    by_kind = {m.kind: m for m in measurements}
+    if "latency" in by_kind:
+        m = by_kind["latency"]
+        out += ["| connect + auth + exec true | median ms | min ms | client CPU ms | "
+                "vs asyncssh | vs ssh | CPU vs asyncssh | CPU vs ssh |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for c in clients:
+            s = results[m.id][c]
+            if s["status"] != "ok":
+                out.append(f"| {c} | {_status_cell(s)} | | | | | | |")
+                continue
+            out.append(f"| {c}{_failed_rounds(s)} | {s['median_s'] * 1e3:.1f} | "
+                       f"{s['min_s'] * 1e3:.1f} | "
+                       f"{s['cpu_median_s'] * 1e3:.1f} | {_ratio(s, 'asyncssh', 'wall')} | "
+                       f"{_ratio(s, 'openssh', 'wall')} | {_ratio(s, 'asyncssh', 'cpu')} | "
+                       f"{_ratio(s, 'openssh', 'cpu')} |")
+        out.append("")
+    if "sessions" in by_kind:
+        m = by_kind["sessions"]
+        out += ["| sessions on one connection | total s | CPU s | peak RSS MiB | "
+                "time vs asyncssh | time vs ssh | RSS vs asyncssh |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for c in clients:
+            s = results[m.id][c]
+            if s["status"] != "ok":
+                out.append(f"| {c} | {_status_cell(s)} | | | | | |")
+                continue
+            out.append(f"| {c}{_failed_rounds(s)} | {s['total_s']:.2f} | {s['cpu_s']:.2f} | "
+                       f"{s['peak_rss_mib']:.1f} | {_ratio(s, 'asyncssh', 'wall')} | "
+                       f"{_ratio(s, 'openssh', 'wall')} | {_ratio(s, 'asyncssh', 'rss')} |")
+        out.append("")
+    if "agent" in by_kind:
+        m = by_kind["agent"]
+        out += ["| agent signatures | per second | time per signature vs asyncssh |",
+                "|---|---:|---:|"]
+        for c in clients:
+            s = results[m.id][c]
+            if s["status"] != "ok":
+                out.append(f"| {c} | {_status_cell(s)} | |")
+                continue
+            out.append(f"| {c}{_failed_rounds(s)} | {s['signs_per_s']:.0f} | "
+                       f"{_ratio(s, 'asyncssh', 'wall')} |")
+        out.append("")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------
+# the machine
+# --------------------------------------------------------------------------
+
+def _version_of(module: str) -> str:
+    try:
+        from importlib.metadata import version
+        return str(version(module))
+    except Exception:  # not installed: the run will say so when it starts that client
+        return "not installed"
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ssh_v = subprocess.run(["ssh", "-V"], capture_output=True, text=True, check=False)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "sshlib"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "cryptography": _version_of("cryptography"),
+        "asyncssh": _version_of("asyncssh"),
+        "paramiko": _version_of("paramiko"),
+        "openssh": (ssh_v.stderr or ssh_v.stdout).strip(),
+        "sshlib_commit": commit + (" (sshlib/ modified)" if dirty else ""),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python benchmarks/run.py",
+        description="Benchmark sshlib against asyncssh, paramiko and OpenSSH's ssh client "
+                    "on a throwaway local sshd.")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="bytes per download/upload, e.g. 1G, 256M (default 1G; --quick: 4M)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds (default 3; --quick: 1)")
+    p.add_argument("--latency-samples", type=int, default=None,
+                   help="connections per round for latency (default 20; --quick: 3)")
+    p.add_argument("--sessions", type=int, default=None,
+                   help="sessions on one connection (default 1000; --quick: 20)")
+    p.add_argument("--agent-signs", type=int, default=None,
+                   help="agent signatures per round (default 1000; --quick: 50)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes: checks that the harness and every client work")
+    p.add_argument("--clients", default=",".join(CLIENTS),
+                   help=f"comma-separated subset of {','.join(CLIENTS)}")
+    p.add_argument("--measurements", default=",".join(KINDS),
+                   help=f"comma-separated subset of {','.join(KINDS)}")
+    p.add_argument("--ciphers", default=",".join(c for c, _ in CIPHERS),
+                   help="comma-separated subset of the ciphers for download/upload")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds before a transfer is killed and recorded as 'timeout' "
+                        "(default: 30 + 1 s per 8 MB)")
+    p.add_argument("--retry-timeouts", action="store_true",
+                   help="run a client again in later rounds after it timed out "
+                        "(default: record it once and skip it, to bound the run time)")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                   help=f"where to write the results (default {DEFAULT_JSON.relative_to(ROOT)})")
+    # Test-only: make this client transfer one byte too few, to prove the check works.
+    p.add_argument("--test-wrong-bytes", default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    quick = args.quick
+    for name, full, small in (("size", GiB, 4 * MiB), ("rounds", 3, 1),
+                              ("latency_samples", 20, 3), ("sessions", 1000, 20),
+                              ("agent_signs", 1000, 50)):
+        if getattr(args, name) is None:
+            setattr(args, name, small if quick else full)
+    args.clients = [c for c in args.clients.split(",") if c]
+    args.measurements = [k for k in args.measurements.split(",") if k]
+    args.ciphers = [c for c in args.ciphers.split(",") if c]
+    for c in args.clients:
+        if c not in CLIENTS:
+            p.error(f"unknown client {c!r}")
+    for k in args.measurements:
+        if k not in KINDS:
+            p.error(f"unknown measurement {k!r}")
+    for c in args.ciphers:
+        if c not in dict(CIPHERS):
+            p.error(f"unknown cipher {c!r}")
+    if args.rounds < 1 or args.size < 1:
+        p.error("--rounds and --size must be positive")
+    if args.timeout is None:
+        args.timeout = 30 + args.size / 8e6
+    return args
+
+
+def require_clients(clients: Sequence[str]) -> None:
+    missing = [c for c in ("asyncssh", "paramiko") if c in clients
+               and _version_of(c) == "not installed"]
+    if missing:
+        raise SystemExit(f"error: {', '.join(missing)} not installed for {sys.executable}; "
+                         "install the benchmark clients with: pip install -e '.[bench]'")
+
+
+def timeout_for(m: Measurement, args: argparse.Namespace) -> float:
+    if m.kind in ("download", "upload"):
+        return float(args.timeout)
+    if m.kind == "latency":
+        return 60 + 5.0 * int(args.latency_samples)
+    if m.kind == "sessions":
+        return 60 + 0.5 * int(args.sessions)
+    return 60 + 0.05 * int(args.agent_signs)
+
+
+def count_for(m: Measurement, args: argparse.Namespace) -> int:
+    counts = {"latency": args.latency_samples, "sessions": args.sessions,
+              "agent": args.agent_signs}
+    return int(counts.get(m.kind, 0))
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from sshlib import testing
+
+    require_clients(args.clients)
+    measurements = plan(args.measurements, args.ciphers)
+    started = time.time()
+    machine = machine_info()
+    log(f"sshlib benchmarks: {len(measurements)} measurements x {len(args.clients)} clients x "
+        f"{args.rounds} rounds, transfers of {args.size} bytes")
+    outcomes: dict[str, dict[str, list[Outcome]]] = {
+        m.id: {c: [] for c in args.clients} for m in measurements}
+    errors: list[str] = []
+
+    server = testing.start_openssh(extra_config=SSHD_CONFIG)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sshlib-bench-") as tmp:
+            work = Path(tmp)
+            work.chmod(0o700)
+            key = str(server.user_key_paths["ed25519-openssh"])
+            with ssh_agent(work, key) as agent_sock:
+                env = Env(host=server.host, port=server.port, user=server.user, key=key,
+                          pubkey=key + ".pub", known_hosts=str(server.known_hosts_path),
+                          agent_sock=agent_sock, workdir=work)
+                for rnd in range(1, args.rounds + 1):
+                    for m in measurements:
+                        for client in args.clients:
+                            o = measure_one(client, m, env, args, rnd, outcomes[m.id][client])
+                            outcomes[m.id][client].append(o)
+                            if o.status == "error":
+                                errors.append(f"{client}, {m.label}, round {rnd}: {o.reason}")
+    finally:
+        server.stop()
+
+    results: dict[str, dict[str, Any]] = {}
+    for m in measurements:
+        nbytes, count = args.size, count_for(m, args)
+        results[m.id] = {c: summarise(m, outcomes[m.id][c], nbytes, count) for c in args.clients}
+        add_ratios(results[m.id])
+    table = markdown(measurements, results, args.clients)
+    command = "python benchmarks/run.py" + "".join(f" {shlex.quote(a)}" for a in argv)
+    report = {
+        "schema": 1,
+        "command": command,
+        "started_at": datetime.datetime.fromtimestamp(started, datetime.timezone.utc)
+        .isoformat(timespec="seconds"),
+        "duration_s": time.time() - started,
+        "machine": machine,
+        "settings": {
+            "size_bytes": args.size, "rounds": args.rounds,
+            "latency_samples": args.latency_samples, "sessions": args.sessions,
+            "agent_signs": args.agent_signs, "transfer_timeout_s": args.timeout,
+            "clients": args.clients, "kex": KEX, "host_key": HOST_KEY_ALG,
+            "latency_and_sessions_cipher": DEFAULT_CIPHER,
+            "sshd_config": SSHD_CONFIG,
+            "upload_remote_command": "wc -c",
+        },
+        "measurements": {
+            m.id: {
+                "kind": m.kind, "label": m.label,
+                **({"cipher": m.cipher, "mac": m.mac if m.cipher not in AEAD else None}
+                   if m.kind in ("download", "upload") else {}),
+                "clients": {c: {**results[m.id][c],
+                                "rounds": [o.to_json() for o in outcomes[m.id][c]]}
+                            for c in args.clients},
+            }
+            for m in measurements
+        },
+        "errors": errors,
+        "table_markdown": table,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{command}\n")
+    print(f"Machine: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}; "
+          f"cryptography {machine['cryptography']}; asyncssh {machine['asyncssh']}; "
+          f"paramiko {machine['paramiko']}; {machine['openssh']}\n")
+    print(table)
+    print("Ratios are costs (time, CPU, memory) of the client divided by asyncssh's or ssh's: "
+          "below 1.00x is better.")
+    print(f"JSON: {args.json}  ({report['duration_s']:.0f} s)")
+    if errors:
+        print("\nClient failures (recorded as 'error' above):\n  " + "\n  ".join(errors),
+              file=sys.stderr)
+    if any(e.startswith("sshlib,") for e in errors):
+        print("FAIL: sshlib failed a measurement", file=sys.stderr)
+        return 1
+    return 0
+
+
+def measure_one(client: str, m: Measurement, env: Env, args: argparse.Namespace, rnd: int,
+                earlier: list[Outcome]) -> Outcome:
+    head = f"[round {rnd}/{args.rounds}] {m.label:<52} {client:<9}"
+    if (client, m.cipher) in NOT_SUPPORTED and m.kind in ("download", "upload"):
+        return Outcome("n/a", reason=NOT_SUPPORTED[(client, m.cipher)])
+    if not args.retry_timeouts and any(o.status == "timeout" for o in earlier):
+        log(f"{head} skipped (timed out in an earlier round)")
+        return Outcome("skipped", reason="timed out in an earlier round")
+    nbytes, count = args.size, count_for(m, args)
+    asked = nbytes - 1 if client == args.test_wrong_bytes and nbytes > 0 else nbytes
+    result = env.workdir / f"result-{client}.json"
+    argv = child_argv(client, m, env, asked, count, result)
+    o = run_child(argv, result, timeout_for(m, args), env.workdir / f"stderr-{client}.txt")
+    check_result(client, m, o, nbytes, count)
+    if o.status == "ok":
+        if m.kind in ("download", "upload"):
+            detail = f"{o.wall_s:7.2f} s  {nbytes / 1e6 / o.wall_s:7.1f} MB/s  CPU {o.cpu_s:.2f} s"
+        elif m.kind == "latency":
+            detail = f"median {_median(o.data['samples_s']) * 1e3:.1f} ms"
+        elif m.kind == "sessions":
+            detail = f"{o.data['total_s']:.2f} s, peak RSS {o.maxrss_kib / 1024:.1f} MiB"
+        else:
+            detail = f"{o.data['signs'] / o.data['total_s']:.0f} signatures/s"
+    else:
+        detail = f"{o.status} {o.reason}"
+    log(f"{head} {detail}")
+    return o
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        return run(args, argv)
+    except WrongResult as exc:
+        print(f"\nFAIL: {exc}\nNo results were written: a wrong byte count means the "
+              "measurement is meaningless.", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
