@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from typing import Any
 
 import sshlib
@@ -32,3 +35,18 @@ def need_password(server: Any) -> str:
         "password/keyboard-interactive tests need the per-run test account, which needs root: "
         "run the suite as root (scripts/test.sh does)")
     return str(server.password)
+
+
+def cat_round_trip(client: sshlib.Client, size: int) -> None:
+    """Send `size` random bytes through remote `cat` while reading them back; compare sha256."""
+    data = os.urandom(1 << 20) * (size >> 20)
+    session = client.new_session()
+    session.start("cat")
+    writer = threading.Thread(target=lambda: (session.stdin.write(data, timeout=120),
+                                              session.stdin.close()))
+    writer.start()
+    received = session.stdout.read(timeout=120)
+    writer.join()
+    session.wait(timeout=30)
+    assert len(received) == len(data)
+    assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()

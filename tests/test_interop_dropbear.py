@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import threading
 from typing import Any
 
 import pytest
-from helpers import config, connect, need_password, user_key
+from helpers import cat_round_trip, config, connect, need_password, user_key
 
 import sshlib
 from sshlib import algorithms as algs
@@ -48,17 +45,8 @@ def test_server_guessed_kex_packet_is_handled(dropbear_server: Any, kex: str) ->
 
 @pytest.mark.parametrize(("cipher", "mac"), DROPBEAR_CIPHER_MACS, ids=IDS)
 def test_32_mib_round_trip(dropbear_server: Any, cipher: str, mac: str | None) -> None:
-    data = os.urandom(1 << 20) * 32
     with connect(dropbear_server, ciphers=[cipher], macs=[mac] if mac else None) as client:
-        session = client.new_session()
-        session.start("cat")
-        writer = threading.Thread(target=lambda: (session.stdin.write(data, timeout=120),
-                                                  session.stdin.close()))
-        writer.start()
-        received = session.stdout.read(timeout=120)
-        writer.join()
-        session.wait(timeout=30)
-    assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+        cat_round_trip(client, 32 << 20)
 
 
 @pytest.mark.parametrize("key_type", ["ed25519", "ecdsa-256", "ecdsa-384", "ecdsa-521", "rsa"])

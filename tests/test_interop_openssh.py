@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import config, connect, need_password, user_key
+from helpers import cat_round_trip, config, connect, need_password, user_key
 
 import sshlib
 from sshlib import algorithms as algs
@@ -57,18 +57,8 @@ def test_exec_with_each_kex_and_host_key(openssh_server: Any, kex: str, host_key
 @pytest.mark.parametrize(("cipher", "mac"), CIPHER_MACS,
                          ids=[f"{c}+{m}" if m else c for c, m in CIPHER_MACS])
 def test_32_mib_round_trip_per_cipher(openssh_server: Any, cipher: str, mac: str | None) -> None:
-    data = os.urandom(1 << 20) * 32
     with connect(openssh_server, ciphers=[cipher], macs=[mac] if mac else None) as client:
-        session = client.new_session()
-        session.start("cat")
-        writer = threading.Thread(target=lambda: (session.stdin.write(data, timeout=120),
-                                                  session.stdin.close()))
-        writer.start()
-        received = session.stdout.read(timeout=120)
-        writer.join()
-        session.wait(timeout=30)
-    assert len(received) == len(data)
-    assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+        cat_round_trip(client, 32 << 20)
 
 
 # --- authentication ---------------------------------------------------------------
