@@ -879,9 +879,15 @@ def start_openssh(*, workdir: Path | None = None, extra_config: Mapping[str, str
     login_user, login_password = _login_account(user, password)
     account = pwd.getpwnam(login_user)
     work, owns = _make_workdir(workdir, "sshlib-openssh-")
+    return _launched(started, work, owns, lambda: _start_openssh(
+        work, owns, dict(extra_config or {}), account, login_password, timeout, fresh_keys))
+
+
+def _launched(started: float, work: Path, owns: bool,
+              start: Callable[[], TestServer]) -> TestServer:
+    """Run a server starter; on failure remove the workdir we made; log the start-up time."""
     try:
-        server = _start_openssh(work, owns, dict(extra_config or {}), account,
-                                login_password, timeout, fresh_keys)
+        server = start()
     except BaseException:
         if owns:
             shutil.rmtree(work, ignore_errors=True)
@@ -1009,17 +1015,8 @@ def start_dropbear(*, workdir: Path | None = None, extra_args: Sequence[str] = (
     login_user, login_password = _login_account(user, password)
     account = pwd.getpwnam(login_user)
     work, owns = _make_workdir(workdir, "sshlib-dropbear-")
-    try:
-        server = _start_dropbear(work, owns, list(extra_args), account, login_password,
-                                 timeout, fresh_keys)
-    except BaseException:
-        if owns:
-            shutil.rmtree(work, ignore_errors=True)
-        raise
-    server.startup_seconds = time.monotonic() - started
-    log.info("%s server ready on %s in %.2fs", server.kind, server.address,
-             server.startup_seconds)
-    return server
+    return _launched(started, work, owns, lambda: _start_dropbear(
+        work, owns, list(extra_args), account, login_password, timeout, fresh_keys))
 
 
 def _start_dropbear(work: Path, owns: bool, extra_args: list[str], account: pwd.struct_passwd,

@@ -10,7 +10,6 @@ size cap end that channel instead of being buffered.
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -76,9 +75,7 @@ def _read_message(channel: ChannelIO) -> bytes | None:
     head = _read_exact(channel, 4)
     if head is None:
         return None
-    (length,) = struct.unpack(">I", head)
-    if length == 0 or length > MAX_MESSAGE:
-        raise SSHError(f"forwarded agent request of {length} bytes refused")
+    length = frame_length(head, MAX_MESSAGE, "forwarded agent channel")
     body = _read_exact(channel, length)
     if body is None:
         raise SSHError("forwarded agent channel closed mid-request")
