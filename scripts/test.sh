@@ -3,7 +3,8 @@
 #
 # On a fresh Debian 12 machine, as root: installs the SSH servers and clients
 # the tests drive (openssh-server, openssh-client, dropbear-bin, openssl, putty,
-# putty-tools, socat),
+# putty-tools, socat) and the Windows test environment's tools (wine, wine64,
+# xvfb, mingw-w64 for a tiny DLL shim; see docs/testing.md),
 # makes .venv with sshlib and its test tools, then runs ruff, mypy and pytest.
 # Arguments go to pytest, e.g. bash scripts/test.sh tests/test_servers.py -k dropbear
 set -uo pipefail
@@ -28,6 +29,10 @@ declare -A NEED=(
   [/usr/bin/pageant]=putty
   [/usr/bin/puttygen]=putty-tools
   [/usr/bin/socat]=socat
+  [/usr/bin/wine]=wine
+  [/usr/lib/wine/wine64]=wine64
+  [/usr/bin/Xvfb]=xvfb
+  [/usr/bin/x86_64-w64-mingw32-gcc]=gcc-mingw-w64-x86-64-win32
 )
 
 say "system packages"
