@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import algorithms as algs
-from .errors import HostKeyError
+from .errors import HostKeyError, HostKeyMismatchError
 
 if TYPE_CHECKING:
     from .keys import PublicKey, Signer
@@ -89,7 +90,8 @@ class KeyboardInteractive(AuthMethod):
 def _refuse_unset(hostname: str, port: int, key: PublicKey) -> None:
     raise HostKeyError(
         "no host_key_callback configured: pass sshlib.knownhosts.callback(path), "
-        "sshlib.fixed_host_key(key) or, knowingly, sshlib.insecure_ignore_host_key()")
+        "sshlib.fixed_host_key(key) or, knowingly, sshlib.insecure_ignore_host_key()",
+        host=hostname, port=port, key=key)
 
 
 @dataclass
@@ -113,6 +115,9 @@ class ClientConfig:
     max_packet_size: int = 32 * 1024
     banner_callback: Callable[[str], None] | None = None
     client_version: str | None = None
+    #: Whether host_key_algorithms was given (then for_host() keeps its order).
+    _host_key_algorithms_chosen: bool = field(default=False, init=False, repr=False,
+                                              compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.auth, AuthMethod):
@@ -128,6 +133,7 @@ class ClientConfig:
         self.ciphers = algs.check_names(
             "ciphers", self.ciphers, algs.DEFAULT_CIPHERS, algs.SUPPORTED_CIPHERS)
         self.macs = algs.check_names("macs", self.macs, algs.DEFAULT_MACS, algs.SUPPORTED_MACS)
+        self._host_key_algorithms_chosen = self.host_key_algorithms is not None
         self.host_key_algorithms = algs.check_names(
             "host_key_algorithms", self.host_key_algorithms, algs.DEFAULT_HOST_KEY,
             algs.SUPPORTED_HOST_KEY)
@@ -139,15 +145,40 @@ class ClientConfig:
             raise ValueError("rekey_bytes below 1 MiB would rekey constantly")
 
 
+    def for_host(self, host: str, port: int) -> ClientConfig:
+        """This config as used for one server: known key types first (as OpenSSH does).
+
+        When the host key callback can tell which key types it already knows
+        for the server (knownhosts.callback can) and host_key_algorithms was
+        left at its default, those types move to the front.  Otherwise the
+        server may pick a type we have no entry for, and a known host would
+        fail as unknown.
+        """
+        known_for = getattr(self.host_key_callback, "host_key_algorithms", None)
+        if self._host_key_algorithms_chosen or not callable(known_for):
+            return self
+        enabled = list(self.host_key_algorithms or ())
+        known = [name for name in known_for(host, port) if name in enabled]
+        if not known:
+            return self
+        ordered = known + [name for name in enabled if name not in known]
+        if ordered == enabled:
+            return self
+        copy = dataclasses.replace(self, host_key_algorithms=ordered)
+        copy._host_key_algorithms_chosen = False
+        return copy
+
+
 def fixed_host_key(key: PublicKey) -> HostKeyCallback:
     """Accept exactly this host key (Go's ssh.FixedHostKey)."""
     expected = key.blob
 
     def check(hostname: str, port: int, offered: PublicKey) -> None:
         if not hmac.compare_digest(offered.blob, expected):
-            raise HostKeyError(
+            raise HostKeyMismatchError(
                 f"host key mismatch for {hostname}:{port}: got {offered.fingerprint()}, "
-                f"expected {key.fingerprint()}")
+                f"expected {key.fingerprint()}", host=hostname, port=port, key=offered,
+                known=[key])
 
     return check
 

@@ -6,6 +6,12 @@ with one clause, and specific subclasses so they don't have to parse messages.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # keys imports errors; the annotation is all we need
+    from .keys import PublicKey
+
 __all__ = [
     "SSHError",
     "ProtocolError",
@@ -73,7 +79,21 @@ class AuthError(SSHError):
 
 
 class HostKeyError(SSHError):
-    """The server's host key was rejected by the host key callback."""
+    """The server's host key was rejected by the host key callback.
+
+    `host`/`port` say which server, `key` is the key it offered and `known`
+    the keys known_hosts has for it (Go's KeyError.Want), so an application
+    can offer trust-on-first-use or show both fingerprints without parsing
+    the message.  Callbacks that raise a bare HostKeyError leave them unset.
+    """
+
+    def __init__(self, message: str, *, host: str | None = None, port: int | None = None,
+                 key: PublicKey | None = None, known: Sequence[PublicKey] = ()) -> None:
+        super().__init__(message)
+        self.host = host
+        self.port = port
+        self.key = key
+        self.known: tuple[PublicKey, ...] = tuple(known)
 
 
 class UnknownHostKeyError(HostKeyError):

@@ -35,6 +35,7 @@ __all__ = [
     "HostKeyCallback",
     "Entry",
     "KnownHosts",
+    "KnownHostsCallback",
     "callback",
     "line",
     "normalize",
@@ -297,7 +298,7 @@ class KnownHosts:
             if entry.marker == MARKER_REVOKED and entry.key == key:
                 raise HostKeyError(
                     f"host key for {target} is revoked: {offered} is marked "
-                    f"@revoked at {entry.location}")
+                    f"@revoked at {entry.location}", host=host, port=port, key=key)
         matching = [e for e in self.entries
                     if e.marker is None and e._matches_normalized(target)]
         if any(e.key == key for e in matching):
@@ -313,7 +314,8 @@ class KnownHosts:
             raise HostKeyMismatchError(
                 f"HOST KEY MISMATCH for {target}: the server offered {offered}, but "
                 f"known_hosts has a different key: {known}. Someone may be intercepting "
-                f"the connection (man-in-the-middle), or the host key was changed.{hint}")
+                f"the connection (man-in-the-middle), or the host key was changed.{hint}",
+                host=host, port=port, key=key, known=[e.key for e in matching])
         file = self.sources[0] if self.sources else "known_hosts"
         ca_note = ""
         if any(e.marker == MARKER_CERT_AUTHORITY and e._matches_normalized(target)
@@ -323,19 +325,35 @@ class KnownHosts:
         raise UnknownHostKeyError(
             f"unknown host {target}: no known_hosts entry{ca_note}; the server offered "
             f"{offered}. If you trust this key, append this line to {file}:\n"
-            f"{line([target], key)}")
+            f"{line([target], key)}", host=host, port=port, key=key)
 
 
-def callback(*paths: str | os.PathLike[str]) -> HostKeyCallback:
+class KnownHostsCallback:
+    """A host key callback over a KnownHosts database.
+
+    Besides checking keys it tells the connection which key types are known
+    for a host (`host_key_algorithms`), so ClientConfig.for_host() can ask
+    the server for one of those first, as OpenSSH does.
+    """
+
+    def __init__(self, db: KnownHosts) -> None:
+        self.known_hosts = db
+
+    def __call__(self, hostname: str, port: int, key: PublicKey) -> None:
+        self.known_hosts.check(hostname, port, key)
+
+    def host_key_algorithms(self, hostname: str, port: int) -> list[str]:
+        return self.known_hosts.host_key_algorithms(hostname, port)
+
+    def __repr__(self) -> str:
+        return f"KnownHostsCallback({', '.join(self.known_hosts.sources) or '<lines>'})"
+
+
+def callback(*paths: str | os.PathLike[str]) -> KnownHostsCallback:
     """A host key callback backed by known_hosts files (Go's knownhosts.New).
 
     The files are read now, not per connection; missing files count as empty.
     """
     if not paths:
         raise ValueError("callback() needs at least one known_hosts path")
-    db = KnownHosts.from_files(paths)
-
-    def check(hostname: str, port: int, key: PublicKey) -> None:
-        db.check(hostname, port, key)
-
-    return check
+    return KnownHostsCallback(KnownHosts.from_files(paths))

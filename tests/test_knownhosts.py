@@ -481,3 +481,55 @@ def test_ssh_keyscan_output(sshd: tuple[int, list[Path]], tmp_path: Path, hashed
             check("127.0.0.2", port, key)
     with pytest.raises(HostKeyMismatchError):
         check("127.0.0.1", port, generate_private_key().public_key)
+
+
+# --------------------------------------------------------------------------
+# what the errors carry, and known key types first
+# --------------------------------------------------------------------------
+
+
+def test_errors_carry_host_offered_and_known_keys(keys: dict[str, PublicKey]) -> None:
+    known = db(f"h {keys['ed'].openssh()}\nh {keys['ec'].openssh()}\n")
+    with pytest.raises(HostKeyMismatchError) as mismatch:
+        known.check("h", 22, keys["ed2"])
+    assert (mismatch.value.host, mismatch.value.port) == ("h", 22)
+    assert mismatch.value.key == keys["ed2"]
+    assert set(mismatch.value.known) == {keys["ed"], keys["ec"]}
+    with pytest.raises(UnknownHostKeyError) as unknown:
+        known.check("other", 2222, keys["rsa"])
+    assert (unknown.value.host, unknown.value.port, unknown.value.key) == (
+        "other", 2222, keys["rsa"])
+    assert unknown.value.known == ()
+
+
+def test_fixed_host_key_mismatch_is_typed(keys: dict[str, PublicKey]) -> None:
+    from sshlib.config import fixed_host_key
+    check = fixed_host_key(keys["ed"])
+    check("h", 22, keys["ed"])
+    with pytest.raises(HostKeyMismatchError) as info:
+        check("h", 22, keys["ec"])
+    assert info.value.key == keys["ec"] and info.value.known == (keys["ed"],)
+
+
+def test_for_host_puts_known_key_types_first(tmp_path: Path,
+                                             keys: dict[str, PublicKey]) -> None:
+    from sshlib import algorithms as algs
+    from sshlib.config import ClientConfig
+    path = tmp_path / "known_hosts"
+    path.write_text(f"[h]:2222 {keys['ec'].openssh()}\nh {keys['rsa'].openssh()}\n")
+    config = ClientConfig(user="u", host_key_callback=callback(path))
+    default = list(algs.DEFAULT_HOST_KEY)
+    assert list(config.host_key_algorithms or ()) == default
+
+    ec = config.for_host("h", 2222)
+    assert list(ec.host_key_algorithms or ())[0] == "ecdsa-sha2-nistp256"
+    assert sorted(ec.host_key_algorithms or ()) == sorted(default)  # same set, new order
+    rsa = list(config.for_host("h", 22).host_key_algorithms or ())
+    assert rsa[:2] == ["rsa-sha2-512", "rsa-sha2-256"]
+    assert "ssh-rsa" not in rsa  # known_hosts never re-enables a weak algorithm
+    assert config.for_host("unknown", 22) is config
+    assert list(config.host_key_algorithms or ()) == default  # the original is untouched
+
+    chosen = ClientConfig(user="u", host_key_callback=callback(path),
+                          host_key_algorithms=["ssh-ed25519", "ecdsa-sha2-nistp256"])
+    assert chosen.for_host("h", 2222) is chosen  # an explicit order is the user's choice
