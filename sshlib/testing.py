@@ -36,6 +36,7 @@ import socket
 import stat
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -44,6 +45,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+# The servers are POSIX programs run as POSIX users; the assert also tells
+# `mypy --platform win32` to skip the rest of this module.
+assert sys.platform != "win32", "sshlib.testing runs sshd/dropbear and is POSIX-only"
 
 __all__ = [
     "APT_INSTALL_COMMAND",
