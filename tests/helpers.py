@@ -26,8 +26,12 @@ def config(server: Any, **overrides: Any) -> sshlib.ClientConfig:
     return sshlib.ClientConfig(**settings)
 
 
-def connect(server: Any, **overrides: Any) -> sshlib.Client:
-    return sshlib.dial("tcp", f"{server.host}:{server.port}", config(server, **overrides))
+def connect(server: Any, frontend: Any = None, **overrides: Any) -> Any:
+    """A client of `server` through `frontend` (tests/frontends.py; default: sync)."""
+    addr = f"{server.host}:{server.port}"
+    if frontend is None:
+        return sshlib.dial("tcp", addr, config(server, **overrides))
+    return frontend.dial(addr, config(server, **overrides))
 
 
 def need_password(server: Any) -> str:
@@ -37,7 +41,7 @@ def need_password(server: Any) -> str:
     return str(server.password)
 
 
-def cat_round_trip(client: sshlib.Client, size: int) -> None:
+def cat_round_trip(client: Any, size: int) -> None:
     """Send `size` random bytes through remote `cat` while reading them back; compare sha256."""
     data = os.urandom(1 << 20) * (size >> 20)
     session = client.new_session()

@@ -50,6 +50,7 @@ from fakeserver import (
     sshstr,
     u32,
 )
+from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
 
 import sshlib
 from sshlib.errors import (
@@ -80,9 +81,20 @@ Script = Callable[[ServerSide], None]
 
 
 @pytest.fixture(autouse=True)
-def _no_thread_crashes(monkeypatch: pytest.MonkeyPatch,
-                       caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Nothing may escape a thread, and the reader thread must never hit its 'internal error'."""
+def _no_thread_crashes(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+                       frontend: Any) -> Iterator[None]:
+    """Every test runs on both front-ends; nothing may escape a thread (or the aio loop), and
+    the reader thread/task must never hit its 'internal error'.
+
+    `FakeServer.connect` is pointed at the front-end under test, so every scripted server
+    below talks to the sync client and to the asyncio one.
+    """
+
+    def connect(fs: FakeServer, timeout: float = 5.0, **overrides: Any) -> Any:
+        return frontend.client(fs.client_sock, fs.config(**overrides), addr=("fake", 22),
+                               timeout=timeout)
+
+    monkeypatch.setattr(FakeServer, "connect", connect)
     crashes: list[Any] = []
     monkeypatch.setattr(threading, "excepthook", crashes.append)
     caplog.set_level(logging.DEBUG, logger="sshlib")
@@ -192,14 +204,14 @@ def test_server_closes_before_version(before: bytes) -> None:
     fail_handshake(script, ConnectionLost)
 
 
-def test_server_gone_before_the_client_speaks() -> None:
+def test_server_gone_before_the_client_speaks(frontend: Any) -> None:
     """The peer closed before our first send: ConnectionLost, not a raw BrokenPipeError."""
     ours, theirs = socket.socketpair()
     theirs.close()
     config = sshlib.ClientConfig(user="tester", host_key_callback=sshlib.insecure_ignore_host_key())
     try:
         with pytest.raises(ConnectionLost):
-            sshlib.Client(ours, config, addr=("fake", 22), timeout=5)
+            frontend.client(ours, config, addr=("fake", 22), timeout=5)
     finally:
         ours.close()
 
@@ -571,14 +583,14 @@ def test_host_key_rejected(callback: Callable[..., None]) -> None:
     assert bytes((NEWKEYS,)) not in fs.server.received
 
 
-def test_no_host_key_callback_configured_fails_closed() -> None:
+def test_no_host_key_callback_configured_fails_closed(frontend: Any) -> None:
     def script(s: ServerSide) -> None:
         s.handshake()
 
     with FakeServer(script) as fs:
         config = sshlib.ClientConfig(user="tester")  # no host_key_callback
         with pytest.raises(HostKeyError):
-            sshlib.Client(fs.client_sock, config, addr=("fake", 22), timeout=5)
+            frontend.client(fs.client_sock, config, addr=("fake", 22), timeout=5)
     assert disconnect_reason(fs) == HOST_KEY_NOT_VERIFIABLE
 
 

@@ -522,7 +522,7 @@ def test_for_host_puts_known_key_types_first(tmp_path: Path,
     assert list(config.host_key_algorithms or ()) == default
 
     ec = config.for_host("h", 2222)
-    assert list(ec.host_key_algorithms or ())[0] == "ecdsa-sha2-nistp256"
+    assert (ec.host_key_algorithms or ("",))[0] == "ecdsa-sha2-nistp256"
     assert sorted(ec.host_key_algorithms or ()) == sorted(default)  # same set, new order
     rsa = list(config.for_host("h", 22).host_key_algorithms or ())
     assert rsa[:2] == ["rsa-sha2-512", "rsa-sha2-256"]

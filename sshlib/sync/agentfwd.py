@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..agent import open_stream
 from ..agent.protocol import frame_length
+from ..driver import AGENT_CHANNEL
 from ..errors import SSHError
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sshlib.agentfwd")
 
-AGENT_CHANNEL = "auth-agent@openssh.com"
+__all__ = ["AGENT_CHANNEL", "AgentForwarder", "exchange"]
 MAX_MESSAGE = 256 * 1024
 IO_TIMEOUT = 120.0  # an agent may wait for a confirmation prompt
 
@@ -36,7 +37,8 @@ class AgentForwarder:
         if not isinstance(self._endpoint, str) and self._endpoint is not None:
             raise TypeError("forward_agent() takes an endpoint string or an AgentClient")
 
-    def _open_upstream(self) -> Any:
+    def open_upstream(self) -> Any:
+        """A new blocking stream to the local agent (one per forwarded channel)."""
         return open_stream(self._endpoint)
 
     def start(self, channel: ChannelIO) -> None:
@@ -47,18 +49,12 @@ class AgentForwarder:
     def _serve(self, channel: ChannelIO) -> None:
         upstream = None
         try:
-            upstream = self._open_upstream()
+            upstream = self.open_upstream()
             while True:
                 request = _read_message(channel)
                 if request is None:
                     break
-                upstream.send_all(request, timeout=IO_TIMEOUT)
-                head = upstream.recv_exact(4, timeout=IO_TIMEOUT)
-                length = frame_length(head, MAX_MESSAGE, upstream.endpoint)
-                body = upstream.recv_exact(length, timeout=IO_TIMEOUT)
-                if len(body) != length:
-                    raise SSHError("local agent closed the connection mid-reply")
-                channel.write(head + body, False, IO_TIMEOUT)
+                channel.write(exchange(upstream, request), False, IO_TIMEOUT)
         except (SSHError, OSError) as exc:
             log.info("agent forwarding channel %d ended: %s", channel.id, exc)
         except Exception:  # never let a bug kill the thread silently
@@ -68,6 +64,17 @@ class AgentForwarder:
                 upstream.close()
             channel.send_eof()
             channel.close()
+
+
+def exchange(upstream: Any, request: bytes) -> bytes:
+    """Pass one framed request to the local agent and return its framed reply (blocking)."""
+    upstream.send_all(request, timeout=IO_TIMEOUT)
+    head = upstream.recv_exact(4, timeout=IO_TIMEOUT)
+    length = frame_length(head, MAX_MESSAGE, upstream.endpoint)
+    body = upstream.recv_exact(length, timeout=IO_TIMEOUT)
+    if len(body) != length:
+        raise SSHError("local agent closed the connection mid-reply")
+    return bytes(head + body)
 
 
 def _read_message(channel: ChannelIO) -> bytes | None:

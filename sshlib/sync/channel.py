@@ -1,6 +1,6 @@
-"""Per-channel state for the threaded front-end: buffers, waits, flow control.
+"""Per-channel waiting for the threaded front-end (state lives in sshlib.driver.Channel).
 
-The reader thread only ever appends to these buffers (never blocks); the
+The reader thread only ever appends to the buffers (never blocks); the
 application's reads take data out and tell the core, which then returns
 window credit to the server.  Buffers are therefore bounded by our window.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import ChannelClosedError, ChannelOpenError, SSHError, Timeout
+from ..driver import Channel
+from ..errors import Timeout
 
 if TYPE_CHECKING:
     from .client import Client
@@ -32,54 +32,15 @@ def remaining(deadline: float | None, what: str) -> float | None:
     return left
 
 
-class ChannelIO:
+class ChannelIO(Channel):
     """One open (or opening) channel as the application threads see it."""
 
     def __init__(self, client: Client, kind: str) -> None:
+        super().__init__(kind)
         self.client = client
-        self.kind = kind
-        self.id = -1
         self.cond = threading.Condition(client._lock)
-        self.opened = False
-        self.open_error: SSHError | None = None
-        self.buffers: tuple[deque[bytes], deque[bytes]] = (deque(), deque())
-        self.buffered = [0, 0]
-        self.eof = False
-        self.closed = False
-        self.error: SSHError | None = None
-        self.request_results: dict[int, bool] = {}
-        self.requests_sent = 0
-        self.requests_answered = 0
-        self.exit_status: int | None = None
-        self.exit_signal: tuple[str, bool, str] | None = None
-        self.eof_sent = False
 
-    # --- called by the client's dispatcher, lock held --------------------------
-    def on_opened(self) -> None:
-        self.opened = True
-        self.cond.notify_all()
-
-    def on_open_failed(self, reason: int, description: str) -> None:
-        self.open_error = ChannelOpenError(reason, description)
-        self.closed = True
-        self.cond.notify_all()
-
-    def on_data(self, data: bytes, stderr: bool) -> None:
-        index = 1 if stderr else 0
-        self.buffers[index].append(data)
-        self.buffered[index] += len(data)
-        self.cond.notify_all()
-
-    def on_reply(self, success: bool) -> None:
-        self.request_results[self.requests_answered] = success
-        self.requests_answered += 1
-        self.cond.notify_all()
-
-    def on_close(self, error: SSHError | None = None) -> None:
-        self.closed = True
-        self.eof = True
-        if error is not None and self.error is None:
-            self.error = error
+    def wake(self) -> None:  # called by the driver, lock held
         self.cond.notify_all()
 
     # --- used by application threads --------------------------------------------
@@ -92,11 +53,8 @@ class ChannelIO:
     def wait_open(self, timeout: float | None) -> None:
         deadline = deadline_after(timeout)
         with self.cond:
-            self.wait_for(lambda: self.opened or self.closed, deadline, f"{self.kind} channel open")
-            if self.open_error is not None:
-                raise self.open_error
-            if not self.opened:
-                raise self.error or ChannelClosedError("channel closed while opening")
+            self.wait_for(self.open_settled, deadline, f"{self.kind} channel open")
+            self.check_open_result()
 
     def read(self, index: int, size: int, timeout: float | None) -> bytes:
         """Up to `size` bytes (all until EOF if size < 0) from stdout (0) or stderr (1)."""
@@ -111,46 +69,26 @@ class ChannelIO:
             chunks.append(chunk)
 
     def _read_some(self, index: int, size: int, deadline: float | None) -> bytes:
-        buf = self.buffers[index]
-        chunks: list[bytes] = []
-        taken = 0
+        driver = self.client._driver
         with self.cond:
-            self.wait_for(lambda: bool(buf) or self.eof, deadline, "channel data")
-            while buf and taken < size:
-                chunk = buf.popleft()
-                if taken + len(chunk) > size:
-                    keep = size - taken
-                    buf.appendleft(chunk[keep:])
-                    chunk = chunk[:keep]
-                chunks.append(chunk)
-                taken += len(chunk)
-            self.buffered[index] -= taken
-            if taken and not self.closed:
-                self.client._core.connection.consume(self.id, taken)
-            if not taken and self.error is not None:
-                raise self.error
-        if taken:
+            self.wait_for(lambda: self.readable(index), deadline, "channel data")
+            data = self.take(index, size)
+            driver.consume(self, len(data))
+        if data:
             self.client._flush()
-        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        return data
 
-    def drain(self, sinks: tuple[Callable[[bytes], None], Callable[[bytes], None]],
+    def drain(self, sinks: Callable[[list[bytes], list[bytes]], None],
               deadline: float | None) -> None:
-        """Feed all output to the sinks until the channel closes."""
+        """Feed all output to sinks(stdout chunks, stderr chunks) until the channel closes."""
+        driver = self.client._driver
         while True:
             with self.cond:
-                self.wait_for(lambda: bool(self.buffers[0] or self.buffers[1]) or self.closed,
-                              deadline, "the remote command to finish")
-                taken = self.buffered[0] + self.buffered[1]
-                pending = [list(self.buffers[0]), list(self.buffers[1])]
-                for index in (0, 1):
-                    self.buffers[index].clear()
-                    self.buffered[index] = 0
-                if taken and not self.closed:
-                    self.client._core.connection.consume(self.id, taken)
+                self.wait_for(self.output_ready, deadline, "the remote command to finish")
+                out, err, taken = self.take_all()
+                driver.consume(self, taken)
                 finished = self.closed
-            for index in (0, 1):
-                for chunk in pending[index]:
-                    sinks[index](chunk)
+            sinks(out, err)
             if taken:
                 self.client._flush()
             if finished:
@@ -160,55 +98,36 @@ class ChannelIO:
               timeout: float | None) -> None:
         deadline = deadline_after(timeout)
         view = memoryview(data).cast("B")
-        connection = self.client._core.connection
+        driver = self.client._driver
         while view:
             with self.cond:
-                self.client._check_alive()
-                if self.eof_sent or self.closed:
-                    raise ChannelClosedError("channel input is closed")
-                self.wait_for(lambda: self.closed or self.client._error is not None
-                              or connection.window_available(self.id) > 0,
-                              deadline, "send window")
-                self.client._check_alive()
-                if self.closed:
-                    raise ChannelClosedError("channel closed by the server")
-                sent = connection.send_data(self.id, view[:256 * 1024], stderr)
+                driver.check_writable(self)
+                self.wait_for(lambda: driver.can_write(self), deadline, "send window")
+                sent = driver.send_some(self, view, stderr)
             view = view[sent:]
             self.client._flush()
 
     def request(self, name: str, payload: bytes, want_reply: bool, timeout: float | None) -> bool:
         deadline = deadline_after(timeout)
         with self.cond:
-            self.client._check_alive()
-            if self.closed:
-                raise ChannelClosedError(f"cannot send {name!r}: channel is closed")
-            self.client._core.connection.send_request(self.id, name, payload, want_reply)
-            ticket = self.requests_sent if want_reply else -1
-            if want_reply:
-                self.requests_sent += 1
+            ticket = self.client._driver.channel_request(self, name, payload, want_reply)
         self.client._flush()
         if ticket < 0:
             return True
         with self.cond:
-            self.wait_for(lambda: ticket in self.request_results or self.closed,
-                          deadline, f"reply to {name!r}")
-            if ticket not in self.request_results:
-                raise self.error or ChannelClosedError(f"channel closed before {name!r} replied")
-            return self.request_results.pop(ticket)
+            self.wait_for(lambda: self.reply_settled(ticket), deadline, f"reply to {name!r}")
+            return self.reply_result(ticket, name)
 
     def send_eof(self) -> None:
         with self.cond:
-            if self.eof_sent or self.closed:
+            if not self.client._driver.send_eof(self):
                 return
-            self.eof_sent = True
-            self.client._core.connection.send_eof(self.id)
         self.client._flush()
 
     def close(self) -> None:
         with self.cond:
-            if self.client._core.closed:
+            if not self.client._driver.close_channel(self):
                 return
-            self.client._core.connection.close_channel(self.id)
         self.client._flush()
 
     def wait_closed(self, timeout: float | None) -> None:

@@ -19,12 +19,11 @@ from types import TracebackType
 
 from ..algorithms import Algorithms
 from ..config import ClientConfig
-from ..errors import ConnectionLost, HostKeyError, SSHError, Timeout
+from ..driver import Channel, Driver, split_address
+from ..errors import ConnectionLost, SSHError, Timeout
 from ..keys import PublicKey
-from ..messages import OPEN_ADMINISTRATIVELY_PROHIBITED
-from ..protocol import events as ev
 from ..protocol.client import ClientConnection
-from .agentfwd import AGENT_CHANNEL, AgentForwarder
+from .agentfwd import AgentForwarder
 from .channel import ChannelIO, deadline_after, remaining
 
 log = logging.getLogger("sshlib.client")
@@ -32,18 +31,6 @@ log = logging.getLogger("sshlib.client")
 RECV_SIZE = 256 * 1024
 TICK_SECONDS = 30.0
 SEND_TIMEOUT = 60.0
-
-
-def split_address(addr: str, default_port: int = 22) -> tuple[str, int]:
-    """'host', 'host:port', '[v6]:port' or a bare IPv6 literal -> (host, port)."""
-    if addr.startswith("["):
-        host, _, rest = addr[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else default_port
-        return host, port
-    if addr.count(":") == 1:
-        host, _, port_text = addr.partition(":")
-        return host, int(port_text)
-    return addr, default_port
 
 
 def dial(network: str, addr: str, config: ClientConfig) -> Client:
@@ -86,22 +73,14 @@ class Client:
         elif isinstance(addr, str):
             addr = split_address(addr)
         self.hostname, self.port = addr
-        self.config = config
+        self.config = config = config.for_host(self.hostname, self.port)
         self._sock = sock
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._core = ClientConnection(config, rng=os.urandom, now=time.monotonic())
-        self._channels: dict[int, ChannelIO] = {}
-        self._error: SSHError | None = None
+        self._driver = _ThreadDriver(self)
         self._closed_event = threading.Event()
-        self._closed_by_us = False
-        self._agent_forwarder: AgentForwarder | None = None
-        self._global_replies: list[tuple[bool, bytes]] = []
-        self._global_sent = 0
         self._global_cond = threading.Condition(self._lock)
-        self.algorithms: Algorithms
-        #: Key exchanges completed on this connection (1 after dial; more after rekeys).
-        self.kex_count = 0
         if timeout is None:
             timeout = config.timeout
         try:
@@ -138,50 +117,10 @@ class Client:
                 raise ConnectionLost(f"connection to {self.hostname} failed: {exc}") from exc
             pending = core.receive_data(data)
             while pending:
-                event = pending.pop(0)
-                pending.extend(self._handshake_event(event))
+                pending.extend(self._driver.handshake_event(pending.pop(0)))
             self._send_pending_blocking()
             if core.error is not None:
                 raise core.error
-
-    def _handshake_event(self, event: ev.Event) -> list[ev.Event]:
-        core = self._core
-        if isinstance(event, ev.HostKeyVerificationRequested):
-            try:
-                self.config.host_key_callback(self.hostname, self.port, event.key)
-            except HostKeyError as exc:
-                return core.reject_host_key(exc)
-            except Exception as exc:
-                return core.reject_host_key(HostKeyError(f"host key callback failed: {exc}"))
-            return core.accept_host_key()
-        if isinstance(event, ev.SignatureRequested):
-            try:
-                signature = event.signer.sign(event.data, event.algorithm)
-            except Exception as exc:
-                log.info("signing with %s failed: %s", event.signer.public_key, exc)
-                return core.signature_failed()
-            return core.provide_signature(signature)
-        if isinstance(event, ev.PromptsRequested):
-            answers = list(event.callback(event.name, event.instruction, list(event.prompts)))
-            if len(answers) != len(event.prompts):
-                raise ValueError(f"keyboard-interactive callback returned {len(answers)} "
-                                 f"answers for {len(event.prompts)} prompts")
-            return core.answer_prompts(answers)
-        if isinstance(event, ev.AuthBannerReceived):
-            if self.config.banner_callback is not None:
-                self.config.banner_callback(event.message)
-            else:
-                log.info("server banner: %s", event.message.strip()[:2000])
-            return []
-        if isinstance(event, ev.KexCompleted):
-            self.algorithms = event.algorithms
-            self.kex_count += 1
-            return []
-        if isinstance(event, ev.ConnectionTerminated):
-            return []
-        with self._lock:
-            self._dispatch(event)
-        return []
 
     def _send_pending_blocking(self) -> None:
         data = self._core.data_to_send()
@@ -202,30 +141,31 @@ class Client:
     def _read_loop(self) -> None:
         sock = self._sock
         core = self._core
+        dispatch_all = self._driver.dispatch_all
         try:
             while True:
                 ready, _, _ = select.select([sock], [], [], TICK_SECONDS)
                 if not ready:
                     with self._lock:
-                        self._dispatch_all(core.tick(time.monotonic()))
+                        dispatch_all(core.tick(time.monotonic()))
                     self._flush(blocking=False)
                     continue
                 try:
                     data = sock.recv(RECV_SIZE)
                 except OSError as exc:
                     with self._lock:
-                        self._dispatch_all(core.connection_lost(
+                        dispatch_all(core.connection_lost(
                             ConnectionLost(f"connection to {self.hostname} failed: {exc}")))
                     break
                 with self._lock:
-                    self._dispatch_all(core.receive_data(data))
+                    dispatch_all(core.receive_data(data))
                 self._flush(blocking=False)
                 if core.closed:
                     break
         except BaseException as exc:  # a bug must not leave waiters hanging forever
             log.exception("internal error in the reader thread")
             with self._lock:
-                self._dispatch_all(core.connection_lost(SSHError(f"internal error: {exc!r}")))
+                dispatch_all(core.connection_lost(SSHError(f"internal error: {exc!r}")))
         finally:
             self._flush(blocking=True)  # the DISCONNECT must go out before we close
             try:
@@ -234,83 +174,6 @@ class Client:
                 pass
             sock.close()
             self._closed_event.set()
-
-    def _dispatch_all(self, events: list[ev.Event]) -> None:
-        for event in events:
-            self._dispatch(event)
-
-    def _dispatch(self, event: ev.Event) -> None:
-        """Route one event to whoever waits for it (lock held)."""
-        if isinstance(event, ev.ChannelDataReceived):
-            target = self._channels.get(event.channel)
-            if target is not None:
-                target.on_data(event.data, event.stderr)
-            else:  # abandoned channel (opener timed out): drop, but keep the window honest
-                self._core.connection.consume(event.channel, len(event.data))
-            return
-        ch = self._channels.get(getattr(event, "channel", -1))
-        if isinstance(event, ev.ChannelWindowAdjusted):
-            if ch is not None:
-                ch.cond.notify_all()
-        elif isinstance(event, ev.ChannelEOFReceived):
-            if ch is not None:
-                ch.eof = True
-                ch.cond.notify_all()
-        elif isinstance(event, ev.ChannelOpened):
-            if ch is not None:
-                ch.on_opened()
-            else:  # its opener timed out and left: don't leak it on the server
-                self._core.connection.close_channel(event.channel)
-        elif isinstance(event, ev.ChannelOpenFailed):
-            if ch is not None:
-                del self._channels[event.channel]
-                ch.on_open_failed(event.reason, event.description)
-        elif isinstance(event, ev.ChannelRequestReplied):
-            if ch is not None:
-                ch.on_reply(event.success)
-        elif isinstance(event, ev.ExitStatusReceived):
-            if ch is not None:
-                ch.exit_status = event.status
-        elif isinstance(event, ev.ExitSignalReceived):
-            if ch is not None:
-                ch.exit_signal = (event.signal, event.core_dumped, event.message)
-        elif isinstance(event, ev.ChannelClosed):
-            if ch is not None:
-                del self._channels[event.channel]
-                ch.on_close()
-        elif isinstance(event, ev.ChannelOpenRequested):
-            self._on_channel_open_requested(event)
-        elif isinstance(event, ev.GlobalRequestReplied):
-            self._global_replies.append((event.success, event.data))
-            self._global_cond.notify_all()
-        elif isinstance(event, ev.KexCompleted):
-            self.algorithms = event.algorithms
-            self.kex_count += 1
-        elif isinstance(event, ev.ConnectionTerminated):
-            error = event.error or ConnectionLost("connection closed")
-            self._error = error
-            if event.error is not None:
-                log.info("connection to %s ended: %s", self.hostname, error)
-            for channel in list(self._channels.values()):
-                channel.on_close(error)
-            self._channels.clear()
-            self._global_cond.notify_all()
-
-    def _on_channel_open_requested(self, event: ev.ChannelOpenRequested) -> None:
-        """Accept forwarded agent channels when asked to; refuse everything else (lock held)."""
-        connection = self._core.connection
-        if event.kind == AGENT_CHANNEL and self._agent_forwarder is not None:
-            channel = ChannelIO(self, event.kind)
-            channel.id = connection.accept_channel(event.sender_channel, event.kind,
-                                                   event.initial_window, event.max_packet)
-            channel.opened = True
-            self._channels[channel.id] = channel
-            log.debug("accepted forwarded agent channel %d", channel.id)
-            self._agent_forwarder.start(channel)
-            return
-        log.info("refusing %s channel opened by the server", event.kind)
-        connection.reject_channel(event.sender_channel, OPEN_ADMINISTRATIVELY_PROHIBITED,
-                                  f"{event.kind} channels are not accepted")
 
     # --- sending -----------------------------------------------------------------------
     def _flush(self, blocking: bool = True) -> None:
@@ -328,7 +191,7 @@ class Client:
                         self._sock.sendall(data)
                     except OSError as exc:
                         with self._lock:
-                            self._dispatch_all(self._core.connection_lost(
+                            self._driver.dispatch_all(self._core.connection_lost(
                                 ConnectionLost(f"sending to {self.hostname} failed: {exc}")))
                         return
             finally:
@@ -338,10 +201,21 @@ class Client:
                     return
 
     def _check_alive(self) -> None:
-        if self._error is not None:
-            raise self._error
+        self._driver.check_alive()
 
     # --- public API ------------------------------------------------------------------
+    @property
+    def algorithms(self) -> Algorithms:
+        """The algorithms of the current key exchange."""
+        algorithms = self._driver.algorithms
+        assert algorithms is not None
+        return algorithms
+
+    @property
+    def kex_count(self) -> int:
+        """Key exchanges completed on this connection (1 after dial; more after rekeys)."""
+        return self._driver.kex_count
+
     @property
     def host_key(self) -> PublicKey:
         key = self._core.host_key
@@ -365,36 +239,29 @@ class Client:
                      timeout: float | None = None) -> ChannelIO:
         channel = ChannelIO(self, kind)
         with self._lock:
-            self._check_alive()
-            channel.id = self._core.connection.open_channel(kind, extra)
-            self._channels[channel.id] = channel
+            self._driver.open_channel(channel, extra)
         self._flush()
         try:
             channel.wait_open(timeout)
         except Timeout:
             with self._lock:  # the server may still confirm it later; close it then
-                self._channels.pop(channel.id, None)
+                self._driver.abandon(channel)
             raise
         return channel
 
     def global_request(self, name: str, payload: bytes = b"", want_reply: bool = True,
                        timeout: float | None = None) -> tuple[bool, bytes]:
         deadline = deadline_after(timeout)
+        driver = self._driver
         with self._lock:
-            self._check_alive()
-            self._core.connection.global_request(name, payload, want_reply)
-            ticket = self._global_sent
-            if want_reply:
-                self._global_sent += 1
+            ticket = driver.global_request(name, payload, want_reply)
         self._flush()
-        if not want_reply:
+        if ticket < 0:
             return True, b""
         with self._global_cond:
-            while len(self._global_replies) <= ticket and self._error is None:
+            while not driver.global_settled(ticket):
                 self._global_cond.wait(remaining(deadline, f"reply to {name!r}"))
-            if len(self._global_replies) <= ticket:
-                self._check_alive()
-            return self._global_replies[ticket]
+            return driver.global_result(ticket)
 
     def forward_agent(self, target: object) -> None:
         """Serve the server's agent channels from `target` (endpoint string or AgentClient).
@@ -404,7 +271,7 @@ class Client:
         """
         forwarder = AgentForwarder(target)
         with self._lock:
-            self._agent_forwarder = forwarder
+            self._driver.agent_target = forwarder
 
     def send_keepalive(self, timeout: float | None = None) -> None:
         """Ask the server for a reply (OpenSSH's keepalive@openssh.com) to prove it is alive."""
@@ -413,21 +280,13 @@ class Client:
     def rekey(self) -> None:
         """Start a new key exchange now."""
         with self._lock:
-            self._check_alive()
-            self._core.start_rekey()
+            self._driver.rekey()
         self._flush()
 
     def close(self) -> None:
         """Send DISCONNECT and close the socket; safe to call more than once."""
         with self._lock:
-            if self._error is None:
-                self._closed_by_us = True
-                self._core.close()
-                self._error = ConnectionLost("connection closed by the application")
-                for channel in list(self._channels.values()):
-                    channel.on_close(self._error)
-                self._channels.clear()
-                self._global_cond.notify_all()
+            self._driver.close()
         try:
             self._flush(blocking=True)
         finally:
@@ -443,7 +302,7 @@ class Client:
         """Block until the connection ends; return why (None after close())."""
         if not self._closed_event.wait(timeout):
             raise Timeout("timed out waiting for the connection to end")
-        return None if self._closed_by_us else self._error
+        return self._driver.ended_because()
 
     def __enter__(self) -> Client:
         return self
@@ -454,6 +313,24 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<sshlib.Client {self.hostname}:{self.port}>"
+
+
+class _ThreadDriver(Driver):
+    """The shared driver, waking threads through the client's conditions."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client._core, client.config, client.hostname, client.port)
+        self._client = client
+
+    def make_channel(self, kind: str) -> Channel:
+        return ChannelIO(self._client, kind)
+
+    def start_agent_channel(self, channel: Channel) -> None:
+        assert isinstance(self.agent_target, AgentForwarder) and isinstance(channel, ChannelIO)
+        self.agent_target.start(channel)
+
+    def wake_connection(self) -> None:
+        self._client._global_cond.notify_all()
 
 
 from .session import Session  # noqa: E402  (Session needs Client's module loaded first)

@@ -13,11 +13,12 @@ import time
 from collections.abc import Mapping
 from types import TracebackType
 
-from ..errors import ExitError, ExitMissingError, RequestDeniedError, SSHError
+from ..driver import STDERR_KEEP, OutputCollector
+from ..errors import RequestDeniedError, SSHError
 from ..protocol import session as req
 from .channel import ChannelIO, deadline_after
 
-STDERR_KEEP = 64 * 1024  # bytes of stderr kept for ExitError by run()/output()
+__all__ = ["ChannelReader", "ChannelWriter", "Session", "STDERR_KEEP"]
 
 
 class ChannelReader:
@@ -143,16 +144,7 @@ class Session:
         self._raise_for_exit()
 
     def _raise_for_exit(self, stderr: bytes = b"") -> None:
-        ch = self._channel
-        if ch.exit_signal is not None:
-            signal, _, message = ch.exit_signal
-            raise ExitError(ch.exit_status, signal, message, stderr)
-        if ch.exit_status is None:
-            if ch.error is not None:
-                raise ch.error
-            raise ExitMissingError("the session ended without an exit status")
-        if ch.exit_status != 0:
-            raise ExitError(ch.exit_status, None, "", stderr)
+        self._channel.raise_for_exit(stderr)
 
     @property
     def exit_status(self) -> int | None:
@@ -167,23 +159,10 @@ class Session:
                  timeout: float | None) -> bytes:
         deadline = deadline_after(timeout)
         self.start(command, timeout)
-        out: list[bytes] = []
-        err: list[bytes] = []
-        err_size = [0]
-
-        def on_stderr(chunk: bytes) -> None:
-            if merge:
-                out.append(chunk)
-                return
-            err.append(chunk)
-            err_size[0] += len(chunk)
-            while err_size[0] - len(err[0]) > STDERR_KEEP:
-                err_size[0] -= len(err.pop(0))
-
-        on_stdout = out.append if keep_stdout else (lambda chunk: None)
-        self._channel.drain((on_stdout, on_stderr), deadline)
-        self._raise_for_exit(b"".join(err)[-STDERR_KEEP:])
-        return b"".join(out)
+        collector = OutputCollector(keep_stdout, merge)
+        self._channel.drain(collector.feed, deadline)
+        self._raise_for_exit(collector.stderr_tail)
+        return collector.stdout
 
     def run(self, command: str | bytes, timeout: float | None = None) -> None:
         """Run `command` to completion, discarding stdout (Go's Session.Run)."""

@@ -1,0 +1,371 @@
+"""The asyncio front-end: `dial()`, `client_over()` and `Client`.
+
+The same core and driver as sshlib.sync; only the I/O differs.  The dialling
+task runs the handshake (signers run in a worker thread via
+asyncio.to_thread, so an agent round trip never stalls the loop); afterwards
+one reader task per connection feeds the core.  The reader writes what the
+core queues without waiting; application writes wait for the transport to
+drain (back-pressure), so a peer that stops reading slows writers down and
+never the reader.  Time-based rekeys come from a loop.call_later tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Coroutine, Generator
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..algorithms import Algorithms
+from ..config import ClientConfig
+from ..driver import Channel, Driver, split_address
+from ..errors import ConnectionLost, SSHError, Timeout
+from ..keys import PublicKey
+from ..protocol import events as ev
+from ..protocol.client import ClientConnection
+from ..sync.agentfwd import AgentForwarder
+from .agentfwd import serve_agent_channel
+from .channel import AioChannel, Waiters, deadline_after
+
+log = logging.getLogger("sshlib.aio")
+
+RECV_SIZE = 256 * 1024
+TICK_SECONDS = 30.0
+CLOSE_TIMEOUT = 5.0
+
+T = TypeVar("T")
+
+
+async def with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None, what: str) -> T:
+    """Await `coro`, raising sshlib.Timeout (not asyncio's) after `timeout` seconds."""
+    if timeout is None:
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except asyncio.TimeoutError:
+        raise Timeout(f"timed out {what}") from None
+
+
+class _Dial:
+    """What dial() returns: await it for a Client, or use it with ``async with``."""
+
+    def __init__(self, network: str, addr: str, config: ClientConfig) -> None:
+        if network not in ("tcp", "tcp4", "tcp6"):
+            raise ValueError(f"unsupported network {network!r}; use 'tcp'")
+        self._network = network
+        self._addr = addr
+        self._config = config
+        self._client: Client | None = None
+
+    def __await__(self) -> Generator[Any, None, Client]:
+        return self._connect().__await__()
+
+    async def __aenter__(self) -> Client:
+        self._client = await self._connect()
+        return self._client
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def _connect(self) -> Client:
+        host, port = split_address(self._addr)
+        family = {"tcp4": socket.AF_INET, "tcp6": socket.AF_INET6}.get(self._network, 0)
+        config = self._config
+        deadline = deadline_after(config.timeout)
+        try:
+            reader, writer = await with_timeout(
+                asyncio.open_connection(host, port, family=family), config.timeout,
+                f"connecting to {self._addr}")
+        except OSError as exc:
+            raise ConnectionLost(f"cannot connect to {self._addr}: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        left = None if deadline is None else max(0.001, deadline - loop.time())
+        return await client_over(reader, writer, config, addr=(host, port), timeout=left)
+
+
+def dial(network: str, addr: str, config: ClientConfig) -> _Dial:
+    """Connect to addr ("host:port") over TCP, run the handshake and authenticate.
+
+    ``client = await dial(...)`` or ``async with dial(...) as client:``.
+    config.timeout bounds connect + handshake + authentication.
+    """
+    return _Dial(network, addr, config)
+
+
+async def client_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      config: ClientConfig, *, addr: tuple[str, int] | str | None = None,
+                      timeout: float | None = None) -> Client:
+    """An authenticated Client over an existing asyncio stream pair.
+
+    The client owns the stream from now on: it closes the writer when the
+    connection ends, also when this call fails or is cancelled.
+    """
+    if addr is None:
+        peer = writer.get_extra_info("peername")
+        addr = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else (str(peer), 22)
+    elif isinstance(addr, str):
+        addr = split_address(addr)
+    client = Client(reader, writer, config, addr)
+    if timeout is None:
+        timeout = config.timeout
+    try:
+        await with_timeout(client._handshake(), timeout,
+                           f"during SSH handshake with {client.hostname}")
+    except BaseException:
+        client._abort()
+        raise
+    client._start()
+    return client
+
+
+class Client:
+    """An authenticated SSH connection on an asyncio stream; build it with dial()/client_over()."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 config: ClientConfig, addr: tuple[str, int]) -> None:
+        self.hostname, self.port = addr
+        self.config = config = config.for_host(self.hostname, self.port)
+        self._reader = reader
+        self._writer = writer
+        self._core = ClientConnection(config, rng=os.urandom, now=time.monotonic())
+        self._driver = _AioDriver(self)
+        self._waiters = Waiters()  # global replies and the end of the connection
+        self._reader_task: asyncio.Task[None] | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished = False
+
+    # --- handshake in the dialling task ---------------------------------------------------
+    async def _handshake(self) -> None:
+        core = self._core
+        driver = self._driver
+        self._flush()
+        while not core.authenticated:
+            try:
+                data = await self._reader.read(RECV_SIZE)
+            except OSError as exc:
+                raise ConnectionLost(f"connection to {self.hostname} failed: {exc}") from exc
+            pending = core.receive_data(data)
+            while pending:
+                event = pending.pop(0)
+                if isinstance(event, ev.SignatureRequested):  # may be an agent: off the loop
+                    signature = await asyncio.to_thread(Driver.sign, event)
+                    pending.extend(driver.signature_answer(signature))
+                else:
+                    pending.extend(driver.handshake_event(event))
+            self._flush()
+            if core.error is not None:
+                raise core.error
+            await self._drain()
+
+    def _abort(self) -> None:
+        """Drop the transport at once (failed or cancelled handshake)."""
+        self._finished = True
+        self._writer.transport.abort()
+
+    def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._reader_task = loop.create_task(self._read_loop(),
+                                             name=f"sshlib-reader-{self.hostname}")
+        self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
+
+    # --- reader task ----------------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        core = self._core
+        reader = self._reader
+        dispatch_all = self._driver.dispatch_all
+        try:
+            while True:
+                try:
+                    data = await reader.read(RECV_SIZE)
+                except OSError as exc:
+                    dispatch_all(core.connection_lost(
+                        ConnectionLost(f"connection to {self.hostname} failed: {exc}")))
+                    break
+                dispatch_all(core.receive_data(data))
+                self._flush()
+                if core.closed:
+                    break
+        except asyncio.CancelledError:
+            dispatch_all(core.connection_lost(ConnectionLost("reader task cancelled")))
+            raise
+        except BaseException as exc:  # a bug must not leave waiters hanging forever
+            log.exception("internal error in the reader task")
+            dispatch_all(core.connection_lost(SSHError(f"internal error: {exc!r}")))
+        finally:
+            self._flush()  # the DISCONNECT goes out before the transport closes
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        if not self._finished:
+            self._finished = True
+            writer = self._writer
+            try:
+                if writer.can_write_eof() and not writer.is_closing():
+                    writer.write_eof()  # tells the peer even if someone else holds a dup'd fd
+            except (OSError, RuntimeError):
+                pass
+            writer.close()
+        self._waiters.wake()
+
+    def _tick(self) -> None:
+        if self._core.closed:
+            return
+        self._driver.dispatch_all(self._core.tick(time.monotonic()))
+        self._flush()
+        self._tick_handle = asyncio.get_running_loop().call_later(TICK_SECONDS, self._tick)
+
+    # --- sending ------------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Hand whatever the core has queued to the transport (never waits)."""
+        data = self._core.data_to_send()
+        if data and not self._writer.is_closing():
+            self._writer.write(data)
+
+    async def _drain(self) -> None:
+        """Wait while the transport's buffer is above its high-water mark."""
+        try:
+            await self._writer.drain()
+        except OSError as exc:
+            self._driver.check_alive()
+            raise ConnectionLost(f"sending to {self.hostname} failed: {exc}") from exc
+
+    # --- public API -----------------------------------------------------------------------
+    @property
+    def algorithms(self) -> Algorithms:
+        """The algorithms of the current key exchange."""
+        algorithms = self._driver.algorithms
+        assert algorithms is not None
+        return algorithms
+
+    @property
+    def kex_count(self) -> int:
+        """Key exchanges completed on this connection (1 after dial; more after rekeys)."""
+        return self._driver.kex_count
+
+    @property
+    def host_key(self) -> PublicKey:
+        key = self._core.host_key
+        assert key is not None
+        return key
+
+    @property
+    def server_version(self) -> str:
+        return (self._core.server_version or b"").decode("ascii", "replace")
+
+    @property
+    def session_id(self) -> bytes:
+        return self._core.session_id or b""
+
+    def new_session(self, timeout: float | None = None) -> Session:
+        """A session; its channel opens on first use, on ``await`` or on ``async with``."""
+        return Session(self, timeout)
+
+    async def open_channel(self, kind: str, extra: bytes = b"",
+                           timeout: float | None = None) -> AioChannel:
+        """Open a channel of any kind; sessions use new_session()."""
+        channel = AioChannel(self, kind)
+        self._driver.open_channel(channel, extra)
+        self._flush()
+        await channel.wait_open(timeout)
+        return channel
+
+    async def global_request(self, name: str, payload: bytes = b"", want_reply: bool = True,
+                             timeout: float | None = None) -> tuple[bool, bytes]:
+        driver = self._driver
+        ticket = driver.global_request(name, payload, want_reply)
+        self._flush()
+        if ticket < 0:
+            await self._drain()
+            return True, b""
+        await self._waiters.wait_until(lambda: driver.global_settled(ticket),
+                                       deadline_after(timeout), f"reply to {name!r}")
+        return driver.global_result(ticket)
+
+    def forward_agent(self, target: object) -> None:
+        """Serve the server's agent channels from `target` (endpoint string or AgentClient).
+
+        Sessions then ask for forwarding with ``await session.request_agent_forwarding()``.
+        Agent I/O runs in worker threads (some agent transports only have blocking calls).
+        """
+        self._driver.agent_target = AgentForwarder(target)
+
+    async def send_keepalive(self, timeout: float | None = None) -> None:
+        """Ask the server for a reply (OpenSSH's keepalive@openssh.com) to prove it is alive."""
+        await self.global_request("keepalive@openssh.com", timeout=timeout)
+
+    async def rekey(self) -> None:
+        """Start a new key exchange now."""
+        self._driver.rekey()
+        self._flush()
+        await self._drain()
+
+    async def close(self) -> None:
+        """Send DISCONNECT and close the transport; safe to call more than once."""
+        if self._driver.close():
+            self._flush()
+        for helper in list(self._tasks):
+            helper.cancel()
+        task = self._reader_task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():  # we were cancelled ourselves
+                    raise
+        self._finish()
+        try:
+            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_TIMEOUT)
+        except (asyncio.TimeoutError, OSError):
+            self._writer.transport.abort()
+
+    async def wait(self, timeout: float | None = None) -> SSHError | None:
+        """Wait until the connection ends; return why (None after close())."""
+        task = self._reader_task
+        await self._waiters.wait_until(lambda: task is None or task.done() or self._finished,
+                                       deadline_after(timeout), "the connection to end")
+        return self._driver.ended_because()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<sshlib.aio.Client {self.hostname}:{self.port}>"
+
+
+class _AioDriver(Driver):
+    """The shared driver, waking coroutines through futures."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client._core, client.config, client.hostname, client.port)
+        self._client = client
+
+    def make_channel(self, kind: str) -> Channel:
+        return AioChannel(self._client, kind)
+
+    def start_agent_channel(self, channel: Channel) -> None:
+        assert isinstance(self.agent_target, AgentForwarder) and isinstance(channel, AioChannel)
+        client = self._client
+        task = asyncio.get_running_loop().create_task(
+            serve_agent_channel(self.agent_target, channel))
+        client._tasks.add(task)
+        task.add_done_callback(client._tasks.discard)
+
+    def wake_connection(self) -> None:
+        self._client._waiters.wake()
+
+
+from .session import Session  # noqa: E402  (Session needs Client's module loaded first)
