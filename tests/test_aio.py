@@ -278,6 +278,52 @@ def test_agent_signing_runs_off_the_loop_and_forwarding_works(
     run(main)
 
 
+def test_async_agent_client_against_a_real_ssh_agent(
+        openssh_server: Any, local_agent: tuple[str, str]) -> None:  # noqa: F811
+    import sshlib.aio.agent
+    sock, fingerprint = local_agent
+    extra = sshlib.keys.generate_private_key("ecdsa-sha2-nistp256")
+
+    async def main() -> None:
+        ticks = 0
+
+        async def ticker() -> None:  # proves the loop keeps running while the agent works
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        tick_task = asyncio.create_task(ticker())
+        try:
+            async with await sshlib.aio.agent.connect(f"unix:{sock}", timeout=10) as agent:
+                keys = await agent.list_keys()
+                assert [k.fingerprint() for k in keys] == [fingerprint]
+                await agent.add_key(extra, comment="aio-added", lifetime=60)
+                assert {k.comment for k in await agent.list_keys()} >= {"aio-added"}
+                signature = await agent.sign(extra.public_key, b"data")
+                assert extra.public_key.verify(b"data", signature, "ecdsa-sha2-nistp256")
+                await agent.lock(b"pw")
+                assert await agent.list_keys() == []
+                with pytest.raises(sshlib.errors.AgentRefusedError):
+                    await agent.unlock(b"wrong")
+                await agent.unlock(b"pw")
+                await agent.remove_key(extra.public_key)
+                signers = await agent.signers()
+                cfg = config(openssh_server, auth=[sshlib.PublicKeys(*signers)])
+                async with sshlib.aio.dial("tcp", addr(openssh_server), cfg) as client:
+                    async with client.new_session() as s:
+                        assert await s.output("echo agent-ok") == b"agent-ok\n"
+        finally:
+            tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tick_task
+        assert ticks > 1
+
+    run(main)
+    with pytest.raises(sshlib.errors.AgentConnectError):
+        run(lambda: sshlib.aio.agent.connect("unix:/nonexistent/agent.sock", timeout=2))
+
+
 # --- run_on ---------------------------------------------------------------------------------
 
 def test_run_on_500_concurrent_connections(openssh_factory: Callable[..., Any]) -> None:
