@@ -257,13 +257,3 @@ def test_vsock_fails_clearly_within_the_timeout() -> None:
         sshlib.agent.connect("vsock:1:50999", timeout=2)
     assert time.monotonic() - start < 5
     assert info.value.endpoint == "vsock:1:50999"
-
-
-@pytest.mark.parametrize("endpoint", [
-    "pipe:openssh-ssh-agent", "\\\\.\\pipe\\openssh-ssh-agent", "//./pipe/openssh-ssh-agent",
-    "pageant", "pageant-pipe", "pageant-window",
-])
-def test_windows_channels_say_not_implemented_yet(endpoint: str) -> None:
-    with pytest.raises(AgentUnsupportedError, match="not implemented yet") as info:
-        sshlib.agent.connect(endpoint)
-    assert "Windows" in str(info.value)

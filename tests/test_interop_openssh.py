@@ -186,8 +186,8 @@ def test_known_key_type_is_asked_for_first(frontend: Any, openssh_server: Any, t
     and so must we.
     """
     lines = [line for line in openssh_server.known_hosts_lines()
-             if line.split()[1].startswith(("ecdsa-sha2-nistp256" if known_type == "ecdsa"
-                                            else "ssh-rsa"))]
+             if line.split()[1].startswith("ecdsa-sha2-nistp256" if known_type == "ecdsa"
+                                            else "ssh-rsa")]
     assert len(lines) == 1, openssh_server.known_hosts_lines()
     only = tmp_path / "known_hosts"
     only.write_text(lines[0] + "\n")

@@ -5,8 +5,9 @@
         cfg = sshlib.ClientConfig(user="u", auth=[sshlib.PublicKeys(*agent.signers())], ...)
 
 Endpoint strings (docs/agent.md): ``unix:PATH`` or a bare path, ``tcp:HOST:PORT``,
-``vsock:CID:PORT``, ``exec:COMMAND``, ``cygwin:PATH``, ``assuan:PATH``; the
-Windows channels (``pipe:NAME``, ``pageant``...) are parsed but not built yet.
+``vsock:CID:PORT``, ``exec:COMMAND``, ``cygwin:PATH``, ``assuan:PATH``, and on
+Windows ``pipe:NAME``, ``pageant-pipe``, ``pageant-window`` and ``pageant``
+(ctypes only; elsewhere they raise AgentUnsupportedError).
 
 Layers: `protocol` (sans-IO messages and framing), `transport` (the byte
 stream interface), one module per channel, `client` (AgentClient) and

@@ -11,7 +11,8 @@ gpg-agent write such files.  Three generations exist, told apart by the file:
     credentials (``struct ucred``: int32 pid, uint32 uid, uint32 gid).
 ``!<socket >PORT XXXXXXXX-...`` (no type character)
     Cygwin 1.5, MSYS 1.0, msysGit: the secret is proven with named Windows
-    events, so only a Windows build can speak it.
+    events (``cygwin.local_socket.secret.<port>.<secret>``, one per side's
+    local port), so only Windows can speak it.
 ``!<socket >PORT``
     very old: no authentication at all.
 """
@@ -22,7 +23,10 @@ import hmac
 import logging
 import os
 import re
+import shutil
+import socket
 import struct
+import subprocess
 import sys
 from dataclasses import dataclass, field
 
@@ -37,6 +41,8 @@ __all__ = [
     "read_socket_file",
     "open_cygwin",
     "open_cygwin_data",
+    "secret_event_name",
+    "windows_path",
 ]
 
 log = logging.getLogger("sshlib.agent")
@@ -145,6 +151,86 @@ def _handshake(transport: SocketTransport, info: CygwinSocketFile, path: str,
     log.debug("agent %s: Cygwin peer pid %d uid %d gid %d", endpoint, pid, uid, gid)
 
 
+#: Cygwin 1.5's SECRET_EVENT_NAME; the port is sin_port (network byte order) printed as
+#: a decimal number, the words as in the socket file.
+EVENT_NAME_FORMAT = "cygwin.local_socket.secret.{port}.{words}"
+#: Cygwin waits this long for the peer's event.
+_EVENT_WAIT = 10.0
+
+
+def secret_event_name(port: int, secret: bytes) -> str:
+    """The named event a side of an msysGit-style connection sets for its local `port`."""
+    words = "-".join(f"{word:08x}" for word in struct.unpack("<4I", secret))
+    return EVENT_NAME_FORMAT.format(port=socket.htons(port), words=words)
+
+
+def _event_handshake(transport: SocketTransport, sock: socket.socket, info: CygwinSocketFile,
+                     path: str, deadline: Deadline, endpoint: str) -> None:
+    """msysGit / Cygwin 1.5: set the event named for our port, wait for the listener's.
+
+    Only someone who read the socket file knows the secret in the names, so
+    the listener signalling its event proves it is the agent that wrote it.
+    """
+    from . import _win32 as w32
+
+    assert info.secret is not None
+    w = w32.api()
+    local_port = sock.getsockname()[1]
+    mine = w.CreateEventA(None, False, False, secret_event_name(local_port, info.secret).encode())
+    if not mine:
+        raise AgentConnectError(str(w32.win_error("CreateEvent")), endpoint=endpoint)
+    try:
+        theirs = w.CreateEventA(None, False, False,
+                                secret_event_name(info.port, info.secret).encode())
+        if not theirs:
+            raise AgentConnectError(str(w32.win_error("CreateEvent")), endpoint=endpoint)
+        try:
+            w.SetEvent(mine)
+            left = deadline.left()
+            wait = _EVENT_WAIT if left is None else min(_EVENT_WAIT, left)
+            status = w.WaitForSingleObject(theirs, int(wait * 1000))
+        finally:
+            w.CloseHandle(theirs)
+    finally:
+        w.CloseHandle(mine)
+    if status != w32.WAIT_OBJECT_0:
+        raise AgentConnectError(
+            f"the listener on port {info.port} (from {path}) did not signal its secret event "
+            f"within {wait:.3g} s (msysGit handshake): wrong secret, or not the agent that "
+            f"wrote the file", endpoint=endpoint)
+
+
+def windows_path(path: str, endpoint: str) -> str:
+    """On Windows, a POSIX path from MSYS2/Cygwin (/tmp/ssh-XXX/agent.1) as a Windows path.
+
+    Only the Cygwin/MSYS mount table knows where /tmp is, so ask ``cygpath -w``
+    when it is on PATH; elsewhere the path is returned unchanged.
+    """
+    if sys.platform != "win32" or not path.startswith("/") or path.startswith("//"):
+        return path
+    cygpath = shutil.which("cygpath")
+    if cygpath is None:
+        if os.path.exists(path):
+            return path
+        raise AgentConnectError(
+            f"{path} is a Cygwin/MSYS path and cygpath is not on PATH to translate it "
+            f"(run from a Git Bash/MSYS2 shell, or set SSH_AUTH_SOCK to the Windows path, "
+            f"e.g. the output of `cygpath -w {path}`)", endpoint=endpoint)
+    try:
+        done = subprocess.run([cygpath, "-w", path], capture_output=True, timeout=10,
+                              stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AgentConnectError(f"running cygpath -w {path} failed: {exc}",
+                                endpoint=endpoint) from None
+    translated = done.stdout.decode("utf-8", "replace").strip()
+    if done.returncode != 0 or not translated:
+        raise AgentConnectError(f"cygpath -w {path} failed (status {done.returncode}): "
+                                f"{done.stderr.decode('utf-8', 'replace').strip()}",
+                                endpoint=endpoint)
+    log.debug("agent %s: cygpath maps %s to %s", endpoint, path, translated)
+    return translated
+
+
 def open_cygwin_data(data: bytes, path: str, timeout: float | None,
                      endpoint: str) -> SocketTransport:
     """Connect as the socket file contents `data` (read from `path`) say."""
@@ -152,22 +238,21 @@ def open_cygwin_data(data: bytes, path: str, timeout: float | None,
     if info.type_char == "d":
         raise AgentConnectError(f"{path} is a Cygwin datagram socket; agents use stream "
                                 f"sockets", endpoint=endpoint)
-    if info.variant == "msysgit":
-        if sys.platform != "win32":
-            raise AgentUnsupportedError(
-                f"{path} is an msysGit/MSYS 1.0-style socket file (no type character): its "
-                f"handshake uses named Windows events, so it only works from Windows",
-                endpoint=endpoint)
+    if info.variant == "msysgit" and sys.platform != "win32":
         raise AgentUnsupportedError(
-            "msysGit/MSYS 1.0-style socket files (named-event handshake) are not implemented "
-            "yet on this build", endpoint=endpoint)
+            f"{path} is an msysGit/MSYS 1.0-style socket file (no type character): its "
+            f"handshake uses named Windows events, so it only works from Windows",
+            endpoint=endpoint)
     deadline = Deadline(timeout)
     sock = connect_tcp("127.0.0.1", info.port, timeout, endpoint)
     transport = SocketTransport(sock, endpoint)
     if info.variant == "plain":
         return transport
     try:
-        _handshake(transport, info, path, deadline, endpoint)
+        if info.variant == "msysgit":
+            _event_handshake(transport, sock, info, path, deadline, endpoint)
+        else:
+            _handshake(transport, info, path, deadline, endpoint)
     except BaseException:
         transport.close()
         raise
@@ -176,6 +261,7 @@ def open_cygwin_data(data: bytes, path: str, timeout: float | None,
 
 def open_cygwin(path: str, timeout: float | None, endpoint: str) -> SocketTransport:
     """Read the socket file at `path` and connect; a libassuan file is accepted too."""
+    path = windows_path(path, endpoint)
     data = read_socket_file(path, endpoint)
     if not data.startswith(CYGWIN_MAGIC):
         from .assuan import is_assuan_data, open_assuan_data

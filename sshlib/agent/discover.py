@@ -15,16 +15,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import AgentConnectError, AgentError, AgentUnsupportedError
+from ..errors import AgentConnectError, AgentError
 from . import protocol as p
 from .assuan import is_assuan_data, open_assuan, open_assuan_data
 from .client import DEFAULT_TIMEOUT, AgentClient
-from .cygwin import CYGWIN_MAGIC, open_cygwin, open_cygwin_data, read_socket_file
+from .cygwin import CYGWIN_MAGIC, open_cygwin, open_cygwin_data, read_socket_file, windows_path
+from .pageant import open_pageant, open_pageant_pipe, open_pageant_window
 from .relay import open_relay
 from .tcp import open_tcp
 from .transport import Transport
 from .unix import open_unix
 from .vsock import open_vsock
+from .winpipe import open_pipe
 
 __all__ = [
     "Endpoint",
@@ -141,8 +143,14 @@ def parse_endpoint(text: str) -> Endpoint:
 
 
 def _open_auto(endpoint: Endpoint, timeout: float | None) -> Transport:
-    """A bare path: an AF_UNIX socket, unless it is a regular file in a bridge's format."""
-    path = endpoint.address
+    """A bare path: an AF_UNIX socket, unless it is a regular file in a bridge's format.
+
+    On Windows this is how SSH_AUTH_SOCK is sniffed: a Cygwin/MSYS file, a
+    libassuan file, else a Winsock AF_UNIX socket (pipe paths never get here:
+    parse_endpoint makes them pipe: endpoints).  A POSIX-style path from an
+    MSYS2/Git Bash environment goes through cygpath first.
+    """
+    path = windows_path(endpoint.address, str(endpoint))
     try:
         is_file = stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
@@ -160,16 +168,7 @@ def _open_auto(endpoint: Endpoint, timeout: float | None) -> Transport:
     return open_unix(path, timeout, str(endpoint))
 
 
-def _not_yet(what: str) -> Callable[[Endpoint, float | None], Transport]:
-    def opener(endpoint: Endpoint, timeout: float | None) -> Transport:
-        where = ("" if sys.platform == "win32"
-                 else "; it is a Windows channel, so it will only work from Windows")
-        raise AgentUnsupportedError(f"{what} is not implemented yet on this build{where}",
-                                    endpoint=str(endpoint))
-    return opener
-
-
-#: kind -> opener.  The Windows build replaces the "not implemented yet" entries.
+#: kind -> opener.  The Windows channels raise AgentUnsupportedError off Windows.
 _OPENERS: dict[str, Callable[[Endpoint, float | None], Transport]] = {
     "unix": lambda e, t: open_unix(e.address, t, str(e)),
     "auto": _open_auto,
@@ -178,10 +177,10 @@ _OPENERS: dict[str, Callable[[Endpoint, float | None], Transport]] = {
     "exec": lambda e, t: open_relay(e.address, t, str(e)),
     "cygwin": lambda e, t: open_cygwin(e.address, t, str(e)),
     "assuan": lambda e, t: open_assuan(e.address, t, str(e)),
-    "pipe": _not_yet("the Windows named pipe channel"),
-    "pageant": _not_yet("Pageant (pipe, then window)"),
-    "pageant-pipe": _not_yet("Pageant's named pipe"),
-    "pageant-window": _not_yet("Pageant's WM_COPYDATA window"),
+    "pipe": lambda e, t: open_pipe(e.address, t, str(e)),
+    "pageant": lambda e, t: open_pageant(t, str(e)),
+    "pageant-pipe": lambda e, t: open_pageant_pipe(t, str(e)),
+    "pageant-window": lambda e, t: open_pageant_window(t, str(e)),
 }
 
 
@@ -192,7 +191,11 @@ def _open_one(endpoint: str | Endpoint, timeout: float | None) -> Transport:
 
 
 def default_endpoints() -> list[str]:
-    """Where `connect()` looks, in order: SSH_AUTH_SOCK, then (Windows) the usual agents."""
+    """Where `connect()` looks, in order: SSH_AUTH_SOCK, then (Windows) the usual agents.
+
+    Windows: Pageant's pipe, Win32-OpenSSH's pipe (also 1Password, Bitwarden,
+    gpg-agent), then Pageant's window, as PuTTY and users expect.
+    """
     found: list[str] = []
     sock = os.environ.get("SSH_AUTH_SOCK", "")
     if sock:

@@ -1,8 +1,8 @@
 """``unix:PATH`` (or a bare POSIX path): the agent's Unix domain socket.
 
 This is how OpenSSH's ssh-agent, PuTTY's Unix Pageant, gpg-agent and
-every POSIX agent listen.  CPython on Windows has no AF_UNIX; reaching
-Win32 AF_UNIX sockets through Winsock is for the Windows build.
+every POSIX agent listen.  CPython on Windows has no AF_UNIX, so there
+the socket is made through Winsock (winunix.py).
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ def _connect(sock: socket.socket, path: str) -> None:
 def open_unix(path: str, timeout: float | None, endpoint: str) -> SocketTransport:
     family = getattr(socket, "AF_UNIX", None)
     if family is None:
-        raise AgentUnsupportedError(
-            "AF_UNIX agent sockets are not implemented yet on this build "
-            "(Windows AF_UNIX through Winsock comes with the Windows transports)",
-            endpoint=endpoint)
+        if sys.platform == "win32":
+            from .winunix import open_winunix
+
+            return open_winunix(path, timeout, endpoint)
+        raise AgentUnsupportedError("this Python has no AF_UNIX sockets", endpoint=endpoint)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
