@@ -174,7 +174,7 @@ def test_lock_and_unlock(ssh_agent: AgentProcess, agent_keys: KeySet) -> None:
     (["list", "--agent", "bogus:thing"], "unknown endpoint type 'bogus'"),
     (["list", "--agent", "unix:/nonexistent/agent.sock"], "no agent socket at"),
     (["add", "/nonexistent/key"], "/nonexistent/key"),
-    (["bridge", "--listen", "pipe:foo", "--to", "unix:/x"], "not implemented yet"),
+    (["bridge", "--listen", "pipe:foo", "--to", "unix:/x"], "only be served from Windows"),
     (["relay", "--to", "bogus:thing"], "unknown endpoint type"),
 ])
 def test_errors_are_one_line_exit_2(args: list[str], message: str) -> None:

@@ -495,9 +495,9 @@ def test_exec_relay_from_linux_into_wine(windows_python: WindowsPython,
     argv = windows_python.command_line(["-m", "winagent", "relay", f"pipe:{TEST_PIPE}"])
     env = " ".join(f"{k}={shlex.quote(windows_python.env[k])}"
                    for k in ("WINEPREFIX", "WINEDEBUG"))
-    # Windows Python wants a pipe, not the temporary file sshlib gives a relay, as stderr.
-    script = f"exec 2> >(cat >&2); exec env {env} {shlex.join(argv)}"
-    command = f"bash -c {shlex.quote(script)}"
+    # No shell in between: the relay's stdio (stderr included) are pipes, which is
+    # what Windows Python needs.
+    command = f"env {env} {shlex.join(argv)}"
     start = time.monotonic()
     with sshlib.agent.connect(f"exec:{command}", timeout=60) as agent:
         keys = agent.list_keys()

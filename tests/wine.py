@@ -27,6 +27,7 @@ windows_python  # noqa: F401``): ``.run(code_or_args)``, ``.popen(args)``,
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -125,9 +126,7 @@ def _build(cache: Path) -> None:
     _run([_tool("x86_64-w64-mingw32-gcc"), "-shared", "-O2", "-o",
           str(home / "bcryptprimitives.dll"), str(SHIM_SOURCE), "-ladvapi32"],
          "building the bcryptprimitives.dll shim with mingw-w64")
-    lines = ["python313.zip", ".", winpath(cache / "site"), winpath(REPO),
-             winpath(TESTS / "winfixtures")]
-    (home / "python313._pth").write_text("\r\n".join(lines) + "\r\n")
+    _write_pth(home, cache, REPO)
     env = _wine_env(cache)
     _run([_tool("wineboot"), "-i"] if shutil.which("wineboot") else
          [_tool("wine"), "wineboot", "-i"], "creating the WINEPREFIX", env=env)
@@ -140,19 +139,45 @@ def _build(cache: Path) -> None:
                                  f"{time.monotonic() - started:.1f} s\n")
 
 
-def ensure_built() -> Path:
-    """The cache folder, built first if needed (under a file lock)."""
+def _write_pth(home: Path, cache: Path, repo: Path) -> None:
+    """Embedded Python ignores PYTHONPATH: its ._pth file is the whole sys.path."""
+    lines = ["python313.zip", ".", winpath(cache / "site"), winpath(repo),
+             winpath(repo / "tests" / "winfixtures")]
+    (home / "python313._pth").write_text("\r\n".join(lines) + "\r\n")
+
+
+def _interpreter_for(cache: Path, repo: Path) -> Path:
+    """A copy of the interpreter whose sys.path is `repo` (called with the build lock held).
+
+    Checkouts (a CI clone, a developer's tree) share the slow parts of the
+    cache (the prefix, the wheels) but each gets its own small interpreter
+    folder, so one checkout never rewrites the path another one runs from.
+    """
+    tag = hashlib.sha256(str(repo).encode()).hexdigest()[:16]
+    home = cache / "checkouts" / tag / "cp313"
+    marker = home.parent / "built"
+    if not (marker.exists() and marker.read_text() == BUILD_ID):
+        shutil.rmtree(home.parent, ignore_errors=True)
+        shutil.copytree(cache / "python" / "cp313", home)
+        _write_pth(home, cache, repo)
+        marker.write_text(BUILD_ID)
+    return home
+
+
+def ensure_built() -> tuple[Path, Path]:
+    """The cache folder and this checkout's interpreter folder, built first if needed."""
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         marker = cache / "built"
         current = marker.read_text().splitlines()[:1] if marker.exists() else []
-        pth = cache / "python" / "cp313" / "python313._pth"
-        if current != [BUILD_ID] or not pth.exists() or winpath(REPO) not in pth.read_text():
+        if current != [BUILD_ID] or not (cache / "python" / "cp313" / "python.exe").exists():
             marker.unlink(missing_ok=True)
+            shutil.rmtree(cache / "checkouts", ignore_errors=True)
             _build(cache)
-    return cache
+        home = _interpreter_for(cache, REPO)
+    return cache, home
 
 
 def _free_display() -> int:
@@ -166,9 +191,9 @@ def _free_display() -> int:
 class WindowsPython:
     """The Windows interpreter under Wine; stdio is always pipes (Windows Python needs that)."""
 
-    def __init__(self, cache: Path, display: str) -> None:
+    def __init__(self, cache: Path, home: Path, display: str) -> None:
         self.cache = cache
-        self.home = cache / "python" / "cp313"
+        self.home = home
         self.env = _wine_env(cache, display)
         self.exe = [_tool("wine"), str(self.home / "python.exe"),
                     "-X", f"pycache_prefix={winpath(cache / 'pycache')}"]
@@ -219,7 +244,7 @@ class WindowsPython:
 def windows_python() -> Iterator[WindowsPython]:
     """Windows CPython 3.13 under Wine with this checkout's sshlib (built on first use)."""
     started = time.monotonic()
-    cache = ensure_built()
+    cache, home = ensure_built()
     built = time.monotonic() - started
     number = _free_display()
     xvfb = subprocess.Popen([_tool("Xvfb"), f":{number}", "-nolisten", "tcp", "-screen", "0",
@@ -227,7 +252,7 @@ def windows_python() -> Iterator[WindowsPython]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     session_lock = open(cache / ".session.lock", "w")  # held all session
     fcntl.flock(session_lock, fcntl.LOCK_SH)
-    python = WindowsPython(cache, f":{number}")
+    python = WindowsPython(cache, home, f":{number}")
     try:
         deadline = time.monotonic() + 20
         while not os.path.exists(f"/tmp/.X11-unix/X{number}"):

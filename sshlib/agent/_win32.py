@@ -34,6 +34,9 @@ __all__ = [
     "user_name",
     "owner_security_attributes",
     "handle_owner_sid",
+    "MEMORY_BASIC_INFORMATION",
+    "HANDLER_ROUTINE",
+    "SddlSecurityAttributes",
 ]
 
 # --- constants ----------------------------------------------------------------------------
@@ -76,6 +79,14 @@ SMTO_ABORTIFHUNG = 0x0002
 CRYPTPROTECTMEMORY_BLOCK_SIZE = 16
 CRYPTPROTECTMEMORY_CROSS_PROCESS = 1
 NAME_USER_PRINCIPAL = 8
+SDDL_REVISION_1 = 1
+FILE_MAP_READ = 0x0004
+ERROR_CLASS_ALREADY_EXISTS = 1410
+CTRL_C_EVENT = 0
+CTRL_BREAK_EVENT = 1
+CTRL_CLOSE_EVENT = 2
+CTRL_LOGOFF_EVENT = 5
+CTRL_SHUTDOWN_EVENT = 6
 
 ERROR_FILE_NOT_FOUND = 2
 ERROR_ACCESS_DENIED = 5
@@ -133,6 +144,17 @@ class WNDCLASSW(ctypes.Structure):
                 ("lpszClassName", ctypes.c_wchar_p)]
 
 
+class MEMORY_BASIC_INFORMATION(ctypes.Structure):
+    _fields_ = [("BaseAddress", ctypes.c_void_p), ("AllocationBase", ctypes.c_void_p),
+                ("AllocationProtect", ctypes.c_uint32), ("PartitionId", ctypes.c_uint16),
+                ("RegionSize", ctypes.c_size_t), ("State", ctypes.c_uint32),
+                ("Protect", ctypes.c_uint32), ("Type", ctypes.c_uint32)]
+
+
+#: BOOL WINAPI HandlerRoutine(DWORD dwCtrlType)
+HANDLER_ROUTINE: Any = _functype(ctypes.c_int, ctypes.c_uint32)
+
+
 # --- function table ---------------------------------------------------------------------------
 
 _H = ctypes.c_void_p      # HANDLE, HWND, PSID, pointers
@@ -172,6 +194,9 @@ _PROTOTYPES: dict[str, tuple[str, Any, list[Any]]] = {
     "GetCurrentThreadId": ("kernel32", _D, []),
     "LocalFree": ("kernel32", _P, [_P]),
     "GetModuleHandleW": ("kernel32", _H, [_W]),
+    "GetNamedPipeClientProcessId": ("kernel32", _B, [_H, _P]),
+    "VirtualQuery": ("kernel32", _SZ, [_P, _P, _SZ]),
+    "SetConsoleCtrlHandler": ("kernel32", _B, [_P, _B]),
     # advapi32: tokens, SIDs, security descriptors, user name
     "OpenProcessToken": ("advapi32", _B, [_H, _D, _P]),
     "GetTokenInformation": ("advapi32", _B, [_H, _D, _P, _D, _P]),
@@ -183,6 +208,7 @@ _PROTOTYPES: dict[str, tuple[str, Any, list[Any]]] = {
     "GetLengthSid": ("advapi32", _D, [_H]),
     "ConvertSidToStringSidW": ("advapi32", _B, [_H, _P]),
     "ConvertStringSidToSidW": ("advapi32", _B, [_W, _P]),
+    "ConvertStringSecurityDescriptorToSecurityDescriptorW": ("advapi32", _B, [_W, _D, _P, _P]),
     "GetUserNameA": ("advapi32", _B, [_P, _P]),
     # secur32
     "GetUserNameExA": ("secur32", ctypes.c_ubyte, [_D, _P, _P]),
@@ -200,6 +226,7 @@ _PROTOTYPES: dict[str, tuple[str, Any, list[Any]]] = {
     "DispatchMessageW": ("user32", _L, [_P]),
     "PostMessageW": ("user32", _B, [_H, _D, _SZ, _L]),
     "PostQuitMessage": ("user32", None, [_B]),
+    "UnregisterClassW": ("user32", _B, [_W, _H]),
 }
 
 
@@ -355,3 +382,27 @@ def handle_owner_sid(handle: int) -> bytes:
     finally:
         if descriptor.value:
             w.LocalFree(descriptor)
+
+
+class SddlSecurityAttributes:
+    """SECURITY_ATTRIBUTES from an SDDL string (owner and DACL); frees the descriptor on close."""
+
+    def __init__(self, sddl: str) -> None:
+        w = api()
+        self._w = w
+        self.sddl = sddl
+        descriptor = ctypes.c_void_p()
+        if not w.ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                sddl, SDDL_REVISION_1, ctypes.byref(descriptor), None):
+            raise win_error(f"ConvertStringSecurityDescriptorToSecurityDescriptor({sddl})")
+        self.descriptor = descriptor
+        self.attributes = SECURITY_ATTRIBUTES(ctypes.sizeof(SECURITY_ATTRIBUTES),
+                                              descriptor.value, 0)
+
+    def pointer(self) -> Any:
+        return ctypes.byref(self.attributes)
+
+    def close(self) -> None:
+        if self.descriptor.value:
+            self._w.LocalFree(self.descriptor)
+            self.descriptor = ctypes.c_void_p()

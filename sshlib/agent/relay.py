@@ -8,6 +8,11 @@ exits, the error says so, with its exit status and the end of its stderr.
 Pipes cannot be waited on with select() on Windows, so one reader and one
 writer thread per relay carry the data: the same code on every platform, and
 every call still honours its timeout even if the relay stops reading.
+
+The relay's stderr is a pipe too, drained by a third thread that keeps only
+its last few KB for error messages: Windows Python (``python.exe`` started
+from WSL2, or ``wine python.exe``) refuses to start when its stderr is a
+regular file, and a pipe nobody reads would block a chatty relay.
 """
 
 from __future__ import annotations
@@ -18,9 +23,7 @@ import queue
 import shlex
 import subprocess
 import sys
-import tempfile
 import threading
-import typing
 
 from ..errors import AgentConnectError, AgentTimeoutError
 from .transport import BaseTransport, Deadline, seconds
@@ -51,12 +54,14 @@ def split_command(command: str) -> list[str] | str:
 class RelayTransport(BaseTransport):
     """The agent stream through a relay process's stdin and stdout."""
 
-    def __init__(self, process: subprocess.Popen[bytes], stderr: typing.IO[bytes],
-                 endpoint: str) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], endpoint: str) -> None:
         super().__init__(endpoint)
         self.process = process
-        self._stderr = stderr
         assert process.stdin is not None and process.stdout is not None
+        assert process.stderr is not None
+        self._stderr = process.stderr
+        self._tail = bytearray()
+        self._tail_lock = threading.Lock()
         self._stdin = process.stdin
         self._stdout = process.stdout
         self._incoming = bytearray()
@@ -71,8 +76,11 @@ class RelayTransport(BaseTransport):
                                         name=f"agent-relay-reader-{process.pid}")
         self._writer = threading.Thread(target=self._write_loop, daemon=True,
                                         name=f"agent-relay-writer-{process.pid}")
+        self._drainer = threading.Thread(target=self._drain_stderr, daemon=True,
+                                         name=f"agent-relay-stderr-{process.pid}")
         self._reader.start()
         self._writer.start()
+        self._drainer.start()
 
     # --- threads ------------------------------------------------------------------------
 
@@ -101,6 +109,24 @@ class RelayTransport(BaseTransport):
         finally:
             self._stdout.close()
 
+    def _drain_stderr(self) -> None:
+        """Read the relay's stderr to its end, keeping the last `_STDERR_TAIL` bytes."""
+        fd = self._stderr.fileno()
+        try:
+            while True:
+                try:
+                    chunk = os.read(fd, _CHUNK)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                with self._tail_lock:
+                    self._tail += chunk
+                    if len(self._tail) > 2 * _STDERR_TAIL:
+                        del self._tail[:-_STDERR_TAIL]
+        finally:
+            self._stderr.close()
+
     def _write_loop(self) -> None:
         while True:
             item = self._writes.get()
@@ -119,13 +145,11 @@ class RelayTransport(BaseTransport):
     # --- diagnostics --------------------------------------------------------------------
 
     def _stderr_tail(self) -> str:
-        try:
-            self._stderr.seek(0, os.SEEK_END)
-            size = self._stderr.tell()
-            self._stderr.seek(max(0, size - _STDERR_TAIL))
-            text = self._stderr.read().decode("utf-8", "replace").strip()
-        except (OSError, ValueError):
-            return ""
+        # The process has exited: give the drainer a moment to read what it wrote
+        # (a grandchild holding the pipe open must not delay the error).
+        self._drainer.join(0.5)
+        with self._tail_lock:
+            text = bytes(self._tail[-_STDERR_TAIL:]).decode("utf-8", "replace").strip()
         return f": {text}" if text else ""
 
     @staticmethod
@@ -210,7 +234,7 @@ class RelayTransport(BaseTransport):
         log.debug("agent %s: relay process %d ended with status %s", self._endpoint,
                   process.pid, process.returncode)
         self._reader.join(_GRACE)  # it closes stdout; a lingering grandchild may delay that
-        self._stderr.close()
+        self._drainer.join(_GRACE)  # likewise for stderr
 
 
 def open_relay(command: str, timeout: float | None, endpoint: str) -> RelayTransport:
@@ -218,14 +242,12 @@ def open_relay(command: str, timeout: float | None, endpoint: str) -> RelayTrans
     if not command.strip():
         raise AgentConnectError("exec: needs a command line", endpoint=endpoint)
     args = split_command(command)
-    stderr = tempfile.TemporaryFile()
     try:
         process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=stderr, bufsize=0, close_fds=True)
+                                   stderr=subprocess.PIPE, bufsize=0, close_fds=True)
     except (OSError, ValueError) as exc:
-        stderr.close()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise AgentConnectError(f"cannot start relay command {command!r}: {reason}",
                                 endpoint=endpoint) from None
     log.debug("agent %s: started relay process %d", endpoint, process.pid)
-    return RelayTransport(process, stderr, endpoint)
+    return RelayTransport(process, endpoint)

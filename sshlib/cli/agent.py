@@ -16,6 +16,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable
+from typing import Any
 
 from .. import keys
 from ..agent import AgentClient, AgentKey, connect
@@ -87,9 +88,10 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
     bridge = command("bridge", cmd_bridge, "serve agent requests on one channel from another",
                      "Serve agent requests arriving on --listen from the agent at --to. "
                      "Listen on unix:PATH, tcp:127.0.0.1:PORT (0: any free port), "
-                     "cygwin:PATH, assuan:PATH, vsock:CID:PORT. --to is any agent endpoint, "
-                     "exec: relays included. Runs until SIGINT/SIGTERM, then removes its "
-                     "socket files.")
+                     "cygwin:PATH, assuan:PATH, vsock:CID:PORT, and on Windows pipe:NAME "
+                     "(e.g. pipe:openssh-ssh-agent) and pageant-window. --to is any agent "
+                     "endpoint, exec: relays included. Runs until SIGINT/SIGTERM (or the "
+                     "console closes, on Windows), then removes its socket files.")
     bridge.add_argument("--listen", action="append", required=True, metavar="ENDPOINT",
                         help="where clients connect (repeat to listen on several)")
     bridge.add_argument("--to", required=True, metavar="ENDPOINT", help="the real agent")
@@ -178,7 +180,8 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     try:
         for text in args.listen:
             listeners.append(open_listener(text, allow_remote=args.allow_remote,
-                                           mode=args.mode))
+                                           mode=args.mode, request_timeout=args.request_timeout,
+                                           max_message=args.max_message))
     except BaseException:
         for listener in listeners:
             listener.close()
@@ -196,6 +199,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
         if hasattr(signal, extra):
             signals.append(getattr(signal, extra))
     previous = {signum: signal.signal(signum, on_signal) for signum in signals}
+    console = _install_console_handler(stop, bridge)
     try:
         bridge.start()
         for listener in listeners:
@@ -206,7 +210,56 @@ def cmd_bridge(args: argparse.Namespace) -> int:
         bridge.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _remove_console_handler(console)
     return 0
+
+
+#: Console control routines installed by running bridges (kept alive while installed).
+console_handlers: list[Any] = []
+
+
+def _install_console_handler(stop: threading.Event, bridge: Bridge) -> Any:
+    """Windows: clean up like SIGTERM when the console closes, or on logoff / shutdown.
+
+    Python maps Ctrl+C and Ctrl+Break to signals, but closing the console
+    window, logging off and shutting down only reach a SetConsoleCtrlHandler
+    routine, in a thread of its own, and the process dies as soon as it
+    returns (or ~5 s later): so it stops the bridge and waits for the socket
+    files to be gone before returning.
+    """
+    if sys.platform != "win32":
+        return None
+    from ..agent import _win32 as w32
+
+    closing = (w32.CTRL_CLOSE_EVENT, w32.CTRL_LOGOFF_EVENT, w32.CTRL_SHUTDOWN_EVENT)
+
+    def routine(event: int) -> int:
+        if event not in closing:
+            return 0  # Ctrl+C / Ctrl+Break: Python's own handler turns them into signals
+        # Clean up here, not in the main thread: the process ends when this returns.
+        bridge.close()
+        bridge.wait(4.0)  # if the main thread was already closing it, let it finish
+        stop.set()
+        return 1
+
+    try:
+        callback = w32.HANDLER_ROUTINE(routine)
+        if not w32.api().SetConsoleCtrlHandler(callback, True):
+            return None
+    except (OSError, AttributeError):
+        return None
+    console_handlers.append(callback)
+    return callback
+
+
+def _remove_console_handler(callback: Any) -> None:
+    if callback is None:
+        return
+    from ..agent import _win32 as w32
+
+    w32.api().SetConsoleCtrlHandler(callback, False)
+    if callback in console_handlers:
+        console_handlers.remove(callback)
 
 
 def cmd_relay(args: argparse.Namespace) -> int:

@@ -6,8 +6,9 @@ returns a `PendingClient` at once; the channel's handshake (a Cygwin secret,
 a libassuan nonce) runs later in that client's own thread via
 `PendingClient.open`, so a slow or hostile peer never stalls the accept loop.
 
-One module per channel: ``unix``, ``tcp``, ``cygwin``, ``assuan``, ``vsock``;
-the Windows ones (``pipe:``, ``pageant-window``) plug into `open_listener`.
+One module per channel: ``unix``, ``tcp``, ``cygwin``, ``assuan``, ``vsock``,
+and on Windows ``winpipe`` (``pipe:``), ``pageant_window`` (``pageant-window``)
+and ``winunix`` (``unix:`` through Winsock AF_UNIX, for WSL1).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import abc
 import dataclasses
 import re
 import socket
+import sys
 
 from ...errors import AgentConnectError, AgentError, AgentUnsupportedError
 from ..discover import Endpoint, parse_endpoint
@@ -179,15 +181,34 @@ def parse_listen_endpoint(text: str) -> Endpoint:
 
 
 def open_listener(text: str | Endpoint, *, allow_remote: bool = False,
-                  mode: int = 0o600) -> Listener:
+                  mode: int = 0o600, request_timeout: float | None = 120.0,
+                  max_message: int | None = None) -> Listener:
     """Start listening on `text` (``unix:PATH``, ``tcp:HOST:PORT``, ``cygwin:PATH``,
-    ``assuan:PATH``, ``vsock:CID:PORT``).
+    ``assuan:PATH``, ``vsock:CID:PORT``; on Windows also ``pipe:NAME`` and
+    ``pageant-window``).
 
     `allow_remote` permits a TCP address that is not loopback; `mode` is the
-    Unix socket's permission bits.  AgentError says why it cannot listen.
+    Unix socket's permission bits; `request_timeout` bounds how long the
+    Pageant window waits for a reply (its message loop must stay responsive)
+    and `max_message` the request size it accepts.  AgentError says why it
+    cannot listen.
     """
     endpoint = text if isinstance(text, Endpoint) else parse_listen_endpoint(text)
     kind = endpoint.kind
+    if kind == "pipe":
+        from .winpipe import PipeListener
+
+        return PipeListener(endpoint.address)
+    if kind == "pageant-window":
+        from ..protocol import DEFAULT_MAX_MESSAGE
+        from .pageant_window import PageantWindowListener
+
+        return PageantWindowListener(request_timeout,
+                                     max_message if max_message else DEFAULT_MAX_MESSAGE)
+    if kind in ("unix", "auto") and sys.platform == "win32":
+        from .winunix import WinUnixListener
+
+        return WinUnixListener(endpoint.address)
     if kind in ("unix", "auto"):
         from .unix import UnixListener
 
@@ -208,9 +229,10 @@ def open_listener(text: str | Endpoint, *, allow_remote: bool = False,
         from .vsock import VsockListener
 
         return VsockListener(endpoint.cid, endpoint.port)
-    if kind in ("pipe", "pageant-window", "pageant", "pageant-pipe"):
+    if kind in ("pageant", "pageant-pipe"):
         raise AgentUnsupportedError(
-            "listening as a Windows named pipe or Pageant window is not implemented yet "
-            "(it comes with the Windows transports)", endpoint=str(endpoint))
+            "cannot listen as Pageant's own pipe (its name is Pageant's to serve); listen on "
+            "pageant-window for PuTTY-family clients, or pipe:openssh-ssh-agent",
+            endpoint=str(endpoint))
     raise AgentError(f"cannot listen on a {kind}: endpoint (listen on unix:, tcp:, cygwin:, "
-                     f"assuan: or vsock:)", endpoint=str(endpoint))
+                     f"assuan:, vsock:, pipe: or pageant-window)", endpoint=str(endpoint))
