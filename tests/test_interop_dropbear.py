@@ -94,6 +94,10 @@ def test_exit_status_pty_and_concurrency(frontend: Any, dropbear_server: Any) ->
         session.shell()
         session.stdin.write(b"stty size; exit\n")
         assert b"30 100" in session.stdout.read(timeout=20)
+        # Let dropbear finish tearing the pty session down first: under load, a session
+        # opened while it does so was seen closed by dropbear before its `exec` went out.
+        session.wait(timeout=20)
+        session.close()
         # Many sessions on one connection, one after another: dropbear 2022.83 randomly refuses
         # `exec` (CHANNEL_FAILURE) when several start at once on one connection; OpenSSH's own
         # client multiplexing through ControlMaster sees the same refusals, so it is dropbear's.
