@@ -23,6 +23,11 @@ choices (see benchmarks/cipher_micro.py):
 * HMAC uses a keyed object copied per packet: cheaper than ``hmac.digest``'s
   one-shot key setup, and it lets us MAC several buffers without joining them.
 * Padding comes from a pool refilled with ``rng(4096)``, not an rng call per packet.
+* Sealers write the packet straight into the transport's reused output buffer
+  (``seal_into`` with ``update_into``/``encrypt_into``): one fresh 32 KiB object
+  per packet, and joining them, made uploads page-fault heavy (docs/performance.md).
+* AES-GCM decrypts into a reused buffer (``decrypt_into``) instead of a fresh,
+  zero-filled plaintext object that would be sliced (copied) anyway.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from . import algorithms as names
 from .errors import DecodeError, MACError
 
 __all__ = [
+    "SEAL_OVERHEAD",
     "PacketSealer",
     "PacketOpener",
     "key_lengths",
@@ -67,6 +73,7 @@ def _clear_length(head: bytes) -> int:
 _U32 = struct.Struct(">I")
 _U32_PACK = _U32.pack
 _U32_UNPACK = _U32.unpack_from
+_U32_PACK_INTO = _U32.pack_into
 _U32X2_PACK = struct.Struct(">II").pack
 # ChaCha20 in `cryptography` takes a 16-byte "nonce" = the last four words of
 # the initial state: 8-byte little-endian block counter || 8-byte nonce.  The
@@ -80,12 +87,25 @@ _MASK64 = (1 << 64) - 1
 
 _POOL_SIZE = 4096
 
+#: Upper bound of wire bytes beyond the payload: length, padding length, up to
+#: 4 + 2 blocks of padding and a 64-byte MAC.
+SEAL_OVERHEAD = 5 + 4 + 32 + 64
+
 
 class PacketSealer(Protocol):
     """Turns payloads into wire packets for one direction of one key set."""
 
     def seal(self, seq: int, payload: bytes) -> bytes:
         """Frame, pad, encrypt and authenticate `payload` as packet number `seq`."""
+        ...
+
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
+        """Like seal(), but write the packet at the start of `out`; return its size.
+
+        `out` must hold at least ``len(payload) + SEAL_OVERHEAD`` bytes.  The
+        transport seals every packet straight into its output buffer, so no
+        per-packet wire object (and no copy to join them) is made.
+        """
         ...
 
 
@@ -194,6 +214,16 @@ class _Sealer:
         self._pool = b""
         self._pos = 0
 
+    def seal(self, seq: int, payload: bytes) -> bytes:
+        out = bytearray(len(payload) + SEAL_OVERHEAD)
+        with memoryview(out) as view:
+            size = self.seal_into(seq, payload, view)
+        del out[size:]
+        return bytes(out)
+
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
+        raise NotImplementedError
+
     def _padding(self, count: int) -> bytes:
         pos = self._pos
         end = pos + count
@@ -214,10 +244,15 @@ class _PlainSealer(_Sealer):
 
     __slots__ = ()
 
-    def seal(self, seq: int, payload: bytes) -> bytes:
-        padlen = self._pad_table[len(payload) & 7]
-        return b"".join((_U32_PACK(len(payload) + 1 + padlen), _BYTE[padlen], payload,
-                         self._padding(padlen)))
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
+        size = len(payload)
+        padlen = self._pad_table[size & 7]
+        end = 5 + size + padlen
+        _U32_PACK_INTO(out, 0, size + 1 + padlen)
+        out[4] = padlen
+        out[5:5 + size] = payload
+        out[5 + size:end] = self._padding(padlen)
+        return end
 
 
 class _PlainOpener:
@@ -272,20 +307,22 @@ class _ChaChaSealer(_Sealer):
         self._main = _chacha(key[:32])
         self._header = _chacha(key[32:])
 
-    def seal(self, seq: int, payload: bytes) -> bytes:
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
         padlen = self._pad_table[len(payload) & 7]
         plen = len(payload) + 1 + padlen
+        end = 4 + plen
         nonce = _CHACHA_NONCE(0, seq)
         header = self._header
         header.reset_nonce(nonce)
-        body = header.update(_U32_PACK(plen))
+        header.update_into(_U32_PACK(plen), out[:4])
         main = self._main
         main.reset_nonce(nonce)
         # Block 0 of the keystream: its first 32 bytes are the Poly1305 key; the
         # body then starts at block counter 1, as the spec requires.
         poly_key = main.update(_ZERO64)[:32]
-        body += main.update(b"".join((_BYTE[padlen], payload, self._padding(padlen))))
-        return body + Poly1305.generate_tag(poly_key, body)
+        main.update_into(b"".join((_BYTE[padlen], payload, self._padding(padlen))), out[4:end])
+        out[end:end + 16] = Poly1305.generate_tag(poly_key, out[:end])
+        return end + 16
 
 
 class _ChaChaOpener:
@@ -351,19 +388,25 @@ class _GCMSealer(_Sealer):
         self._fixed: int = _U32_UNPACK(iv)[0]
         self._counter = int.from_bytes(iv[4:], "big")
 
-    def seal(self, seq: int, payload: bytes) -> bytes:
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
         padlen = self._pad_table[len(payload) & 15]
+        plen = len(payload) + 1 + padlen
+        end = 4 + plen + 16
         counter = self._counter
-        self._counter = (counter + 1) & _MASK64
-        length = _U32_PACK(len(payload) + 1 + padlen)
-        return length + self._aead.encrypt(
+        length = _U32_PACK(plen)
+        out[:4] = length
+        self._aead.encrypt_into(
             _GCM_NONCE(self._fixed, counter),
             b"".join((_BYTE[padlen], payload, self._padding(padlen))),
-            length)
+            length, out[4:end])
+        self._counter = (counter + 1) & _MASK64
+        return end
 
 
 class _GCMOpener:
-    __slots__ = ("_aead", "_counter", "_fixed", "head_size", "mac_size")
+    """Decrypts into one reused buffer: no zero-filled plaintext object per packet."""
+
+    __slots__ = ("_aead", "_buf", "_counter", "_fixed", "_view", "head_size", "mac_size")
 
     def __init__(self, key: bytes, iv: bytes) -> None:
         self.head_size = 4
@@ -371,6 +414,8 @@ class _GCMOpener:
         self._aead = AESGCM(key)
         self._fixed: int = _U32_UNPACK(iv)[0]
         self._counter = int.from_bytes(iv[4:], "big")
+        self._buf = bytearray()
+        self._view = memoryview(self._buf)
 
     def packet_length(self, seq: int, head: bytes) -> int:
         return _clear_length(head)
@@ -385,16 +430,21 @@ class _GCMOpener:
         if plen & 15 or plen < 16:
             raise _bad_length(plen)
         view = memoryview(packet)
+        if len(self._buf) < plen:  # grows to the largest packet seen (<= 256 KiB)
+            self._view.release()
+            self._buf = bytearray(plen)
+            self._view = memoryview(self._buf)
+        out = self._view[:plen]  # decrypt_into wants exactly the plaintext's size
         counter = self._counter
         try:
-            plain = self._aead.decrypt(_GCM_NONCE(self._fixed, counter), view[4:], view[:4])
+            self._aead.decrypt_into(_GCM_NONCE(self._fixed, counter), view[4:], view[:4], out)
         except InvalidTag:
             raise MACError("packet failed its AES-GCM tag check") from None
         self._counter = (counter + 1) & _MASK64
-        padlen = plain[0]
+        padlen = out[0]
         if padlen < 4 or padlen >= plen:
             raise _bad_padding(padlen, plen)
-        return plain[1:plen - padlen]
+        return out[1:plen - padlen].tobytes()
 
 
 # --- aesNNN-ctr + hmac-sha2-* ------------------------------------------------
@@ -420,14 +470,18 @@ class _CTRSealer(_Sealer):
         self._enc = _ctr(key, iv)
         self._mac = _keyed_hmac(mac_key, digest)
 
-    def seal(self, seq: int, payload: bytes) -> bytes:
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
         padlen = self._pad_table[len(payload) & 15]
         # seq and packet_length lead one buffer: MAC all of it, encrypt from byte 4.
         buf = b"".join((_U32X2_PACK(seq, len(payload) + 1 + padlen), _BYTE[padlen], payload,
                         self._padding(padlen)))
         mac = self._mac.copy()
         mac.update(buf)
-        return self._enc.update(memoryview(buf)[4:]) + mac.digest()
+        end = len(buf) - 4
+        self._enc.update_into(memoryview(buf)[4:], out[:end])
+        digest = mac.digest()
+        out[end:end + len(digest)] = digest
+        return end + len(digest)
 
 
 class _ETMSealer(_Sealer):
@@ -441,15 +495,19 @@ class _ETMSealer(_Sealer):
         self._enc = _ctr(key, iv)
         self._mac = _keyed_hmac(mac_key, digest)
 
-    def seal(self, seq: int, payload: bytes) -> bytes:
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
         padlen = self._pad_table[len(payload) & 15]
         plen = len(payload) + 1 + padlen
-        cipher = self._enc.update(b"".join((_BYTE[padlen], payload, self._padding(padlen))))
-        head = _U32X2_PACK(seq, plen)
+        end = 4 + plen
+        _U32_PACK_INTO(out, 0, plen)
+        self._enc.update_into(b"".join((_BYTE[padlen], payload, self._padding(padlen))),
+                              out[4:end])
         mac = self._mac.copy()
-        mac.update(head)
-        mac.update(cipher)
-        return b"".join((head[4:], cipher, mac.digest()))
+        mac.update(_U32_PACK(seq))
+        mac.update(out[:end])
+        digest = mac.digest()
+        out[end:end + len(digest)] = digest
+        return end + len(digest)
 
 
 class _CTROpener:

@@ -19,7 +19,7 @@ import sshlib
 
 def config(args: argparse.Namespace, cipher: str | None = None) -> sshlib.ClientConfig:
     cipher = cipher or args.cipher
-    return sshlib.ClientConfig(
+    cfg = sshlib.ClientConfig(
         user=args.user,
         auth=[sshlib.PublicKeys(sshlib.load_private_key(args.key))],
         host_key_callback=sshlib.knownhosts.callback(args.known_hosts),
@@ -28,6 +28,12 @@ def config(args: argparse.Namespace, cipher: str | None = None) -> sshlib.Client
         ciphers=[cipher],
         macs=[args.mac],
     )
+    # Tuning experiments only (docs/performance.md): the harness never sets these.
+    if os.environ.get("SSHLIB_BENCH_WINDOW"):
+        cfg.window_size = int(os.environ["SSHLIB_BENCH_WINDOW"])
+    if os.environ.get("SSHLIB_BENCH_MAX_PACKET"):
+        cfg.max_packet_size = int(os.environ["SSHLIB_BENCH_MAX_PACKET"])
+    return cfg
 
 
 def dial(args: argparse.Namespace) -> sshlib.Client:

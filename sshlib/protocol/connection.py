@@ -9,6 +9,7 @@ buffer per channel can never exceed the window it advertised.
 from __future__ import annotations
 
 import logging
+import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ log = logging.getLogger("sshlib.connection")
 MAX_WINDOW = 0xFFFFFFFF
 _DATA = m.MSG_CHANNEL_DATA
 _EXT_DATA = m.MSG_CHANNEL_EXTENDED_DATA
+# After the message number: uint32 recipient channel, [uint32 data type,] uint32 length.
+_DATA_HEAD = struct.Struct(">II").unpack_from
+_EXT_DATA_HEAD = struct.Struct(">III").unpack_from
 
 
 @dataclass
@@ -247,21 +251,23 @@ class Connection:
         raise ProtocolError(f"unexpected {m.name(msg_type)}")
 
     def _on_data(self, msg_type: int, payload: bytes) -> list[Event]:
-        # Hot path: parse by hand instead of through Reader.
+        # Hot path (one call per 32 KiB packet): parse by hand instead of through Reader.
         size = len(payload)
         if msg_type == _DATA:
             if size < 9:
                 raise DecodeError("truncated CHANNEL_DATA")
+            channel, length = _DATA_HEAD(payload, 1)
             offset = 9
         else:
             if size < 13:
                 raise DecodeError("truncated CHANNEL_EXTENDED_DATA")
+            channel, data_type, length = _EXT_DATA_HEAD(payload, 1)
             offset = 13
-        channel = int.from_bytes(payload[1:5], "big")
-        length = int.from_bytes(payload[offset - 4:offset], "big")
         if length != size - offset:
             raise DecodeError("channel data length does not match the packet")
-        ch = self._lookup(channel)
+        ch = self._channels.get(channel)
+        if ch is None or not ch.open:
+            ch = self._lookup(channel)  # raises the right ProtocolError
         if ch.eof_received:
             raise ProtocolError("channel data after EOF")
         if length > ch.local_window:
@@ -270,11 +276,13 @@ class Connection:
         if length > ch.local_max_packet:
             raise ProtocolError(f"server sent {length} bytes, more than our maximum packet")
         ch.local_window -= length
-        if msg_type == _EXT_DATA and int.from_bytes(payload[5:9], "big") != m.EXTENDED_DATA_STDERR:
+        if msg_type == _DATA:
+            return [ChannelDataReceived(ch.local_id, payload[9:], False)]
+        if data_type != m.EXTENDED_DATA_STDERR:
             # Unknown extended data type: drop it, but keep the window honest.
             self.consume(ch.local_id, length)
             return []
-        return [ChannelDataReceived(ch.local_id, payload[offset:], msg_type == _EXT_DATA)]
+        return [ChannelDataReceived(ch.local_id, payload[13:], True)]
 
     def _on_channel_request(self, r: Reader) -> list[Event]:
         ch = self._lookup(r.uint32())
