@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import socket
 import threading
 import time
@@ -25,10 +24,10 @@ from ..keys import PublicKey
 from ..protocol.client import ClientConnection
 from .agentfwd import AgentForwarder
 from .channel import ChannelIO, deadline_after, remaining
+from .receiver import BULK_LOWAT, RECV_SIZE, Receiver
 
 log = logging.getLogger("sshlib.client")
 
-RECV_SIZE = 256 * 1024
 TICK_SECONDS = 30.0
 SEND_TIMEOUT = 60.0
 
@@ -142,26 +141,30 @@ class Client:
         sock = self._sock
         core = self._core
         dispatch_all = self._driver.dispatch_all
+        receiver = Receiver(sock, min(BULK_LOWAT, self.config.window_size // 4))
+        next_tick = time.monotonic() + TICK_SECONDS
         try:
             while True:
-                ready, _, _ = select.select([sock], [], [], TICK_SECONDS)
-                if not ready:
-                    with self._lock:
-                        dispatch_all(core.tick(time.monotonic()))
-                    self._flush(blocking=False)
-                    continue
                 try:
-                    data = sock.recv(RECV_SIZE)
+                    data = receiver.receive(TICK_SECONDS)
                 except OSError as exc:
                     with self._lock:
                         dispatch_all(core.connection_lost(
                             ConnectionLost(f"connection to {self.hostname} failed: {exc}")))
                     break
-                with self._lock:
-                    dispatch_all(core.receive_data(data))
-                self._flush(blocking=False)
-                if core.closed:
-                    break
+                if data is not None:
+                    with self._lock:
+                        dispatch_all(core.receive_data(data))
+                    self._flush(blocking=False)
+                    if core.closed:
+                        break
+                # Time-based work (rekey interval) also runs during a long busy transfer.
+                now = time.monotonic()
+                if data is None or now >= next_tick:
+                    with self._lock:
+                        dispatch_all(core.tick(now))
+                    self._flush(blocking=False)
+                    next_tick = now + TICK_SECONDS
         except BaseException as exc:  # a bug must not leave waiters hanging forever
             log.exception("internal error in the reader thread")
             with self._lock:
