@@ -9,7 +9,9 @@
             print(s.output("uname -a"))
 """
 
-from . import agent, algorithms, errors, knownhosts
+from typing import TYPE_CHECKING, Any
+
+from . import algorithms, errors, knownhosts
 from .algorithms import Algorithms
 from .config import (
     AuthMethod,
@@ -51,6 +53,18 @@ from .keys import (
 )
 from .protocol.version import __version__
 from .sync import Client, Session, dial
+
+if TYPE_CHECKING:
+    from . import agent
+
+
+def __getattr__(name: str) -> Any:
+    """`sshlib.agent` loads on first use: most programs never touch an agent."""
+    if name == "agent":
+        import importlib
+
+        return importlib.import_module(".agent", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "__version__",

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from typing import Any
 
-from ..agent.protocol import frame_length
 from ..errors import SSHError
 from ..sync.agentfwd import IO_TIMEOUT, MAX_MESSAGE, AgentForwarder, exchange
 from .channel import AioChannel
@@ -45,6 +44,8 @@ async def serve_agent_channel(forwarder: AgentForwarder, channel: AioChannel) ->
 
 async def _read_message(channel: AioChannel) -> bytes | None:
     """One framed agent request from the channel, or None at EOF."""
+    from ..agent.protocol import frame_length
+
     head = await _read_exact(channel, 4)
     if head is None:
         return None

@@ -13,8 +13,6 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..agent import open_stream
-from ..agent.protocol import frame_length
 from ..driver import AGENT_CHANNEL
 from ..errors import SSHError
 
@@ -39,6 +37,8 @@ class AgentForwarder:
 
     def open_upstream(self) -> Any:
         """A new blocking stream to the local agent (one per forwarded channel)."""
+        from ..agent import open_stream  # sshlib.agent loads only when forwarding is used
+
         return open_stream(self._endpoint)
 
     def start(self, channel: ChannelIO) -> None:
@@ -68,6 +68,8 @@ class AgentForwarder:
 
 def exchange(upstream: Any, request: bytes) -> bytes:
     """Pass one framed request to the local agent and return its framed reply (blocking)."""
+    from ..agent.protocol import frame_length
+
     upstream.send_all(request, timeout=IO_TIMEOUT)
     head = upstream.recv_exact(4, timeout=IO_TIMEOUT)
     length = frame_length(head, MAX_MESSAGE, upstream.endpoint)
@@ -79,6 +81,8 @@ def exchange(upstream: Any, request: bytes) -> bytes:
 
 def _read_message(channel: ChannelIO) -> bytes | None:
     """One framed agent request from the channel, or None at EOF."""
+    from ..agent.protocol import frame_length
+
     head = _read_exact(channel, 4)
     if head is None:
         return None
