@@ -29,6 +29,7 @@ from .errors import (
     HostKeyError,
     SSHError,
 )
+from .keys import PublicKey
 from .messages import OPEN_ADMINISTRATIVELY_PROHIBITED
 from .protocol import events as ev
 from .protocol.client import ClientConnection
@@ -461,3 +462,36 @@ class Driver:
     def ended_because(self) -> SSHError | None:
         """What Client.wait() returns: None after our own close()."""
         return None if self.closed_by_us else self.error
+
+
+class ConnectionFacts:
+    """What a connected client can tell about itself, the same in every front-end."""
+
+    _driver: Driver
+    _core: ClientConnection
+
+    @property
+    def algorithms(self) -> Algorithms:
+        """The algorithms of the current key exchange."""
+        algorithms = self._driver.algorithms
+        assert algorithms is not None
+        return algorithms
+
+    @property
+    def kex_count(self) -> int:
+        """Key exchanges completed on this connection (1 after dial; more after rekeys)."""
+        return self._driver.kex_count
+
+    @property
+    def host_key(self) -> PublicKey:
+        key = self._core.host_key
+        assert key is not None
+        return key
+
+    @property
+    def server_version(self) -> str:
+        return (self._core.server_version or b"").decode("ascii", "replace")
+
+    @property
+    def session_id(self) -> bytes:
+        return self._core.session_id or b""

@@ -20,11 +20,9 @@ from collections.abc import Coroutine, Generator
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..algorithms import Algorithms
 from ..config import ClientConfig
-from ..driver import Channel, Driver, split_address
+from ..driver import Channel, ConnectionFacts, Driver, split_address
 from ..errors import ConnectionLost, SSHError, Timeout
-from ..keys import PublicKey
 from ..protocol import events as ev
 from ..protocol.client import ClientConnection
 from ..sync.agentfwd import AgentForwarder
@@ -124,7 +122,7 @@ async def client_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     return client
 
 
-class Client:
+class Client(ConnectionFacts):
     """An authenticated SSH connection on an asyncio stream; build it with dial()/client_over()."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -239,32 +237,6 @@ class Client:
             raise ConnectionLost(f"sending to {self.hostname} failed: {exc}") from exc
 
     # --- public API -----------------------------------------------------------------------
-    @property
-    def algorithms(self) -> Algorithms:
-        """The algorithms of the current key exchange."""
-        algorithms = self._driver.algorithms
-        assert algorithms is not None
-        return algorithms
-
-    @property
-    def kex_count(self) -> int:
-        """Key exchanges completed on this connection (1 after dial; more after rekeys)."""
-        return self._driver.kex_count
-
-    @property
-    def host_key(self) -> PublicKey:
-        key = self._core.host_key
-        assert key is not None
-        return key
-
-    @property
-    def server_version(self) -> str:
-        return (self._core.server_version or b"").decode("ascii", "replace")
-
-    @property
-    def session_id(self) -> bytes:
-        return self._core.session_id or b""
-
     def new_session(self, timeout: float | None = None) -> Session:
         """A session; its channel opens on first use, on ``await`` or on ``async with``."""
         return Session(self, timeout)

@@ -16,11 +16,9 @@ import threading
 import time
 from types import TracebackType
 
-from ..algorithms import Algorithms
 from ..config import ClientConfig
-from ..driver import Channel, Driver, split_address
+from ..driver import Channel, ConnectionFacts, Driver, split_address
 from ..errors import ConnectionLost, SSHError, Timeout
-from ..keys import PublicKey
 from ..protocol.client import ClientConnection
 from .agentfwd import AgentForwarder
 from .channel import ChannelIO, deadline_after, remaining
@@ -60,7 +58,7 @@ def dial(network: str, addr: str, config: ClientConfig) -> Client:
     raise ConnectionLost(f"cannot connect to {addr}: {last_error}")
 
 
-class Client:
+class Client(ConnectionFacts):
     """An authenticated SSH connection over any connected stream socket."""
 
     def __init__(self, sock: socket.socket, config: ClientConfig, *,
@@ -207,32 +205,6 @@ class Client:
         self._driver.check_alive()
 
     # --- public API ------------------------------------------------------------------
-    @property
-    def algorithms(self) -> Algorithms:
-        """The algorithms of the current key exchange."""
-        algorithms = self._driver.algorithms
-        assert algorithms is not None
-        return algorithms
-
-    @property
-    def kex_count(self) -> int:
-        """Key exchanges completed on this connection (1 after dial; more after rekeys)."""
-        return self._driver.kex_count
-
-    @property
-    def host_key(self) -> PublicKey:
-        key = self._core.host_key
-        assert key is not None
-        return key
-
-    @property
-    def server_version(self) -> str:
-        return (self._core.server_version or b"").decode("ascii", "replace")
-
-    @property
-    def session_id(self) -> bytes:
-        return self._core.session_id or b""
-
     def new_session(self, timeout: float | None = None) -> Session:
         """Open a session channel (exec, shell or subsystem)."""
         channel = self.open_channel("session", timeout=timeout)
