@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Coroutine, Generator
 from types import TracebackType
@@ -39,9 +40,23 @@ T = TypeVar("T")
 
 
 async def with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None, what: str) -> T:
-    """Await `coro`, raising sshlib.Timeout (not asyncio's) after `timeout` seconds."""
+    """Await `coro`, raising sshlib.Timeout (not asyncio's) after `timeout` seconds.
+
+    On Python 3.11+ this uses asyncio.timeout(): there, wait_for() can swallow
+    a cancellation that arrives just as the awaited work finishes (fixed in
+    3.12), and a cancelled dial() must never hand back a live connection.
+    """
     if timeout is None:
         return await coro
+    if sys.version_info >= (3, 11):
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                return await coro
+        except TimeoutError:
+            if scope.expired():
+                raise Timeout(f"timed out {what}") from None
+            raise
     try:
         return await asyncio.wait_for(coro, timeout)
     except asyncio.TimeoutError:
