@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 import sshlib
 from sshlib import keys
@@ -514,3 +516,25 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def verify_ssh_signature(pub_line: str, data: bytes, signature: bytes) -> str:
+    """Verify an SSH signature blob over `data` with `cryptography` alone (not sshlib).
+
+    `pub_line` is an OpenSSH public key line; returns the signature's algorithm name.
+    """
+    fields, pos = [], 0
+    while pos < len(signature):
+        length = int.from_bytes(signature[pos:pos + 4], "big")
+        fields.append(signature[pos + 4:pos + 4 + length])
+        pos += 4 + length
+    algorithm, raw = fields
+    key = serialization.load_ssh_public_key(pub_line.encode())
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        key.verify(raw, data)
+    else:
+        assert isinstance(key, rsa.RSAPublicKey)
+        digest = {b"rsa-sha2-256": hashes.SHA256(), b"rsa-sha2-512": hashes.SHA512(),
+                  b"ssh-rsa": hashes.SHA1()}[algorithm]
+        key.verify(raw, data, padding.PKCS1v15(), digest)
+    return algorithm.decode()

@@ -39,12 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 pytest.register_assert_rewrite("agentfixtures", "wine")
-from agentfixtures import need_tool, wait_for  # noqa: E402
-from wine import WindowsPython  # noqa: E402
+from agentfixtures import need_tool, verify_ssh_signature, wait_for  # noqa: E402
+from wine import WindowsPython, win_json  # noqa: E402
 
 import sshlib.agent  # noqa: E402
 from sshlib.agent.bridge import Bridge  # noqa: E402
@@ -56,37 +54,6 @@ RUN = secrets.token_hex(4)
 FIXTURE_PIPE = f"sshlib-w2-fixture-{RUN}"
 BRIDGE_PIPE = f"sshlib-w2-bridge-{RUN}"
 REPO = Path(__file__).resolve().parent.parent
-
-
-def win_json(python: WindowsPython, code: str, args: dict[str, Any],
-             timeout: float = 120, **kwargs: Any) -> Any:
-    """Run `code` on Windows with ARGS (a dict) defined; it prints one JSON line last."""
-    prelude = ("import json, os, sys, time\n"
-               "ARGS = json.loads(os.environ['SSHLIB_TEST_ARGS'])\n")
-    env = {**kwargs.pop("env", {}), "SSHLIB_TEST_ARGS": json.dumps(args)}
-    done = python.run(prelude + code, timeout=timeout, env=env, **kwargs)
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    assert lines, f"no output from the Windows process; stderr:\n{done.stderr}"
-    return json.loads(lines[-1])
-
-
-def verify_ssh_signature(pub_line: str, data: bytes, signature: bytes) -> str:
-    """Verify an SSH signature blob with `cryptography` alone; returns its algorithm name."""
-    fields, pos = [], 0
-    while pos < len(signature):
-        length = int.from_bytes(signature[pos:pos + 4], "big")
-        fields.append(signature[pos + 4:pos + 4 + length])
-        pos += 4 + length
-    algorithm, raw = fields
-    key = serialization.load_ssh_public_key(pub_line.encode())
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        key.verify(raw, data)
-    else:
-        assert isinstance(key, rsa.RSAPublicKey)
-        digest = {b"rsa-sha2-256": hashes.SHA256(), b"rsa-sha2-512": hashes.SHA512(),
-                  b"ssh-rsa": hashes.SHA1()}[algorithm]
-        key.verify(raw, data, padding.PKCS1v15(), digest)
-    return algorithm.decode()
 
 
 class Output:

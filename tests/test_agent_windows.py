@@ -27,12 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 pytest.register_assert_rewrite("agentfixtures", "wine")
-from agentfixtures import AgentProcess, BridgeServer, KeySet, need_tool  # noqa: E402
-from wine import WindowsPython  # noqa: E402
+from agentfixtures import (  # noqa: E402
+    AgentProcess,
+    BridgeServer,
+    KeySet,
+    need_tool,
+    verify_ssh_signature,
+)
+from wine import WindowsPython, win_json  # noqa: E402
 
 import sshlib.agent  # noqa: E402
 from sshlib.errors import AgentConnectError, AgentUnsupportedError  # noqa: E402
@@ -43,44 +47,6 @@ RUN = secrets.token_hex(4)
 TEST_PIPE = f"sshlib-test-{RUN}"
 BUSY_PIPE = f"sshlib-busy-{RUN}"
 HANG_PIPE = f"sshlib-hang-{RUN}"
-
-
-def win_json(python: WindowsPython, code: str, args: dict[str, Any],
-             timeout: float = 120, **kwargs: Any) -> Any:
-    """Run `code` on Windows with ARGS (a dict) defined; it prints one JSON line last."""
-    prelude = ("import json, os, sys, time\n"
-               "ARGS = json.loads(os.environ['SSHLIB_TEST_ARGS'])\n")
-    env = {**kwargs.pop("env", {}), "SSHLIB_TEST_ARGS": json.dumps(args)}
-    done = python.run(prelude + code, timeout=timeout, env=env, **kwargs)
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    assert lines, f"no output from the Windows process; stderr:\n{done.stderr}"
-    return json.loads(lines[-1])
-
-
-# --- independent signature checks (cryptography only, not sshlib) ---
-
-
-def _strings(blob: bytes) -> list[bytes]:
-    out, pos = [], 0
-    while pos < len(blob):
-        (length,) = struct.unpack(">I", blob[pos:pos + 4])
-        out.append(blob[pos + 4:pos + 4 + length])
-        pos += 4 + length
-    return out
-
-
-def verify_ssh_signature(pub_line: str, data: bytes, signature: bytes) -> str:
-    """Verify an SSH signature blob over `data` against an OpenSSH public key line."""
-    algorithm, raw = _strings(signature)
-    key = serialization.load_ssh_public_key(pub_line.encode())
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        key.verify(raw, data)
-    else:
-        assert isinstance(key, rsa.RSAPublicKey)
-        digest = {b"rsa-sha2-256": hashes.SHA256(), b"rsa-sha2-512": hashes.SHA512(),
-                  b"ssh-rsa": hashes.SHA1()}[algorithm]
-        key.verify(raw, data, padding.PKCS1v15(), digest)
-    return algorithm.decode()
 
 
 # --- fixtures ---

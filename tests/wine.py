@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -38,6 +39,7 @@ import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,6 +240,18 @@ class WindowsPython:
     def command_line(self, code_or_args: str | Sequence[str]) -> list[str]:
         """The Linux argv that runs this (for exec: relays)."""
         return self._args(code_or_args)
+
+
+def win_json(python: WindowsPython, code: str, args: dict[str, Any],
+             timeout: float = 120, **kwargs: Any) -> Any:
+    """Run `code` on Windows with ARGS (a dict) defined; it prints one JSON line last."""
+    prelude = ("import json, os, sys, time\n"
+               "ARGS = json.loads(os.environ['SSHLIB_TEST_ARGS'])\n")
+    env = {**kwargs.pop("env", {}), "SSHLIB_TEST_ARGS": json.dumps(args)}
+    done = python.run(prelude + code, timeout=timeout, env=env, **kwargs)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert lines, f"no output from the Windows process; stderr:\n{done.stderr}"
+    return json.loads(lines[-1])
 
 
 @pytest.fixture(scope="session")

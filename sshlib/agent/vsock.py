@@ -12,24 +12,29 @@ import socket
 from ..errors import AgentConnectError, AgentUnsupportedError
 from .transport import SocketTransport, seconds
 
-__all__ = ["open_vsock", "VMADDR_CID_HOST"]
+__all__ = ["open_vsock", "vsock_socket", "VMADDR_CID_HOST"]
 
 #: The CID of the hypervisor host (Windows, seen from a WSL2 guest).
 VMADDR_CID_HOST = 2
 
 
-def open_vsock(cid: int, port: int, timeout: float | None, endpoint: str) -> SocketTransport:
+def vsock_socket(endpoint: str) -> socket.socket:
+    """A new AF_VSOCK stream socket, or AgentUnsupportedError saying why there is none."""
     family = getattr(socket, "AF_VSOCK", None)
     if family is None:
         raise AgentUnsupportedError(
             "AF_VSOCK is not available on this platform (Python has it on Linux only)",
             endpoint=endpoint)
     try:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        return socket.socket(family, socket.SOCK_STREAM)
     except OSError as exc:
         raise AgentUnsupportedError(
             f"cannot create an AF_VSOCK socket: {exc.strerror or exc} "
             f"(no vsock transport in this kernel or VM?)", endpoint=endpoint) from None
+
+
+def open_vsock(cid: int, port: int, timeout: float | None, endpoint: str) -> SocketTransport:
+    sock = vsock_socket(endpoint)
     try:
         sock.settimeout(timeout)
         sock.connect((cid, port))

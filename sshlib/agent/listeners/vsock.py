@@ -7,9 +7,8 @@ OSError.
 
 from __future__ import annotations
 
-import socket
-
-from ...errors import AgentConnectError, AgentUnsupportedError
+from ...errors import AgentConnectError
+from ..vsock import vsock_socket
 from . import BACKLOG, SocketListener
 
 __all__ = ["VsockListener"]
@@ -18,17 +17,7 @@ __all__ = ["VsockListener"]
 class VsockListener(SocketListener):
     def __init__(self, cid: int, port: int) -> None:
         endpoint = f"vsock:{cid}:{port}"
-        family = getattr(socket, "AF_VSOCK", None)
-        if family is None:
-            raise AgentUnsupportedError(
-                "AF_VSOCK is not available on this platform (Python has it on Linux only)",
-                endpoint=endpoint)
-        try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-        except OSError as exc:
-            raise AgentUnsupportedError(
-                f"cannot create an AF_VSOCK socket: {exc.strerror or exc} (no vsock transport "
-                f"in this kernel or VM?)", endpoint=endpoint) from None
+        sock = vsock_socket(endpoint)
         try:
             sock.bind((cid, port))
             sock.listen(BACKLOG)
