@@ -33,6 +33,8 @@ declare -A NEED=(
   [/usr/lib/wine/wine64]=wine64
   [/usr/bin/Xvfb]=xvfb
   [/usr/bin/x86_64-w64-mingw32-gcc]=gcc-mingw-w64-x86-64-win32
+  [/usr/bin/dot]=graphviz
+  [/usr/bin/chromium]=chromium
 )
 
 say "system packages"
@@ -51,7 +53,7 @@ if ! is_root; then
 fi
 
 say "python environment (.venv)"
-venv_install '.[test]' .sshlib-installed
+venv_install '.[test,docs]' .sshlib-installed
 export PATH="$PWD/.venv/bin:$PATH"
 
 failed=()

@@ -1,0 +1,82 @@
+"""MkDocs hook: the API reference pages, generated from the package's public names.
+
+Every public module with names of its own gets a page `api/<module>.md` that renders those
+names with mkdocstrings (in `__all__` order), and lists the names it re-exports with links to
+the page that shows them. A module added by a later change appears once it exports names. The
+build fails (mkdocs --strict or not) when a public name has no docstring and is not on the
+ratchet list scripts/undocumented.txt; see scripts/apinames.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import apinames
+
+_pages: dict[str, str] = {}
+
+
+def _page(module: str, names: list[apinames.PublicName], also: list[tuple[str, str]],
+          summary: str) -> str:
+    lines = [f"# `{module}`", ""]
+    if summary:
+        lines += [summary, ""]
+    lines += [f"::: {module}", "    options:", "      show_root_heading: false",
+              "      show_root_toc_entry: false"]
+    if names:
+        lines.append("      members:")
+        lines += [f"        - {n.path.rsplit('.', 1)[1]}" for n in names]
+    else:
+        lines.append("      members: false")
+    if also:
+        lines += ["", "## Also importable from here", ""]
+        lines += [f"- `{module}.{short}`: [`{path}`][{path}]" for short, path in also]
+    return "\n".join(lines) + "\n"
+
+
+def on_config(config: MkDocsConfig, **kwargs: Any) -> MkDocsConfig:
+    pkg = apinames.load_package()
+    index = apinames.build_index(pkg)
+    problems = apinames.check(index)
+    if problems:
+        raise PluginError("undocumented public names (scripts/apinames.py):\n  "
+                          + "\n  ".join(problems))
+    shown = {n.obj.path: n.path for n in index.all_names()}
+    _pages.clear()
+    for mod in apinames.public_modules(pkg):
+        also = []
+        for name in apinames._exports(mod):
+            member = mod.members.get(name)
+            target = apinames._target(member) if member is not None else None
+            if target is None or target.is_module:
+                continue
+            where = shown.get(target.path)
+            if where and where != f"{mod.path}.{name}":
+                also.append((name, where))
+        names = index.pages.get(mod.path, [])
+        if not names and not also:
+            continue
+        _pages[mod.path] = _page(mod.path, names, also, "")
+    overview = ["# API reference", "",
+                "Generated from the docstrings. Each object is shown once, under its shortest",
+                "public import path; the other modules that re-export it link there.", ""]
+    overview += [f"- [`{m}`]({m}.md)" for m in _pages]
+    _pages["index"] = "\n".join(overview) + "\n"
+    nav = config.nav or []
+    nav.append({"API reference": ["api/index.md"]
+                + [{m: f"api/{m}.md"} for m in _pages if m != "index"]})
+    config.nav = nav
+    return config
+
+
+def on_files(files: Files, config: MkDocsConfig, **kwargs: Any) -> Files:
+    for name, text in _pages.items():
+        files.append(File.generated(config, f"api/{name}.md", content=text))
+    return files
