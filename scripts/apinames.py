@@ -5,6 +5,7 @@ module, and by tests/test_docs_site.py. Run it by hand:
 
     python scripts/apinames.py            # check: exit 1 on a new undocumented name
     python scripts/apinames.py --list     # every public name, with the page it is on
+    python scripts/apinames.py --shrink   # drop the names that now have a docstring
     python scripts/apinames.py --write    # rewrite scripts/undocumented.txt (after a merge)
 
 What counts as public:
@@ -12,6 +13,8 @@ What counts as public:
 - its names are its `__all__`, or, without one, the names it defines that do not start with "_";
 - a name re-exported from another module is one object: the reference shows it once, under
   its shortest public path (`sshlib.dial`, not `sshlib.sync.client.dial`);
+- functions and classes need a docstring; constants and type aliases are shown with their value
+  and described by their module's docstring (they cannot carry one at run time);
 - a public class's public methods and properties count too; one that overrides a documented
   method of an sshlib base class inherits that docstring (as `inspect.getdoc` does).
 
@@ -40,6 +43,7 @@ class PublicName:
     path: str  # the shortest public dotted path
     obj: griffe.Object
     documented: bool
+    needs_doc: bool = True  # constants and type aliases: their module's docstring covers them
     members: list[PublicName] = field(default_factory=list)
 
 
@@ -55,7 +59,7 @@ class ApiIndex:
                 yield from n.members
 
     def undocumented(self) -> list[str]:
-        return sorted(n.path for n in self.all_names() if not n.documented)
+        return sorted(n.path for n in self.all_names() if n.needs_doc and not n.documented)
 
 
 def load_package() -> griffe.Module:
@@ -155,7 +159,7 @@ def build_index(pkg: griffe.Module | None = None) -> ApiIndex:
         obj = chosen.pop(path, None)
         if obj is None:
             continue
-        pn = PublicName(path, obj, _documented(obj))
+        pn = PublicName(path, obj, _documented(obj), needs_doc=not obj.is_attribute)
         if isinstance(obj, griffe.Class):
             pn.members = _class_members(path, obj)
         pages.setdefault(mod_path, []).append(pn)
@@ -195,23 +199,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print every public name and its page")
     ap.add_argument("--write", action="store_true",
                     help="rewrite scripts/undocumented.txt from the code (after merging)")
+    ap.add_argument("--shrink", action="store_true",
+                    help="delete the names that now have a docstring or are gone from the list")
     args = ap.parse_args(argv)
     index = build_index()
     if args.list:
         for page, names in index.pages.items():
             for n in names:
-                print(f"{page}\t{n.path}\t{'ok' if n.documented else 'MISSING'}")
+                ok = n.documented or not n.needs_doc
+                print(f"{page}\t{n.path}\t{'ok' if ok else 'MISSING'}")
                 for m in n.members:
                     print(f"{page}\t{m.path}\t{'ok' if m.documented else 'MISSING'}")
         return 0
-    if args.write:
-        RATCHET.write_text(RATCHET_HEADER + "".join(p + "\n" for p in index.undocumented()))
-        print(f"{RATCHET.relative_to(ROOT)}: {len(index.undocumented())} names")
+    if args.write or args.shrink:
+        names = set(index.undocumented())
+        if args.shrink:
+            names &= read_ratchet()
+        RATCHET.write_text(RATCHET_HEADER + "".join(p + "\n" for p in sorted(names)))
+        print(f"{RATCHET.relative_to(ROOT)}: {len(names)} names")
         return 0
     problems = check(index)
     for p in problems:
         print(p, file=sys.stderr)
-    total = sum(1 for _ in index.all_names())
+    total = sum(1 for n in index.all_names() if n.needs_doc)
     print(f"{total} public names, {len(index.undocumented())} without a docstring, "
           f"{len(problems)} problems")
     return 1 if problems else 0
