@@ -5,6 +5,9 @@ names with mkdocstrings (in `__all__` order), and lists the names it re-exports 
 the page that shows them. A module added by a later change appears once it exports names. The
 build fails (mkdocs --strict or not) when a public name has no docstring and is not on the
 ratchet list scripts/undocumented.txt; see scripts/apinames.py.
+
+It also draws the agent channel map (agent-channels.svg, from sshlib/agent/channelmap.py,
+with Graphviz's dot) and fails the build when docs/agent.md's setup table is stale.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mkdocs.structure.files import File, Files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import apinames
+import channelmap_docs
 
 _pages: dict[str, str] = {}
 
@@ -45,6 +49,9 @@ def on_config(config: MkDocsConfig, **kwargs: Any) -> MkDocsConfig:
     pkg = apinames.load_package()
     index = apinames.build_index(pkg)
     problems = apinames.check(index)
+    stale = channelmap_docs.table_problem()
+    if stale:
+        raise PluginError(stale)
     if problems:
         raise PluginError("undocumented public names (scripts/apinames.py):\n  "
                           + "\n  ".join(problems))
@@ -79,4 +86,9 @@ def on_config(config: MkDocsConfig, **kwargs: Any) -> MkDocsConfig:
 def on_files(files: Files, config: MkDocsConfig, **kwargs: Any) -> Files:
     for name, text in _pages.items():
         files.append(File.generated(config, f"api/{name}.md", content=text))
+    try:
+        svg = channelmap_docs.render_svg(channelmap_docs.channelmap.to_dot())
+    except RuntimeError as exc:
+        raise PluginError(f"the agent channel map: {exc}") from None
+    files.append(File.generated(config, "agent-channels.svg", content=svg))
     return files
