@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import html
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from docstools import load_script
 
 from sshlib.agent import channelmap as cm
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(name: str):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-docs = _load("channelmap_docs")
+docs = load_script("channelmap_docs")
 
 ISSUE_CLIENTS = {"Win32-OpenSSH", "PuTTY", "Git for Windows", "Cygwin", "WSL1", "WSL2",
                  "Linux / macOS", "sshlib"}

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
+from docstools import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _apinames() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("apinames", ROOT / "scripts" / "apinames.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["apinames"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-apinames = _apinames()
+apinames = load_script("apinames")
 INDEX = apinames.build_index()
 
 
