@@ -27,6 +27,7 @@ _FILE_RE = re.compile(rb"([0-9]{1,5})\n(.{16})", re.DOTALL)
 @dataclass(frozen=True)
 class AssuanSocketFile:
     """The parsed contents of a libassuan socket file: the TCP port on 127.0.0.1 and the nonce."""
+
     port: int
     nonce: bytes = field(repr=False)
 

@@ -100,6 +100,7 @@ class Report:
 
     `render_table()` and `render_json()` print it; the exit status follows `any_usable`.
     """
+
     platform: str
     wsl: WslInfo
     findings: list[Finding]

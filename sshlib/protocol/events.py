@@ -46,6 +46,7 @@ class AuthBannerReceived(Event):
 
     The text is the server's: strip terminal control characters before printing it.
     """
+
     message: str
 
 
@@ -71,6 +72,7 @@ class PromptsRequested(Event):
 @dataclass(frozen=True, slots=True)
 class AuthSucceeded(Event):
     """Authentication finished with `method`; channels can be opened now."""
+
     method: str
 
 
@@ -79,12 +81,14 @@ class AuthSucceeded(Event):
 @dataclass(frozen=True, slots=True)
 class ChannelOpened(Event):
     """The server confirmed our CHANNEL_OPEN: `channel` (our id) is ready for requests and data."""
+
     channel: int
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelOpenFailed(Event):
     """The server refused our CHANNEL_OPEN; `reason` is an RFC 4254 code (`messages.OPEN_*`)."""
+
     channel: int
     reason: int
     description: str
@@ -98,6 +102,7 @@ class ChannelDataReceived(Event):
     consume method once the application has taken the bytes, which keeps buffers
     bounded by the window.
     """
+
     channel: int
     data: bytes
     stderr: bool
@@ -106,6 +111,7 @@ class ChannelDataReceived(Event):
 @dataclass(frozen=True, slots=True)
 class ChannelEOFReceived(Event):
     """The server will send no more data on `channel`; it may still send requests and close."""
+
     channel: int
 
 
@@ -126,6 +132,7 @@ class ChannelWindowAdjusted(Event):
 @dataclass(frozen=True, slots=True)
 class ChannelRequestReplied(Event):
     """The answer to a channel request sent with want_reply (`success` False: FAILURE)."""
+
     channel: int
     request: str
     success: bool
@@ -134,6 +141,7 @@ class ChannelRequestReplied(Event):
 @dataclass(frozen=True, slots=True)
 class ExitStatusReceived(Event):
     """The remote command exited with `status` (the `exit-status` request)."""
+
     channel: int
     status: int
 
@@ -141,6 +149,7 @@ class ExitStatusReceived(Event):
 @dataclass(frozen=True, slots=True)
 class ExitSignalReceived(Event):
     """The remote command was killed by `signal` (a name such as "TERM", without "SIG")."""
+
     channel: int
     signal: str
     core_dumped: bool
@@ -161,6 +170,7 @@ class ChannelOpenRequested(Event):
 @dataclass(frozen=True, slots=True)
 class GlobalRequestReplied(Event):
     """The answer to our global request with want_reply; `data` is the reply's payload."""
+
     success: bool
     data: bytes
 

@@ -21,6 +21,7 @@ class VsockListener(SocketListener):
     `AgentConnectError` when the address cannot be bound. vsock has no peer
     credentials: anyone who can reach the port can use the agent.
     """
+
     def __init__(self, cid: int, port: int) -> None:
         endpoint = f"vsock:{cid}:{port}"
         sock = vsock_socket(endpoint)
