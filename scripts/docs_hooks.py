@@ -76,9 +76,20 @@ def on_config(config: MkDocsConfig, **kwargs: Any) -> MkDocsConfig:
                 "public import path; the other modules that re-export it link there.", ""]
     overview += [f"- [`{m}`]({m}.md)" for m in _pages]
     _pages["index"] = "\n".join(overview) + "\n"
+    # Grouped by subpackage: sshlib and its plain modules first, then sshlib.agent.*, ...
+    groups: dict[str, list[Any]] = {}
+    for m in _pages:
+        if m == "index":
+            continue
+        parts = m.split(".")
+        is_package = any(p.startswith(m + ".") for p in _pages)
+        group = m if len(parts) == 2 and is_package else ".".join(parts[:2])
+        if len(parts) <= 2 and not is_package:
+            group = "sshlib"
+        groups.setdefault(group, []).append({m: f"api/{m}.md"})
     nav = config.nav or []
     nav.append({"API reference": ["api/index.md"]
-                + [{m: f"api/{m}.md"} for m in _pages if m != "index"]})
+                + [{g: entries} for g, entries in groups.items()]})
     config.nav = nav
     return config
 
