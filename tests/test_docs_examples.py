@@ -9,24 +9,25 @@ The examples stay as a reader would write them (`example.com:22`, `~/.ssh/id_ed2
 - the string literals in SUBSTITUTIONS (user names, the password, the agent socket) are
   replaced with the test account's values before the block is compiled.
 
-A block can say how it runs in an HTML comment on the line before its fence (invisible on
-GitHub and on the site):
-    <!-- example: needs=client -->       continues an earlier block (its imports, `sshlib`
-                                         and `asyncio`, are there): `client` is connected
-    <!-- example: needs=cfg,db_cfg -->   `cfg`/`db_cfg` are ClientConfigs for the test sshd
-    <!-- example: async -->              top-level await: run as the body of a coroutine
-    <!-- example: not run: REASON -->    not runnable here (the reason is required)
+What a block needs is read from its code: a block that uses `client`, `cfg` or `db_cfg`
+without defining them continues an earlier one and gets a client connected to the test sshd
+(an asyncio one when the block awaits) or a ClientConfig for it, plus the usual imports;
+top-level `await` / `async with` / `async for` run in an event loop. Any other name the block
+uses but never defines fails the test, saying so. A block that cannot run here says why in an
+HTML comment on the line before its fence (invisible on GitHub and on the site):
+    <!-- example: not run: REASON -->
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import builtins
+import inspect
 import ipaddress
 import re
 import shutil
 import socket
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,24 +58,15 @@ _FENCE = re.compile(r"(?:<!-- example: (?P<opts>[^\n]*?) -->\n)?```python\n(?P<c
 class Example:
     where: str  # docs/FILE.md:LINE
     code: str
-    is_async: bool
-    needs: tuple[str, ...]
     not_run: str  # the reason, or ""
 
 
-def _parse_opts(where: str, opts: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"is_async": False, "needs": (), "not_run": ""}
-    for part in (p.strip() for p in opts.split(";") if p.strip()):
-        if part == "async":
-            out["is_async"] = True
-        elif part.startswith("needs="):
-            out["needs"] = tuple(n.strip() for n in part[6:].split(","))
-        elif part.startswith("not run:"):
-            out["not_run"] = part[8:].strip()
-            assert out["not_run"], f"{where}: 'not run:' needs a reason"
-        else:
-            raise AssertionError(f"{where}: unknown example option {part!r}")
-    return out
+def _parse_opts(where: str, opts: str) -> str:
+    if not opts:
+        return ""
+    assert opts.startswith("not run:") and opts[8:].strip(), \
+        f"{where}: the only example option is 'not run: REASON', got {opts!r}"
+    return opts[8:].strip()
 
 
 def collect_examples() -> list[Example]:
@@ -84,8 +76,26 @@ def collect_examples() -> list[Example]:
         for m in _FENCE.finditer(text):
             line = text.count("\n", 0, m.start("code"))
             where = f"docs/{md.name}:{line}"
-            found.append(Example(where, m["code"], **_parse_opts(where, m["opts"] or "")))
+            found.append(Example(where, m["code"], _parse_opts(where, m["opts"] or "")))
     return found
+
+
+PROVIDED = {"client", "cfg", "db_cfg", "sshlib", "asyncio"}
+
+
+def free_names(tree: ast.AST) -> set[str]:
+    """Names the code reads but never binds (nor imports, nor defines), builtins aside."""
+    loaded, bound = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return loaded - bound - set(dir(builtins))
 
 
 EXAMPLES = collect_examples()
@@ -103,13 +113,14 @@ class _Substitute(ast.NodeTransformer):
         return node
 
 
-def compile_example(ex: Example, table: dict[str, str]) -> Any:
-    src = ex.code
-    if ex.is_async:
-        src = "async def __example__():\n" + textwrap.indent(src, "    ") + "    return None\n"
-    tree = _Substitute(table).visit(ast.parse(src, filename=ex.where))
+def compile_example(ex: Example, table: dict[str, str]) -> tuple[Any, set[str], bool]:
+    """The code object, the names it needs from the harness, and whether it awaits."""
+    tree = ast.parse(ex.code, filename=ex.where)
+    needs = free_names(tree)
+    tree = _Substitute(table).visit(tree)
     ast.fix_missing_locations(tree)
-    return compile(tree, ex.where, "exec")
+    code = compile(tree, ex.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    return code, needs, bool(code.co_flags & inspect.CO_COROUTINE)
 
 
 @pytest.fixture(scope="module")
@@ -179,24 +190,30 @@ def test_the_docs_have_examples_and_each_unrun_one_says_why() -> None:
                          ids=lambda e: e.where)
 def test_docs_example_runs(example: Example, world: dict[str, Any],
                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, needs, awaits = compile_example(example, world["substitutions"])
+    unknown = needs - PROVIDED
+    assert not unknown, (f"{example.where} uses {sorted(unknown)}, which nothing defines: "
+                         "define them in the block, or mark it <!-- example: not run: WHY -->")
     namespace: dict[str, Any] = {"__name__": "__docs_example__"}
-    if example.needs:  # a continuation: the earlier block's imports are in scope
+    if needs:  # a continuation: the earlier block's imports are in scope
         namespace.update(sshlib=sshlib, asyncio=asyncio)
-    client = None
-    try:
-        for need in example.needs:
-            if need in ("cfg", "db_cfg"):
-                namespace[need] = world["cfg"]
-            elif need == "client":
-                client = sshlib.dial("tcp", "example.com:22", world["cfg"])
-                namespace["client"] = client
+    for name in needs & {"cfg", "db_cfg"}:
+        namespace[name] = world["cfg"]
+    if awaits:
+        async def run() -> None:
+            if "client" in needs:
+                async with sshlib.aio.dial("tcp", "example.com:22", world["cfg"]) as client:
+                    namespace["client"] = client
+                    await eval(code, namespace)
             else:
-                raise AssertionError(f"{example.where}: nothing provides {need!r}")
-        exec(compile_example(example, world["substitutions"]), namespace)
-        if example.is_async:
-            asyncio.run(asyncio.wait_for(namespace["__example__"](), 120))
-    finally:
-        if client is not None:
-            client.close()
+                await eval(code, namespace)
+
+        asyncio.run(asyncio.wait_for(run(), 120))
+    elif "client" in needs:
+        with sshlib.dial("tcp", "example.com:22", world["cfg"]) as client:
+            namespace["client"] = client
+            exec(code, namespace)
+    else:
+        exec(code, namespace)
     printed = capsys.readouterr().out
     assert "failed:" not in printed, printed  # run_on prints failures instead of raising
