@@ -4,7 +4,8 @@ Every public module with names of its own gets a page `api/<module>.md` that ren
 names with mkdocstrings (in `__all__` order), and lists the names it re-exports with links to
 the page that shows them. A module added by a later change appears once it exports names. The
 build fails (mkdocs --strict or not) when a public name has no docstring and is not on the
-ratchet list scripts/undocumented.txt; see scripts/apinames.py.
+ratchet list scripts/undocumented.txt; see scripts/apinames.py. Pages in docs/ that the
+nav in mkdocs.yml does not list are added to it (see docs/documentation.md).
 
 It also draws the agent channel map (agent-channels.svg, from sshlib/agent/channelmap.py,
 with Graphviz's dot) and fails the build when docs/agent.md's setup table is stale.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -88,10 +90,43 @@ def on_config(config: MkDocsConfig, **kwargs: Any) -> MkDocsConfig:
             group = "sshlib"
         groups.setdefault(group, []).append({m: f"api/{m}.md"})
     nav = config.nav or []
+    nav += _unlisted_pages(Path(config.docs_dir), nav)
     nav.append({"API reference": ["api/index.md"]
                 + [{g: entries} for g, entries in groups.items()]})
     config.nav = nav
     return config
+
+
+def _nav_paths(entry: Any) -> Iterator[str]:
+    if isinstance(entry, str):
+        yield entry
+    elif isinstance(entry, dict):
+        for value in entry.values():
+            yield from _nav_paths(value)
+    elif isinstance(entry, list):
+        for value in entry:
+            yield from _nav_paths(value)
+
+
+def _unlisted_pages(docs_dir: Path, nav: list[Any]) -> list[dict[str, str]]:
+    """Pages in docs/ that the nav in mkdocs.yml does not name, titled by their first heading.
+
+    Other changes add pages (a new feature's guide) without touching mkdocs.yml; they show
+    up at the end of the navigation instead of failing the strict build as omitted files.
+    """
+    listed = set(_nav_paths(nav))
+    extra = []
+    for md in sorted(docs_dir.rglob("*.md")):
+        rel = md.relative_to(docs_dir).as_posix()
+        if rel in listed:
+            continue
+        title = md.stem
+        for line in md.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# "):
+                title = line[2:].strip().strip("`")
+                break
+        extra.append({title: rel})
+    return extra
 
 
 def on_files(files: Files, config: MkDocsConfig, **kwargs: Any) -> Files:
