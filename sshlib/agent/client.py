@@ -315,7 +315,7 @@ class AgentClient:
         if confirm:
             constraints.append(p.confirm_constraint())
         public_key = private_key.public_key
-        payload = p.add_identity(public_key.key_type, private_key._private_fields(),
+        payload = p.add_identity(public_key.key_type, private_key.private_fields(),
                                  private_key.comment if comment is None else comment,
                                  constraints)
         self._simple(payload, f"add key {public_key.fingerprint()}", timeout)
