@@ -9,13 +9,15 @@ encodings: the public key blob (RFC 4253 section 6.6), signature blobs
 (RFC 4253, RFC 5656, RFC 8332, RFC 8709) and the key file formats.
 
 Layout: `model` (PublicKey, PrivateKey, Signer, the key type registry), one
-module per key type (`ed25519`, `ecdsa`, `rsa`), `formats/` (one module per
+module per key type (`ed25519`, `ecdsa`, `rsa`), `certs` (OpenSSH
+certificates, CertSigner, sign_certificate), `formats/` (one module per
 file format), `parse` (format sniffing on bytes) and `files` (loading files).
 """
 
 from __future__ import annotations
 
 from . import ecdsa, ed25519, rsa
+from .certs import Certificate, CertSigner, parse_certificate, sign_certificate
 from .ecdsa import (
     KEY_ECDSA_NISTP256,
     KEY_ECDSA_NISTP384,
@@ -24,7 +26,7 @@ from .ecdsa import (
     ECDSAPublicKey,
 )
 from .ed25519 import KEY_ED25519, Ed25519PrivateKey, Ed25519PublicKey
-from .files import load_private_key, load_public_key
+from .files import load_certificate, load_private_key, load_public_key
 from .formats.text import parse_openssh_public_key
 from .model import (
     PrivateKey,
@@ -67,6 +69,11 @@ __all__ = [
     "load_private_key",
     "generate_private_key",
     "from_crypto_key",
+    "Certificate",
+    "CertSigner",
+    "load_certificate",
+    "parse_certificate",
+    "sign_certificate",
     "KEY_ED25519",
     "KEY_ECDSA_NISTP256",
     "KEY_ECDSA_NISTP384",

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from ..errors import KeyLoadError
 from ..wire import Reader, Writer
+from .certs import register_certificate_type
 from .model import (
     KeyType,
     PrivateKey,
@@ -183,5 +184,6 @@ def _generator(curve: Curve) -> Callable[[int | None, str], PrivateKey]:
 for _curve in CURVES.values():
     register_key_type(KeyType(_curve.key_type, _parser(_curve), private_field_count=3,
                               generate=_generator(_curve)))
+    register_certificate_type(_curve.key_type)
 register_crypto_type(ec.EllipticCurvePublicKey, ECDSAPublicKey.from_crypto_key,
                      ec.EllipticCurvePrivateKey, ECDSAPrivateKey)

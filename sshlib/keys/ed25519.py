@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..errors import KeyLoadError
 from ..wire import Reader, string
+from .certs import register_certificate_type
 from .model import KeyType, PrivateKey, PublicKey, register_crypto_type, register_key_type
 
 __all__ = ["KEY_ED25519", "Ed25519PublicKey", "Ed25519PrivateKey"]
@@ -87,5 +88,6 @@ def _generate(bits: int | None, comment: str) -> PrivateKey:
 
 
 register_key_type(KeyType(KEY_ED25519, _parse, private_field_count=2, generate=_generate))
+register_certificate_type(KEY_ED25519)
 register_crypto_type(ed25519.Ed25519PublicKey, Ed25519PublicKey.from_crypto_key,
                      ed25519.Ed25519PrivateKey, Ed25519PrivateKey)

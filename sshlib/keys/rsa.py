@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..errors import KeyLoadError
 from ..wire import Reader, Writer, string
+from .certs import register_certificate_type
 from .model import KeyType, PrivateKey, PublicKey, register_crypto_type, register_key_type
 
 __all__ = [
@@ -141,5 +142,6 @@ def _generate(bits: int | None, comment: str) -> PrivateKey:
 
 
 register_key_type(KeyType(KEY_RSA, _parse, private_field_count=6, generate=_generate))
+register_certificate_type(KEY_RSA)
 register_crypto_type(rsa.RSAPublicKey, RSAPublicKey.from_crypto_key,
                      rsa.RSAPrivateKey, RSAPrivateKey)

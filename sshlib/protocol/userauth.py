@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from .. import algorithms as algs
 from .. import messages as m
 from ..config import AuthMethod, KeyboardInteractive, Password, Prompt, PublicKeys
-from ..errors import AuthError, DecodeError, ProtocolError
+from ..errors import AuthError, DecodeError, ProtocolError, SSHError
+from ..keys.certs import Certificate, CertSigner, plain_algorithm
 from ..wire import Reader, Writer, string
 from .events import (
     AuthBannerReceived,
@@ -40,6 +41,19 @@ class _Attempt:
     source: AuthMethod
     signer: object = None
     algorithm: str = ""
+
+
+def _with_certificates(signers: Sequence[object]) -> Iterator[object]:
+    """Each signer, preceded by its certificate when it has one (key.certificate), as
+    OpenSSH offers a key's certificate before the plain key."""
+    for signer in signers:
+        cert = getattr(signer, "certificate", None)
+        if isinstance(cert, Certificate) and not isinstance(signer, CertSigner):
+            try:
+                yield CertSigner(signer, cert)  # type: ignore[arg-type]
+            except (ValueError, SSHError) as exc:
+                log.info("not offering certificate %r: %s", cert.key_id, exc)
+        yield signer
 
 
 class UserAuth:
@@ -163,7 +177,7 @@ class UserAuth:
 
     def _attempts(self, method: AuthMethod) -> Iterator[_Attempt]:
         if isinstance(method, PublicKeys):
-            for signer in method.signers:
+            for signer in _with_certificates(method.signers):
                 algorithm = self._pick_algorithm(signer)
                 if algorithm is not None:
                     yield _Attempt("publickey", method, signer, algorithm)
@@ -173,17 +187,18 @@ class UserAuth:
     def _pick_algorithm(self, signer: object) -> str | None:
         key = signer.public_key  # type: ignore[attr-defined]
         offered: tuple[str, ...] = key.signature_algorithms
-        if key.key_type != "ssh-rsa":
+        if len(offered) == 1:
             return offered[0]
+        # RSA keys and certificates: rsa-sha2-512, rsa-sha2-256, then SHA-1 if allowed.
+        candidates = [name for name in offered if self._rsa_sha1_allowed
+                      or plain_algorithm(name) != algs.INSECURE_HOSTKEY_SSH_RSA]
         server = self._server_sig_algs()
-        candidates = [algs.HOSTKEY_RSA_SHA2_512, algs.HOSTKEY_RSA_SHA2_256]
-        if self._rsa_sha1_allowed:
-            candidates.append(algs.INSECURE_HOSTKEY_SSH_RSA)
         if server is None:
             # No server-sig-algs (very old server): SHA-2 is still the safe bet.
-            return candidates[0]
+            return candidates[0] if candidates else None
         for name in candidates:
-            if name in server and name in offered:
+            # server-sig-algs names the plain algorithms, also for certificates.
+            if name in server or plain_algorithm(name) in server:
                 return name
         log.info("skipping RSA key: server accepts none of %s", ",".join(candidates))
         return None
