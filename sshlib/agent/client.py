@@ -56,9 +56,10 @@ def _blob_type(blob: bytes) -> str:
 class AgentKey:
     """A key the agent holds: its public blob, comment and (if sshlib supports it) key.
 
-    `public_key` is None for key types sshlib does not parse (certificates,
-    security keys, DSA); such keys are still listed and can still be removed
-    or used with `AgentClient.sign`, but they cannot act as a `Signer`.
+    `public_key` is None for key types sshlib does not parse (DSA, unknown
+    types; certificates give a `sshlib.keys.Certificate`).  Such keys are
+    still listed and can still be removed or used with `AgentClient.sign`,
+    but they cannot act as a `Signer`.
     """
 
     blob: bytes = field(repr=False)
@@ -121,10 +122,12 @@ class AgentSigner:
             algorithm = key.signature_algorithms[0]
         elif algorithm not in key.signature_algorithms:
             raise ValueError(f"a {key.key_type} key cannot sign with {algorithm!r}")
-        signature = self.client.sign(key, data, flags=p.sign_flags_for_algorithm(algorithm))
+        # A certificate algorithm (rsa-sha2-512-cert-v01@...) signs as the plain one.
+        wanted = key.signature_name(algorithm)
+        signature = self.client.sign(key, data, flags=p.sign_flags_for_algorithm(wanted))
         got = _blob_type(signature)
-        if got != algorithm:
-            raise AgentProtocolError(f"asked for a {algorithm} signature, the agent made {got}",
+        if got != wanted:
+            raise AgentProtocolError(f"asked for a {wanted} signature, the agent made {got}",
                                      endpoint=self.client.endpoint)
         return signature
 

@@ -1,22 +1,23 @@
 """SSH public and private keys, certificates and key files.
 
-Supported key types are Ed25519, ECDSA on the three NIST curves and RSA;
-anything else (DSA, unknown types) is refused with `KeyLoadError`, so
-callers never have to handle a half-supported key.
+Supported key types are Ed25519, ECDSA on the three NIST curves and RSA,
+their OpenSSH certificates, and the FIDO ``sk-`` public keys (usable through
+an agent); anything else (DSA, unknown types) is refused with
+`KeyLoadError`, so callers never have to handle a half-supported key.
 
 The maths is all done by `cryptography`.  This package knows the SSH
 encodings: the public key blob (RFC 4253 section 6.6), signature blobs
 (RFC 4253, RFC 5656, RFC 8332, RFC 8709) and the key file formats.
 
 Layout: `model` (PublicKey, PrivateKey, Signer, the key type registry), one
-module per key type (`ed25519`, `ecdsa`, `rsa`), `certs` (OpenSSH
+module per key type (`ed25519`, `ecdsa`, `rsa`, `sk` for FIDO keys), `certs` (OpenSSH
 certificates, CertSigner, sign_certificate), `formats/` (one module per
 file format), `parse` (format sniffing on bytes) and `files` (loading files).
 """
 
 from __future__ import annotations
 
-from . import ecdsa, ed25519, rsa
+from . import ecdsa, ed25519, rsa, sk
 from .certs import Certificate, CertSigner, parse_certificate, sign_certificate
 from .ecdsa import (
     KEY_ECDSA_NISTP256,
@@ -87,4 +88,5 @@ __all__ = [
     "ecdsa",
     "ed25519",
     "rsa",
+    "sk",
 ]
