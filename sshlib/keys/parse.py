@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ..errors import DecodeError, KeyLoadError
-from .formats import openssh, pem
+from .formats import openssh, pem, ppk
 from .model import PrivateKey, PrivateKeyFormat, key_types
 
 __all__ = ["FORMATS", "parse_private_key"]
 
 #: Tried in order; the first whose sniff() matches parses (pem is the fallback).
-FORMATS: list[PrivateKeyFormat] = [openssh.FORMAT, pem.FORMAT]
+FORMATS: list[PrivateKeyFormat] = [openssh.FORMAT, ppk.FORMAT, pem.FORMAT]
 
 
 def _refusal(data: bytes) -> str | None:
