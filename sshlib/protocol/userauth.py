@@ -178,30 +178,32 @@ class UserAuth:
     def _attempts(self, method: AuthMethod) -> Iterator[_Attempt]:
         if isinstance(method, PublicKeys):
             for signer in _with_certificates(method.signers):
-                algorithm = self._pick_algorithm(signer)
-                if algorithm is not None:
+                for algorithm in self._pick_algorithms(signer):
                     yield _Attempt("publickey", method, signer, algorithm)
         elif isinstance(method, (Password, KeyboardInteractive)):
             yield _Attempt(method.method_name, method)
 
-    def _pick_algorithm(self, signer: object) -> str | None:
+    def _pick_algorithms(self, signer: object) -> list[str]:
+        """The signature algorithms to try with this key, in order (usually one)."""
         key = signer.public_key  # type: ignore[attr-defined]
         offered: tuple[str, ...] = key.signature_algorithms
         if len(offered) == 1:
-            return offered[0]
+            return [offered[0]]
         # RSA keys and certificates: rsa-sha2-512, rsa-sha2-256, then SHA-1 if allowed.
         candidates = [name for name in offered if self._rsa_sha1_allowed
                       or plain_algorithm(name) != algs.INSECURE_HOSTKEY_SSH_RSA]
         server = self._server_sig_algs()
         if server is None:
-            # No server-sig-algs (very old server): SHA-2 is still the safe bet.
-            return candidates[0] if candidates else None
+            # No server-sig-algs (old server): SHA-2 first, and if that is refused,
+            # SHA-1 for users who allowed it (such servers often know nothing else).
+            return [candidates[0], *[n for n in candidates[1:]
+                                     if plain_algorithm(n) == algs.INSECURE_HOSTKEY_SSH_RSA]]
         for name in candidates:
             # server-sig-algs names the plain algorithms, also for certificates.
             if name in server or plain_algorithm(name) in server:
-                return name
+                return [name]
         log.info("skipping RSA key: server accepts none of %s", ",".join(candidates))
-        return None
+        return []
 
     def _publickey_request(self, attempt: _Attempt, signature: bytes | None,
                            signed: bool = False) -> bytes:
@@ -224,7 +226,10 @@ class UserAuth:
             r.check_end()
             if blob != attempt.signer.public_key.blob:  # type: ignore[attr-defined]
                 raise ProtocolError("PK_OK for a key we did not offer")
-            if algorithm != attempt.algorithm:
+            # Some servers name the key type (ssh-rsa) instead of the algorithm we asked
+            # for (rsa-sha2-256); the blob is what identifies the key.
+            key_type = attempt.signer.public_key.key_type  # type: ignore[attr-defined]
+            if algorithm not in (attempt.algorithm, key_type):
                 raise ProtocolError("PK_OK for a different signature algorithm")
             self._stage = "signing"
             to_sign = string(self.session_id) + self._publickey_request(attempt, None, True)
