@@ -131,6 +131,16 @@ class AgentSigner:
                                      endpoint=self.client.endpoint)
         return signature
 
+    def bind_session(self, host_key_blob: bytes, session_id: bytes, signature: bytes) -> bool:
+        """Send session-bind@openssh.com before authenticating (the driver calls this).
+
+        Lets the agent enforce ``ssh-add -h`` destination constraints.  False if
+        the agent does not accept it (older agents, or a socket already bound to
+        another connection: use one agent connection per SSH connection for
+        constrained keys); authentication goes on either way.
+        """
+        return self.client.session_bind(host_key_blob, session_id, signature, False)
+
     def __repr__(self) -> str:
         return f"<AgentSigner {self._public_key.key_type} {self._public_key.fingerprint()}>"
 

@@ -348,6 +348,12 @@ class CertSigner:
             raise ValueError(f"a {cert.key_type} certificate cannot sign with {algorithm!r}")
         return self.key.sign(data, plain_algorithm(algorithm))
 
+    def bind_session(self, host_key_blob: bytes, session_id: bytes, signature: bytes) -> bool:
+        """Pass an agent session-bind on to the key behind the certificate (if it is an
+        agent key); False otherwise."""
+        bind = getattr(self.key, "bind_session", None)
+        return bool(bind(host_key_blob, session_id, signature)) if callable(bind) else False
+
     def __repr__(self) -> str:
         return f"<CertSigner {self.certificate!r}>"
 

@@ -31,6 +31,7 @@ log = logging.getLogger("sshlib.userauth")
 SERVICE_USERAUTH = "ssh-userauth"
 SERVICE_CONNECTION = "ssh-connection"
 MAX_PROMPTS = 64
+METHOD_HOSTBOUND = "publickey-hostbound-v00@openssh.com"
 
 
 @dataclass
@@ -61,8 +62,13 @@ class UserAuth:
 
     def __init__(self, user: str, methods: Sequence[AuthMethod],
                  send: Callable[[bytes], None], server_sig_algs: Callable[[], list[str] | None],
-                 rsa_sha1_allowed: bool) -> None:
+                 rsa_sha1_allowed: bool, *, host_key_blob: bytes = b"",
+                 session_signature: bytes = b"",
+                 hostbound: Callable[[], bool] = lambda: False) -> None:
         self._user = user
+        self._host_key_blob = host_key_blob
+        self._session_signature = session_signature
+        self._hostbound = hostbound
         self._send = send
         self._server_sig_algs = server_sig_algs
         self._rsa_sha1_allowed = rsa_sha1_allowed
@@ -209,9 +215,16 @@ class UserAuth:
                            signed: bool = False) -> bytes:
         """The request; with signed=True, the part the signature covers (RFC 4252 7)."""
         blob = attempt.signer.public_key.blob  # type: ignore[attr-defined]
+        # publickey-hostbound-v00@openssh.com (PROTOCOL 2.5) when the server offers it:
+        # the request names the server's host key, which lets an agent enforce
+        # destination constraints (ssh-add -h).
+        hostbound = self._hostbound() and bool(self._host_key_blob)
         w = (Writer(m.MSG_USERAUTH_REQUEST).string(self._user).string(SERVICE_CONNECTION)
-             .string("publickey").boolean(signed or signature is not None)
+             .string(METHOD_HOSTBOUND if hostbound else "publickey")
+             .boolean(signed or signature is not None)
              .string(attempt.algorithm).string(blob))
+        if hostbound:
+            w.string(self._host_key_blob)
         if signature is not None:
             w.string(signature)
         return w.getvalue()
@@ -233,7 +246,9 @@ class UserAuth:
                 raise ProtocolError("PK_OK for a different signature algorithm")
             self._stage = "signing"
             to_sign = string(self.session_id) + self._publickey_request(attempt, None, True)
-            return [SignatureRequested(attempt.signer, attempt.algorithm, to_sign)]
+            return [SignatureRequested(attempt.signer, attempt.algorithm, to_sign,
+                                       self._host_key_blob, self.session_id,
+                                       self._session_signature)]
         if attempt.method == "password":
             # PASSWD_CHANGEREQ: we cannot change passwords; count it as a failure.
             log.info("server asks for a password change; treating password auth as failed")

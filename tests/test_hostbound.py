@@ -1,0 +1,94 @@
+"""Host-bound authentication: publickey-hostbound-v00@openssh.com with sshd 9.2, agent
+session-bind@openssh.com, and ssh-add -h destination constraints enforced by a real ssh-agent."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.register_assert_rewrite("agentfixtures")
+from agentfixtures import AgentProcess, start_pageant, to_ppk  # noqa: E402
+from frontends import frontend_fixture  # noqa: E402, F401  (the `frontend` fixture)
+
+import sshlib  # noqa: E402
+import sshlib.agent  # noqa: E402
+from sshlib import keys  # noqa: E402
+from sshlib.agent.client import AgentSigner  # noqa: E402
+
+pytest_plugins = ["agentfixtures"]
+
+
+def dial(frontend: Any, server: Any, *signers: Any) -> Any:
+    cfg = sshlib.ClientConfig(
+        user=server.user, auth=[sshlib.PublicKeys(*signers)],
+        host_key_callback=sshlib.knownhosts.callback(server.known_hosts_path), timeout=30)
+    return frontend.dial(server.address, cfg)
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f",
+                    str(path)], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    return path
+
+
+def test_hostbound_method_used_when_advertised(frontend: Any, openssh_server: Any) -> None:
+    start = openssh_server.log_size()
+    key = sshlib.load_private_key(openssh_server.user_key_paths["ecdsa-256-openssh"])
+    with dial(frontend, openssh_server, key):
+        pass
+    log = openssh_server.log_text(start)
+    assert "method publickey-hostbound-v00@openssh.com" in log
+    assert "method publickey " not in log
+
+
+def test_destination_constraints(frontend: Any, ssh_agent: AgentProcess, openssh_server: Any,
+                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ssh-add -h: a key constrained to this server works here; one constrained to another
+    host is refused by the agent; without session-bind even the permitted one is refused."""
+    allowed, elsewhere = keygen(tmp_path / "allowed"), keygen(tmp_path / "elsewhere")
+    with open(openssh_server.workdir / "authorized_keys", "a") as fh:
+        for path in (allowed, elsewhere):
+            fh.write(Path(f"{path}.pub").read_text())
+    other_host = keys.generate_private_key("ed25519").public_key
+    hosts = tmp_path / "constraint_hosts"
+    hosts.write_text("".join(f"permitted {line}\n"
+                             for line in openssh_server.host_public_keys.values())
+                     + f"other {other_host.openssh()}\n")
+    for destination, path in (("permitted", allowed), ("other", elsewhere)):
+        ssh_agent.run_client("ssh-add", "-H", str(hosts), "-h", destination, str(path))
+
+    def signer_for(agent: Any, path: Path) -> Any:
+        want = sshlib.load_public_key(f"{path}.pub")
+        (signer,) = [s for s in agent.signers() if s.public_key == want]
+        return signer
+
+    # One agent connection per SSH connection: the agent binds a socket to one session.
+    with sshlib.agent.connect(ssh_agent.sock, timeout=20) as agent:
+        with dial(frontend, openssh_server, signer_for(agent, allowed)) as client:
+            with client.new_session() as session:
+                assert bytes(session.output("whoami")).strip() == openssh_server.user.encode()
+    with sshlib.agent.connect(ssh_agent.sock, timeout=20) as agent:
+        with pytest.raises(sshlib.AuthError):
+            dial(frontend, openssh_server, signer_for(agent, elsewhere)).close()
+    monkeypatch.setattr(AgentSigner, "bind_session", lambda self, *args: False)
+    with sshlib.agent.connect(ssh_agent.sock, timeout=20) as agent:
+        with pytest.raises(sshlib.AuthError):
+            dial(frontend, openssh_server, signer_for(agent, allowed)).close()
+
+
+def test_agent_without_session_bind_still_authenticates(frontend: Any, openssh_server: Any,
+                                                        tmp_path: Path) -> None:
+    """PuTTY's Pageant answers FAILURE to session-bind@openssh.com: that is tolerated."""
+    pageant = start_pageant(tmp_path / "pageant",
+                            [to_ppk(Path(openssh_server.user_key_paths["ed25519-openssh"]))])
+    try:
+        with sshlib.agent.connect(pageant.sock, timeout=20) as agent:
+            (signer,) = agent.signers()
+            assert signer.bind_session(b"k", b"s", b"sig") is False
+            with dial(frontend, openssh_server, signer) as client:
+                assert client.kex_count == 1
+    finally:
+        pageant.stop()
