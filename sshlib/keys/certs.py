@@ -18,6 +18,7 @@ from ..errors import CertificateError, DecodeError, KeyLoadError
 from ..wire import Reader, Writer, string
 from .formats.text import parse_openssh_public_key
 from .model import (
+    MAX_NAME,
     KeyType,
     PublicKey,
     Signer,
@@ -285,6 +286,9 @@ def _cert_parser(key_type: str, plain_type: str) -> Callable[[Reader, bytes], Pu
         reserved = reader.string()
         signature_blob = reader.string()
         signed_end = len(blob) - reader.remaining
+        if Reader(signature_blob).string(MAX_NAME).endswith(CERT_SUFFIX.encode()):
+            # OpenSSH refuses this too; it also keeps parsing from recursing.
+            raise KeyLoadError("certificate is signed by a certificate, not a CA key")
         signature_key = _parse_blob(signature_blob, "CA key")
         signature = reader.string()
         end = len(blob) - reader.remaining
