@@ -199,3 +199,28 @@ def test_bad_signature_and_unknown_critical_option(host_ca: HostCA, openssh_serv
     assert info.value.reason == CertificateError.UNSUPPORTED_OPTION
     with pytest.raises(ValueError, match="now="):
         db.check("h", 22, good)
+
+
+def test_our_host_certificates_served_by_sshd(frontend: Any, openssh_factory: Any,
+                                              openssh_server: Any, tmp_path: Path) -> None:
+    """sign_certificate(cert_type="host") for every host key type: sshd serves them, and
+    sshlib (and ssh-keygen -L) accept them."""
+    ca = keys.generate_private_key("ecdsa", 521)
+    paths = []
+    for name in HOST_KEY_CERT_ALGS:
+        pub = sshlib.parse_openssh_public_key(openssh_server.host_public_keys[name])
+        cert = keys.sign_certificate(ca, pub, cert_type="host", key_id=f"ours-{name}",
+                                     principals=["127.0.0.1"], serial=11)
+        path = tmp_path / f"{name}-cert.pub"
+        path.write_text(cert.openssh() + "\n")
+        listing = subprocess.run(["ssh-keygen", "-L", "-f", str(path)], capture_output=True,
+                                 text=True, check=True).stdout
+        assert "host certificate" in listing and f'Key ID: "ours-{name}"' in listing
+        paths.append(path)
+    server = openssh_factory({"HostCertificate": "\n".join(map(str, paths))})
+    kh = tmp_path / "kh"
+    kh.write_text(f"@cert-authority [127.0.0.1]:{server.port} {ca.public_key.openssh()}\n")
+    for name, algorithm in HOST_KEY_CERT_ALGS.items():
+        with dial(frontend, server, knownhosts.callback(kh),
+                  host_key_algorithms=[algorithm]) as client:
+            assert client.host_key.key_id == f"ours-{name}"
