@@ -256,6 +256,13 @@ class Driver:
             return None
         return signature
 
+    def session_binding(self) -> tuple[bytes, bytes, bytes] | None:
+        """(host key blob, session id, exchange signature) for an agent's session-bind."""
+        core = self.core
+        if core.host_key is None or not core.session_id:
+            return None
+        return core.host_key.blob, core.session_id, core.session_signature
+
     def signature_answer(self, signature: bytes | None) -> list[ev.Event]:
         if signature is None:
             return self.core.signature_failed()

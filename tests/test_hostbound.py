@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 pytest.register_assert_rewrite("agentfixtures")
-from agentfixtures import AgentProcess, start_pageant, to_ppk  # noqa: E402
+from agentfixtures import AgentProcess, ScriptedAgent, framed, start_pageant, to_ppk  # noqa: E402
 from frontends import frontend_fixture  # noqa: E402, F401  (the `frontend` fixture)
 
 import sshlib  # noqa: E402
 import sshlib.agent  # noqa: E402
 from sshlib import keys  # noqa: E402
 from sshlib.agent.client import AgentSigner  # noqa: E402
+from sshlib.wire import Reader  # noqa: E402
 
 pytest_plugins = ["agentfixtures"]
 
@@ -92,3 +93,32 @@ def test_agent_without_session_bind_still_authenticates(frontend: Any, openssh_s
                 assert client.kex_count == 1
     finally:
         pageant.stop()
+
+
+def test_forwarded_agent_channels_start_with_session_bind(frontend: Any, openssh_server: Any,
+                                                          tmp_path: Path) -> None:
+    """Each forwarded channel's upstream stream first binds the forwarding connection
+    (is_forwarding true), as OpenSSH's ssh does; a FAILURE reply is tolerated."""
+    def handler(payload: bytes) -> bytes:
+        if payload[:1] == b"\x0b":  # REQUEST_IDENTITIES: none
+            return framed(b"\x0c" + bytes(4))
+        return framed(b"\x05")  # FAILURE, also to session-bind
+
+    with ScriptedAgent(tmp_path / "scripted.sock", handler) as scripted:
+        key = sshlib.load_private_key(openssh_server.user_key_paths["ed25519-openssh"])
+        with dial(frontend, openssh_server, key) as client:
+            client.forward_agent(scripted.endpoint)
+            with client.new_session() as session:
+                session.request_agent_forwarding()
+                out = session.output("ssh-add -l; echo rc=$?", timeout=30)
+            assert b"rc=1" in out  # "The agent has no identities."
+            bind, listing = scripted.requests[:2]
+            assert listing[:1] == b"\x0b"
+            r = Reader(bind)
+            assert r.byte() == 27 and r.text() == "session-bind@openssh.com"
+            host_key = sshlib.parse_public_key(r.string())
+            session_id, signature = r.string(), r.string()
+            assert r.boolean() is True
+            r.check_end()
+            assert host_key == client.host_key and session_id == client.session_id
+            assert host_key.verify(session_id, signature, client.algorithms.host_key)

@@ -168,6 +168,11 @@ class ClientConnection:
         return self._handshake.session_id if self._handshake else None
 
     @property
+    def session_signature(self) -> bytes:
+        """The host key's signature over the session id (first key exchange), or b""."""
+        return self._handshake.session_signature if self._handshake else b""
+
+    @property
     def host_key(self) -> PublicKey | None:
         return self._handshake.host_key if self._handshake else None
 
