@@ -29,9 +29,9 @@ tarball="$CACHE/openssh_${VERSION}.orig.tar.gz"
 if [ ! -f "$tarball" ] || ! echo "$SHA256  $tarball" | sha256sum -c --quiet - 2>/dev/null; then
   echo "downloading $URL" >&2
   python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
-    "$URL" "$tarball.part"
-  echo "$SHA256  $tarball.part" | sha256sum -c --quiet - || die "checksum mismatch for $URL"
-  mv "$tarball.part" "$tarball"
+    "$URL" "$work/download"
+  echo "$SHA256  $work/download" | sha256sum -c --quiet - || die "checksum mismatch for $URL"
+  mv "$work/download" "$tarball"
 fi
 tar -xzf "$tarball" -C "$work"
 (
@@ -41,7 +41,7 @@ tar -xzf "$tarball" -C "$work"
   nice make -j2 -C openbsd-compat >"$work/make.log" 2>&1 \
     && nice make -j2 regress/misc/sk-dummy/sk-dummy.so >>"$work/make.log" 2>&1 \
     || { tail -30 "$work/make.log" >&2; exit 1; }
-  cp regress/misc/sk-dummy/sk-dummy.so "$OUT.part"
+  cp regress/misc/sk-dummy/sk-dummy.so "$work/sk-dummy.so"
 )
-mv "$OUT.part" "$OUT"
+mv "$work/sk-dummy.so" "$OUT"
 echo "$OUT"

@@ -17,12 +17,15 @@ import hmac
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 
 from ..errors import DecodeError, KeyLoadError
 from ..wire import Reader, string
+
+if TYPE_CHECKING:  # certs imports this module; the annotation is all we need
+    from .certs import Certificate
 
 __all__ = [
     "PublicKey",
@@ -159,7 +162,7 @@ class PrivateKey(abc.ABC):
     def __init__(self, public_key: PublicKey, comment: str) -> None:
         self._public_key = public_key
         self.comment = comment
-        self.certificate: PublicKey | None = None
+        self.certificate: Certificate | None = None
 
     @property
     def public_key(self) -> PublicKey:
