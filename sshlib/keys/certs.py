@@ -341,6 +341,7 @@ class CertSigner:
 
     @property
     def public_key(self) -> Certificate:
+        """The certificate (what the server sees as the key)."""
         return self.certificate
 
     def sign(self, data: bytes, algorithm: str | None = None) -> bytes:

@@ -145,6 +145,8 @@ class ECDSAPublicKey(PublicKey):
 
 
 class ECDSAPrivateKey(PrivateKey):
+    """An ECDSA private key on P-256, P-384 or P-521 in memory (a `Signer`)."""
+
     def __init__(self, key: ec.EllipticCurvePrivateKey, comment: str = "") -> None:
         self._curve = curve_for(key)
         super().__init__(ECDSAPublicKey.from_crypto_key(key.public_key()), comment)

@@ -62,6 +62,8 @@ def _parse(reader: Reader, blob: bytes) -> PublicKey:
 
 
 class Ed25519PrivateKey(PrivateKey):
+    """An Ed25519 private key in memory (a `Signer`)."""
+
     def __init__(self, key: ed25519.Ed25519PrivateKey, comment: str = "") -> None:
         super().__init__(Ed25519PublicKey.from_crypto_key(key.public_key()), comment)
         self._key = key

@@ -116,6 +116,8 @@ def _parse(reader: Reader, blob: bytes) -> PublicKey:
 
 
 class RSAPrivateKey(PrivateKey):
+    """An RSA private key in memory (a `Signer`; rsa-sha2-512 unless told otherwise)."""
+
     def __init__(self, key: rsa.RSAPrivateKey, comment: str = "") -> None:
         super().__init__(RSAPublicKey.from_crypto_key(key.public_key()), comment)
         self._key = key

@@ -53,6 +53,7 @@ class SKSignature:
 
     @property
     def user_present(self) -> bool:
+        """The authenticator saw a touch (flag 0x01)."""
         return bool(self.flags & FLAG_USER_PRESENT)
 
 
@@ -111,6 +112,8 @@ class SKPublicKey(PublicKey):
 
 
 class SKEd25519PublicKey(SKPublicKey):
+    """``sk-ssh-ed25519@openssh.com``: an Ed25519 key on a FIDO authenticator."""
+
     key_type = KEY_SK_ED25519
 
     def verify_raw(self, data: bytes, sig: bytes, algorithm: str) -> None:
@@ -120,6 +123,8 @@ class SKEd25519PublicKey(SKPublicKey):
 
 
 class SKECDSAPublicKey(SKPublicKey):
+    """``sk-ecdsa-sha2-nistp256@openssh.com``: a P-256 key on a FIDO authenticator."""
+
     key_type = KEY_SK_ECDSA_NISTP256
 
     def verify_raw(self, data: bytes, sig: bytes, algorithm: str) -> None:

@@ -115,6 +115,7 @@ _KEY_CIPHERS: dict[str, _KeyCipher] = {
 
 
 def parse_openssh_private(text: bytes, passphrase: bytes | None) -> PrivateKey:
+    """An ``openssh-key-v1`` PEM private key (KeyLoadError / PassphraseRequiredError)."""
     start = text.find(BEGIN.encode())
     end = text.find(END.encode(), start)
     if end < 0:
