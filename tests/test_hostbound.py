@@ -122,3 +122,38 @@ def test_forwarded_agent_channels_start_with_session_bind(frontend: Any, openssh
             r.check_end()
             assert host_key == client.host_key and session_id == client.session_id
             assert host_key.verify(session_id, signature, client.algorithms.host_key)
+
+
+def test_forwarded_hops_are_checked_against_constraints(ssh_agent: AgentProcess,
+                                                        openssh_server: Any,
+                                                        tmp_path: Path) -> None:
+    """With the forwarding bind, the real ssh-agent sees the hop server -> server and
+    applies ``ssh-add -h``: a key allowed only for the first host cannot be used by a
+    second hop from it; one also allowed for that hop can."""
+    user_key = sshlib.load_private_key(openssh_server.user_key_paths["ed25519-openssh"])
+    hosts = tmp_path / "constraint_hosts"
+    hosts.write_text("".join(f"server {line}\n"
+                             for line in openssh_server.host_public_keys.values()))
+    hop = (f"ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+           f"-o IdentitiesOnly=no -o IdentityFile=/dev/null -p {openssh_server.port} "
+           f"{openssh_server.user}@127.0.0.1 echo second-hop; echo rc=$?")
+    key = keygen(tmp_path / "hopkey")
+    with open(openssh_server.workdir / "authorized_keys", "a") as fh:
+        fh.write(Path(f"{key}.pub").read_text())
+
+    def second_hop() -> bytes:
+        cfg = sshlib.ClientConfig(
+            user=openssh_server.user, auth=[sshlib.PublicKeys(user_key)], timeout=30,
+            host_key_callback=sshlib.knownhosts.callback(openssh_server.known_hosts_path))
+        with sshlib.dial("tcp", openssh_server.address, cfg) as client:
+            client.forward_agent(f"unix:{ssh_agent.sock}")
+            with client.new_session() as session:
+                session.request_agent_forwarding()
+                return bytes(session.output(hop, timeout=60))
+
+    ssh_agent.run_client("ssh-add", "-H", str(hosts), "-h", "server", str(key))
+    assert b"second-hop" not in second_hop()  # the hop server -> server is not allowed
+    ssh_agent.run_client("ssh-add", "-D")
+    ssh_agent.run_client("ssh-add", "-H", str(hosts), "-h", "server", "-h", "server>server",
+                         str(key))
+    assert b"second-hop" in second_hop()
