@@ -66,6 +66,9 @@ run mypy || failed+=(mypy)
 # The Windows agent channels only run on Windows: type-check them as Windows sees them.
 run mypy --platform win32 || failed+=("mypy --platform win32")
 
+say "sk-dummy (software FIDO key for the sk- tests)"
+run bash scripts/sk-dummy.sh || failed+=(sk-dummy)
+
 say "pytest"
 run pytest "$@"
 rc=$?

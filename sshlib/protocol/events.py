@@ -57,6 +57,11 @@ class SignatureRequested(Event):
     signer: Any  # keys.Signer; Any keeps this module free of import cycles at run time
     algorithm: str
     data: bytes
+    #: For an agent's session-bind@openssh.com: the server's host key blob, the session
+    #: id and the host key's signature over it from the key exchange (empty if unknown).
+    host_key_blob: bytes = b""
+    session_id: bytes = b""
+    session_signature: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
