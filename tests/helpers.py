@@ -54,3 +54,13 @@ def cat_round_trip(client: Any, size: int) -> None:
     session.wait(timeout=30)
     assert len(received) == len(data)
     assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+
+
+def assert_negotiated(client: Any, kex: str, host_key: str, cipher: str,
+                      mac: str | None) -> None:
+    """The client negotiated exactly these algorithms, in both directions."""
+    got = client.algorithms
+    assert (got.kex, got.host_key) == (kex, host_key)
+    assert got.cipher_client_to_server == got.cipher_server_to_client == cipher
+    if mac:
+        assert got.mac_client_to_server == got.mac_server_to_client == mac

@@ -98,6 +98,11 @@ def _private(name: str) -> OpenSSH:
     # OpenSSH >= 9.8 delays a source address that made connections "without attempting
     # authentication" or failed to log in; tests do both on purpose, from 127.0.0.1.
     extra: dict[str, str] = {"PerSourcePenalties": "no"}
+    # OpenSSH 10.0 took the finite-field Diffie-Hellman exchanges out of sshd's default
+    # KexAlgorithms; sshlib implements them, so the test server offers them again.
+    extra["KexAlgorithms"] = ("+diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,"
+                              "diffie-hellman-group18-sha512,diffie-hellman-group14-sha256,"
+                              "diffie-hellman-group14-sha1")
     source: Path | None = None
     if name == "10.0":
         # Debian's binaries look for these in /usr/lib/openssh, where 9.2 has none.
