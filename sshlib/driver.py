@@ -495,3 +495,14 @@ class ConnectionFacts:
     @property
     def session_id(self) -> bytes:
         return self._core.session_id or b""
+
+    @property
+    def bytes_sent(self) -> int:
+        """Wire bytes of the SSH packets sent on this connection so far (after compression,
+        encryption and MAC; the version line not included).  Counts, does not block."""
+        return self._core.bytes_sent
+
+    @property
+    def bytes_received(self) -> int:
+        """Wire bytes of the SSH packets received on this connection so far (as bytes_sent)."""
+        return self._core.bytes_received

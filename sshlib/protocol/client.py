@@ -174,6 +174,16 @@ class ClientConnection:
         return self._version.server_version
 
     @property
+    def bytes_received(self) -> int:
+        """Wire bytes of all packets received so far (after the version line)."""
+        return self._packets.total_bytes_in
+
+    @property
+    def bytes_sent(self) -> int:
+        """Wire bytes of all packets queued for sending so far (after the version line)."""
+        return self._packets.total_bytes_out
+
+    @property
     def kex_in_progress(self) -> bool:
         return self._handshake is not None and self._handshake.in_progress
 
@@ -269,6 +279,7 @@ class ClientConnection:
                 events.append(event)
                 if isinstance(event, AuthSucceeded):
                     self.authenticated = True
+                    hs.start_delayed_compression()
             return
         if 80 <= msg_type <= 127:
             if not self.authenticated:
