@@ -42,6 +42,10 @@ _TRANSPORT_OK_DURING_KEX = frozenset({m.MSG_DISCONNECT, m.MSG_IGNORE, m.MSG_UNIM
                                       m.MSG_DEBUG})
 # Numbers RFC 4250 assigns in the user auth and connection ranges; anything else there
 # gets UNIMPLEMENTED (RFC 4253 11.4), as OpenSSH does.
+#: Agent forwarding, as OpenSSH always named it and as RFC 9987 names it.
+AGENT_REQ_OPENSSH = "auth-agent-req@openssh.com"
+AGENT_REQ = "agent-req"
+EXT_AGENT_FORWARD = "agent-forward"
 _ASSIGNED_AUTH_CONN = frozenset({50, 51, 52, 53, 60, 61, 80, 81, 82, *range(90, 101)})
 
 
@@ -63,6 +67,8 @@ class ClientConnection:
         self._userauth: UserAuth | None = None
         self.connection = Connection(self._send, config.window_size, config.max_packet_size)
         self.server_sig_algs: list[str] | None = None
+        #: The server's EXT_INFO said "agent-forward" (RFC 9987; OpenSSH >= 10.3).
+        self.server_agent_forward = False
         self.authenticated = False
         self.error: SSHError | None = None
         self.closed = False
@@ -172,6 +178,16 @@ class ClientConnection:
     @property
     def server_version(self) -> bytes | None:
         return self._version.server_version
+
+    @property
+    def agent_request_name(self) -> str:
+        """The channel request that asks for agent forwarding on this connection.
+
+        RFC 9987's ``agent-req`` when the server advertised ``agent-forward`` in
+        EXT_INFO (OpenSSH >= 10.3), else ``auth-agent-req@openssh.com``; the
+        server then opens ``agent-connect`` or ``auth-agent@openssh.com`` channels.
+        """
+        return AGENT_REQ if self.server_agent_forward else AGENT_REQ_OPENSSH
 
     @property
     def bytes_received(self) -> int:
@@ -308,6 +324,9 @@ class ClientConnection:
             if name == "server-sig-algs":
                 self.server_sig_algs = value.decode("ascii", "replace").split(",")
                 log.debug("server-sig-algs: %s", ",".join(self.server_sig_algs))
+            elif name == EXT_AGENT_FORWARD and value == b"0":  # version "0", as OpenSSH checks
+                self.server_agent_forward = True
+                log.debug("server speaks the RFC 9987 agent-forwarding names")
         r.check_end()
 
     def _maybe_rekey(self) -> None:
