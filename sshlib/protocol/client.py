@@ -251,6 +251,14 @@ class ClientConnection:
 
     def _dispatch(self, hs: Handshake, seq: int, msg_type: int, payload: bytes) -> None:
         events = self._events
+        if msg_type == m.MSG_DISCONNECT:
+            # Always allowed, even inside a strict initial key exchange (OpenSSH's packet.c
+            # handles it before the strict-KEX check too): a server that gives up during
+            # the exchange says why, and the caller must get that reason, not a KEX error.
+            r = Reader(payload, 1)
+            reason = r.uint32()
+            description = r.text()
+            raise DisconnectError(reason, description[:1024])
         is_kex = m.MSG_KEXINIT <= msg_type <= m.MSG_KEX_LAST
         if not hs.first_kex_done:
             if not hs.receiving_kex and msg_type != m.MSG_KEXINIT:
@@ -266,11 +274,6 @@ class ClientConnection:
             return
         if hs.receiving_kex and msg_type not in _TRANSPORT_OK_DURING_KEX:
             raise ProtocolError(f"unexpected {m.name(msg_type)} during key exchange")
-        if msg_type == m.MSG_DISCONNECT:
-            r = Reader(payload, 1)
-            reason = r.uint32()
-            description = r.text()
-            raise DisconnectError(reason, description[:1024])
         if msg_type == m.MSG_IGNORE:
             return
         if msg_type == m.MSG_DEBUG:
