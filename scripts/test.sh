@@ -51,6 +51,12 @@ if ! is_root; then
   echo "warning: not root; password, keyboard-interactive and Dropbear tests will fail" >&2
 fi
 
+# tests/test_agent_vsock.py talks to itself over vsock where the kernel has the loopback
+# transport; best effort (containers and VMs without loadable modules cannot load it).
+if is_root && command -v modprobe >/dev/null; then
+  modprobe vsock_loopback 2>/dev/null || echo "note: vsock_loopback not loadable here"
+fi
+
 say "python environment (.venv)"
 venv_install '.[test]' .sshlib-installed
 export PATH="$PWD/.venv/bin:$PATH"
