@@ -86,13 +86,16 @@ esac
 
 # The oldest and newest Pythons pyproject.toml claims (requires-python >= 3.10), besides
 # python3 above.  Without arguments they run the suite minus what does not depend on
-# the host Python: the Wine tests (Windows CPython), the benchmark harness, and the
-# full algorithm products (every algorithm still runs once on each in the interop
-# tests); with arguments, those same pytest arguments.  SSHLIB_TEST_PYTHONS="" skips.
+# the host Python: the Wine tests (Windows CPython), the benchmark harness, the tests
+# of the test servers themselves, and the algorithm products and big transfers (every
+# algorithm still runs once per peer in test_interop_openssh_versions.py); with
+# arguments, those same pytest arguments.  SSHLIB_TEST_PYTHONS="" skips.
 PORTABLE=(tests
   --ignore=tests/test_agent_windows.py --ignore=tests/test_agent_bridge_windows.py
-  --ignore=tests/test_benchmark_harness.py
+  --ignore=tests/test_benchmark_harness.py --ignore=tests/test_servers.py
   --deselect tests/test_interop_openssh.py::test_every_algorithm_combination_handshakes
+  --deselect tests/test_interop_openssh.py::test_exec_with_each_kex_and_host_key
+  --deselect tests/test_interop_openssh.py::test_32_mib_round_trip_per_cipher
   --deselect tests/test_interop_openssh.py::test_client_initiated_rekey_mid_2gib_transfer
   --deselect tests/test_interop_dropbear.py::test_every_algorithm_combination)
 for version in ${SSHLIB_TEST_PYTHONS-3.10 3.13}; do
