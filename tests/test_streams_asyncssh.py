@@ -17,7 +17,7 @@ from typing import Any
 import asyncssh
 import pytest
 from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
-from test_streams import EchoServer, echo_port
+from test_streams import EchoServer, echo_port, tcp_echo  # noqa: F401  (fixture)
 
 import sshlib
 
@@ -77,13 +77,6 @@ def asyncssh_server() -> Iterator[AsyncsshServer]:
     server = AsyncsshServer()
     yield server
     server.close()
-
-
-@pytest.fixture
-def tcp_echo() -> Iterator[EchoServer]:
-    echo = EchoServer(socket.create_server(("127.0.0.1", 0)))
-    yield echo
-    echo.close()
 
 
 def test_dial_tcp_and_unix(frontend: Any, asyncssh_server: AsyncsshServer,
