@@ -58,8 +58,8 @@ class EchoServer:
         self.sock.close()
 
 
-@pytest.fixture
-def tcp_echo() -> Iterator[EchoServer]:
+@pytest.fixture(name="tcp_echo")
+def tcp_echo_fixture() -> Iterator[EchoServer]:
     echo = EchoServer(socket.create_server(("127.0.0.1", 0)))
     yield echo
     echo.close()

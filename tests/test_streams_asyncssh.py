@@ -17,7 +17,7 @@ from typing import Any
 import asyncssh
 import pytest
 from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
-from test_streams import EchoServer, echo_port, tcp_echo  # noqa: F401  (fixture)
+from test_streams import EchoServer, echo_port, tcp_echo_fixture  # noqa: F401  (fixture)
 
 import sshlib
 
