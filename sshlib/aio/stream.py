@@ -62,10 +62,12 @@ class Stream(StreamFacts):
 
     @property
     def channel(self) -> AioChannel:
+        """The underlying channel."""
         return self._channel
 
     @property
     def transport(self) -> _Transport:
+        """A transport-like handle (abort/close/is_closing/get_extra_info) for asyncio code."""
         return _Transport(self)
 
     # --- reading (asyncio.StreamReader) --------------------------------------------------
@@ -124,6 +126,7 @@ class Stream(StreamFacts):
             self._pump()
 
     def writelines(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """write() each chunk in order."""
         for chunk in data:
             self.write(chunk)
 
@@ -163,6 +166,7 @@ class Stream(StreamFacts):
         await channel.link.drain(deadline)
 
     def can_write_eof(self) -> bool:
+        """Always True: a channel can send EOF and keep receiving."""
         return True
 
     def write_eof(self) -> None:
@@ -178,6 +182,7 @@ class Stream(StreamFacts):
         self._pump()
 
     def is_closing(self) -> bool:
+        """True after close() or once the channel closed."""
         return self._close_wanted or self._channel.closed
 
     async def wait_closed(self, timeout: float | None = None) -> None:
@@ -211,6 +216,7 @@ class NewChannel(NewChannelBase):
     """
 
     def accept(self) -> Stream:
+        """Confirm the channel; the Stream is open at once."""
         channel = self._request.accept()
         assert isinstance(channel, AioChannel)
         return Stream(channel)
