@@ -22,7 +22,7 @@ from typing import Any
 
 from ..driver import ListenerBase, NewChannelBase, StreamFacts
 from ..errors import ChannelClosedError, SSHError, Timeout
-from .channel import AioChannel, AioDriver, deadline_after
+from .channel import LINE_LIMIT, AioChannel, AioDriver, deadline_after
 
 log = logging.getLogger("sshlib.stream")
 
@@ -89,19 +89,26 @@ class Stream(StreamFacts):
         return await self._channel.readline(0, timeout)
 
     async def readuntil(self, separator: bytes = b"\n", timeout: float | None = None) -> bytes:
-        """Bytes through `separator` (scans the buffer); IncompleteReadError at EOF."""
-        if separator == b"\n":
-            line = await self.readline(timeout)
-            if not line.endswith(b"\n"):
-                raise asyncio.IncompleteReadError(line, None)
-            return line
-        data = b""
-        while not data.endswith(separator):
-            byte = await self._channel.readexactly(0, 1, timeout)
-            if not byte:
-                raise asyncio.IncompleteReadError(data, None)
-            data += byte
-        return data
+        """Bytes through `separator`; IncompleteReadError at EOF, LimitOverrunError when
+        it is not within 1 MiB (or half the window).  On Timeout nothing is consumed.
+        """
+        channel = self._channel
+        deadline = deadline_after(timeout)
+        # Waiting without consuming holds back the window: give up before it is full.
+        limit = min(LINE_LIMIT, channel.link.config.window_size // 2)
+        while True:
+            end = channel.find(0, separator, limit)
+            if end >= 0:
+                return await channel.read(0, end, None)
+            if channel.buffered[0] >= limit:
+                raise asyncio.LimitOverrunError(f"{separator!r} not found in {limit} bytes",
+                                                limit)
+            if channel.eof:
+                raise asyncio.IncompleteReadError(await channel.read(0, -1, None), None)
+
+            def grown(size: int = channel.buffered[0]) -> bool:
+                return channel.buffered[0] != size or channel.eof
+            await channel.wait(grown, deadline, f"{separator!r} in the stream")
 
     def at_eof(self) -> bool:
         """True when the peer sent EOF and everything buffered was read."""
