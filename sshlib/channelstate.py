@@ -50,36 +50,51 @@ class StreamChannel:
 
     # --- from the dispatcher ----------------------------------------------------------
     def on_opened(self) -> None:
+        """The server confirmed the channel (dispatcher, lock held); wakes the opener."""
         self.opened = True
         self.wake()
 
     def on_open_failed(self, reason: int, description: str) -> None:
+        """The server refused the channel: `check_open_result()` will raise ChannelOpenError."""
         self.open_error = ChannelOpenError(reason, description)
         self.closed = True
         self.wake()
 
     def on_data(self, data: bytes, stderr: bool) -> None:
+        """Buffer a chunk of data (`stderr`: extended data) and wake readers.
+
+        The buffers stay bounded by the window we advertised: the core refuses data beyond it.
+        """
         index = 1 if stderr else 0
         self.buffers[index].append(data)
         self.buffered[index] += len(data)
         self.wake()
 
     def on_eof(self) -> None:
+        """The server sent EOF: reads return what is buffered, then b""."""
         self.eof = True
         self.wake()
 
     def on_reply(self, success: bool) -> None:
+        """The server answered the oldest unanswered request (replies come in order)."""
         self.request_results[self.requests_answered] = success
         self.requests_answered += 1
         self.wake()
 
     def on_exit_status(self, status: int) -> None:
+        """A plain channel has no exit: exit-status is logged (debug) and dropped."""
         log.debug("ignoring exit-status %d on %s channel %d", status, self.kind, self.id)
 
     def on_exit_signal(self, signal: str, core_dumped: bool, message: str) -> None:
+        """A plain channel has no exit: exit-signal is logged (debug) and dropped."""
         log.debug("ignoring exit-signal %s on %s channel %d", signal, self.kind, self.id)
 
     def on_close(self, error: SSHError | None = None) -> None:
+        """The channel closed (server close, or `error` when the whole connection ended).
+
+        Sets EOF too, so every waiter wakes; the first error is kept and raised by
+        reads once the buffers are empty.
+        """
         self.closed = True
         self.eof = True
         if error is not None and self.error is None:
@@ -88,18 +103,25 @@ class StreamChannel:
 
     # --- predicates and results for waiters ----------------------------------------------
     def open_settled(self) -> bool:
+        """True once the open was confirmed or refused (a waiter's predicate; lock held)."""
         return self.opened or self.closed
 
     def check_open_result(self) -> None:
+        """After `open_settled()`: raise ChannelOpenError if refused, or why it closed while
+        opening.
+        """
         if self.open_error is not None:
             raise self.open_error
         if not self.opened:
             raise self.error or ChannelClosedError("channel closed while opening")
 
     def readable(self, index: int) -> bool:
+        """True when stream `index` (0 data, 1 stderr) has bytes or is at EOF (a reader predicate).
+        """
         return bool(self.buffers[index]) or self.eof
 
     def output_ready(self) -> bool:
+        """True when either stream has bytes or the channel closed (a drain's predicate)."""
         return bool(self.buffers[0] or self.buffers[1]) or self.closed
 
     def take(self, index: int, size: int) -> bytes:
@@ -158,6 +180,7 @@ class StreamChannel:
         return out, err, taken
 
     def reply_settled(self, ticket: int) -> bool:
+        """True once request `ticket` was answered or the channel closed (a waiter's predicate)."""
         return ticket in self.request_results or self.closed
 
     def reply_result(self, ticket: int, name: str) -> bool:
@@ -178,12 +201,19 @@ class SessionChannel(StreamChannel):
         self.interleave: list[tuple[int, bytes]] | None = None
 
     def on_exit_status(self, status: int) -> None:
+        """Keep the program's exit status for `raise_for_exit()` and the front-end's `exit_status`.
+        """
         self.exit_status = status
 
     def on_exit_signal(self, signal: str, core_dumped: bool, message: str) -> None:
+        """Keep the signal that ended the program (name, core dumped, message) for
+        `raise_for_exit()`.
+        """
         self.exit_signal = (signal, core_dumped, message)
 
     def on_data(self, data: bytes, stderr: bool) -> None:
+        """As StreamChannel.on_data, also noting the arrival order while a merging collector drains.
+        """
         if self.interleave is not None:
             self.interleave.append((1 if stderr else 0, data))
         super().on_data(data, stderr)
@@ -225,6 +255,11 @@ class OutputCollector:
         self._err_size = 0
 
     def feed(self, out: list[bytes], err: list[bytes]) -> None:
+        """Take chunks of stdout and stderr: stdout kept (if asked), stderr merged or trimmed to its
+        tail.
+
+        Only the last STDERR_KEEP bytes of stderr are kept, so memory stays bounded.
+        """
         if self._keep_stdout:
             self.out.extend(out)
         if self.merge:
@@ -248,8 +283,10 @@ class OutputCollector:
 
     @property
     def stdout(self) -> bytes:
+        """Everything collected on stdout (with stderr interleaved when merging)."""
         return b"".join(self.out)
 
     @property
     def stderr_tail(self) -> bytes:
+        """The last STDERR_KEEP (64 KiB) bytes of stderr, for ExitError; b"" when merging."""
         return b"".join(self._err)[-STDERR_KEEP:]

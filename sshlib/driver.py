@@ -100,6 +100,11 @@ class OpenRequest:
         self.answered = False
 
     def accept(self) -> StreamChannel:
+        """Open the channel and return the front-end's channel object, already open.
+
+        The handler must hand it on (to a listener, a bridge) at once: it runs in the
+        reader with the connection lock held.  SSHError if the request was already answered.
+        """
         if self.answered:
             raise SSHError("channel open request already answered")
         self.answered = True
@@ -114,6 +119,11 @@ class OpenRequest:
         return channel
 
     def reject(self, reason: int = OPEN_ADMINISTRATIVELY_PROHIBITED, message: str = "") -> None:
+        """Refuse the channel with an RFC 4254 reason code and a message for the server.
+
+        An empty message names the channel kind.  Does nothing once the request was
+        answered, so the dispatcher's own refusal after the handler returns is harmless.
+        """
         if self.answered:
             return
         self.answered = True
@@ -199,6 +209,11 @@ class Driver:
         return core.host_key.blob, core.session_id, core.session_signature
 
     def signature_answer(self, signature: bytes | None) -> list[ev.Event]:
+        """Hand a signature (None: signing failed, try the next key or method) to the core.
+
+        Returns the events that follow.  For front-ends that run `sign()` apart from
+        `handshake_event()`: aio runs it in a worker thread, as an agent round trip blocks.
+        """
         if signature is None:
             return self.core.signature_failed()
         return self.core.provide_signature(signature)
@@ -239,6 +254,10 @@ class Driver:
 
     # --- after authentication: routing events ------------------------------------
     def dispatch_all(self, events: list[ev.Event]) -> None:
+        """Route every event the core returned, in order (see `dispatch`).
+
+        Reader context, lock held: channel handlers and reply callbacks run here and must not block.
+        """
         for event in events:
             self.dispatch(event)
 
@@ -356,10 +375,17 @@ class Driver:
 
     # --- commands from the application -------------------------------------------
     def check_alive(self) -> None:
+        """Raise the error that ended the connection (ConnectionLost after close()); else nothing.
+        """
         if self.error is not None:
             raise self.error
 
     def open_channel(self, channel: StreamChannel, extra: bytes = b"") -> None:
+        """Send CHANNEL_OPEN for `channel` and register it; the server's answer arrives later.
+
+        The front-end waits for `channel.open_settled()` and then calls
+        `channel.check_open_result()`.  Raises the connection's error once it has ended.
+        """
         self.check_alive()
         channel.id = self.core.connection.open_channel(channel.kind, extra)
         self.channels[channel.id] = channel
@@ -374,11 +400,19 @@ class Driver:
             self.core.connection.consume(channel.id, count)
 
     def check_writable(self, channel: StreamChannel) -> None:
+        """Raise before a write: the connection's error, or ChannelClosedError after EOF or close.
+        """
         self.check_alive()
         if channel.eof_sent or channel.closed:
             raise ChannelClosedError("channel input is closed")
 
     def can_write(self, channel: StreamChannel) -> bool:
+        """True when a writer waiting on `channel` should wake: window to send, or nothing more to
+        wait for.
+
+        True also once the channel or connection has closed, so the writer wakes and
+        `send_some()` raises the reason.
+        """
         return (channel.closed or self.error is not None
                 or self.core.connection.window_available(channel.id) > 0)
 
@@ -417,6 +451,12 @@ class Driver:
         return True
 
     def close_channel(self, channel: StreamChannel) -> bool:
+        """Queue CHANNEL_CLOSE (once; a channel not open yet is left alone); False if the connection
+        is closed.
+
+        The front-end flushes after True; the channel's waiters wake when the server's close
+        arrives.
+        """
         if self.core.closed:
             return False
         self.core.connection.close_channel(channel.id)
@@ -495,14 +535,25 @@ class Driver:
         return self.global_request(fwd.CANCEL_TCPIP_FORWARD, fwd.tcpip_forward(*address), True)
 
     def global_settled(self, ticket: int) -> bool:
+        """True once the reply for `ticket` arrived or the connection ended (a waiter's predicate).
+        """
         return len(self.global_replies) > ticket or self.error is not None
 
     def global_result(self, ticket: int) -> tuple[bool, bytes]:
+        """(success, reply data) for `ticket`, after `global_settled()`.
+
+        Raises the connection's error if it ended before the reply came.
+        """
         if len(self.global_replies) <= ticket:
             self.check_alive()
         return self.global_replies[ticket]
 
     def rekey(self) -> None:
+        """Start a key exchange now (the core queues KEXINIT); raises the connection's error if it
+        ended.
+
+        Returns at once: the front-end flushes, and `kex_count` grows when the exchange completes.
+        """
         self.check_alive()
         self.core.start_rekey()
 
@@ -540,16 +591,21 @@ class ConnectionFacts:
 
     @property
     def host_key(self) -> PublicKey:
+        """The server's host key, as verified by the host key callback during the handshake."""
         key = self._core.host_key
         assert key is not None
         return key
 
     @property
     def server_version(self) -> str:
+        """The server's identification line ("SSH-2.0-OpenSSH_9.6"), without CR LF."""
         return (self._core.server_version or b"").decode("ascii", "replace")
 
     @property
     def session_id(self) -> bytes:
+        """The session identifier: the exchange hash of the first key exchange (it stays through
+        rekeys).
+        """
         return self._core.session_id or b""
 
     @property
