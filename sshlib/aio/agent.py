@@ -43,9 +43,12 @@ class AsyncAgentClient:
 
     @property
     def endpoint(self) -> str:
+        """The endpoint string; `sshlib.agent.open_stream(endpoint)` reaches the same agent."""
         return self.sync.endpoint
 
     async def list_keys(self, timeout: float | None = None) -> list[AgentKey]:
+        """AgentClient.list_keys in a worker thread: every key the agent offers (none while locked).
+        """
         return await asyncio.to_thread(self.sync.list_keys, timeout)
 
     async def signers(self, timeout: float | None = None) -> list[AgentSigner]:
@@ -54,35 +57,56 @@ class AsyncAgentClient:
 
     async def sign(self, key: AgentKey | PublicKey | bytes, data: bytes, flags: int = 0,
                    timeout: float | None = None) -> bytes:
+        """AgentClient.sign in a worker thread: the signature blob over `data`.
+
+        AgentRefusedError when the agent refuses (unknown key, denied confirmation);
+        AgentTimeoutError after `timeout` (the client's default when None).
+        """
         return await asyncio.to_thread(self.sync.sign, key, data, flags, timeout)
 
     async def add_key(self, private_key: PrivateKey, comment: str | None = None, *,
                       lifetime: int | None = None, confirm: bool = False,
                       timeout: float | None = None) -> None:
+        """AgentClient.add_key in a worker thread: hand the key to the agent.
+
+        `lifetime` (seconds) and `confirm` become agent constraints; AgentRefusedError
+        if the agent does not accept the key or a constraint.
+        """
         await asyncio.to_thread(self.sync.add_key, private_key, comment, lifetime=lifetime,
                                 confirm=confirm, timeout=timeout)
 
     async def remove_key(self, key: AgentKey | PublicKey | bytes,
                          timeout: float | None = None) -> None:
+        """AgentClient.remove_key in a worker thread; AgentRefusedError if the agent does not hold
+        the key.
+        """
         await asyncio.to_thread(self.sync.remove_key, key, timeout)
 
     async def remove_all(self, timeout: float | None = None) -> None:
+        """AgentClient.remove_all in a worker thread: the agent forgets every key."""
         await asyncio.to_thread(self.sync.remove_all, timeout)
 
     async def lock(self, passphrase: bytes, timeout: float | None = None) -> None:
+        """AgentClient.lock in a worker thread: no keys listed, nothing signed until `unlock`."""
         await asyncio.to_thread(self.sync.lock, passphrase, timeout)
 
     async def unlock(self, passphrase: bytes, timeout: float | None = None) -> None:
+        """AgentClient.unlock in a worker thread; AgentRefusedError for a wrong passphrase."""
         await asyncio.to_thread(self.sync.unlock, passphrase, timeout)
 
     async def extension(self, name: str, body: bytes = b"",
                         timeout: float | None = None) -> bytes:
+        """AgentClient.extension in a worker thread: the reply body; AgentRefusedError on FAILURE.
+        """
         return await asyncio.to_thread(self.sync.extension, name, body, timeout)
 
     async def query_extensions(self, timeout: float | None = None) -> list[str]:
+        """AgentClient.query_extensions in a worker thread: the names, [] if the agent cannot say.
+        """
         return await asyncio.to_thread(self.sync.query_extensions, timeout)
 
     async def close(self) -> None:
+        """Close the agent connection (in a worker thread); later calls raise AgentConnectError."""
         await asyncio.to_thread(self.sync.close)
 
     async def __aenter__(self) -> AsyncAgentClient:

@@ -35,6 +35,9 @@ class Waiters:
         self._futures: list[asyncio.Future[None]] = []
 
     def wake(self) -> None:
+        """Release every waiting coroutine; each re-checks its predicate (call from the loop's
+        thread).
+        """
         futures, self._futures = self._futures, []
         for future in futures:
             _release(future)
@@ -59,6 +62,10 @@ class Waiters:
 
 
 def deadline_after(timeout: float | None) -> float | None:
+    """The running loop's loop.time() `timeout` seconds from now; None for no limit.
+
+    Call inside a running event loop (RuntimeError otherwise).
+    """
     return None if timeout is None else asyncio.get_running_loop().time() + timeout
 
 
@@ -118,6 +125,11 @@ class AioChannel(StreamChannel):
             raise
 
     async def wait_open(self, timeout: float | None) -> None:
+        """Wait for the server to confirm or refuse the open.
+
+        ChannelOpenError if refused; Timeout after `timeout`, or cancellation: the channel is
+        abandoned (closed when a late confirmation arrives) and marked closed.
+        """
         try:
             await self._waiters.wait_until(self.open_settled, deadline_after(timeout),
                                            f"{self.kind} channel open")
@@ -216,6 +228,12 @@ class AioChannel(StreamChannel):
 
     async def request(self, name: str, payload: bytes, want_reply: bool,
                       timeout: float | None) -> bool:
+        """Send a channel request and, with `want_reply`, wait for the answer: True on success.
+
+        Without `want_reply`, waits for transport back-pressure and returns True.  Timeout after
+        `timeout`; ChannelClosedError if the channel closed unanswered; cancelling the wait for the
+        reply closes the channel.
+        """
         deadline = deadline_after(timeout)
         ticket = self.link.channel_request(self, name, payload, want_reply)
         self.link.flush()
@@ -226,6 +244,9 @@ class AioChannel(StreamChannel):
         return self.reply_result(ticket, name)
 
     def send_eof(self) -> None:
+        """Send EOF once (later calls do nothing); never blocks: the bytes are queued on the
+        transport.
+        """
         if self.link.send_eof(self):
             self.link.flush()
 
@@ -235,6 +256,10 @@ class AioChannel(StreamChannel):
             self.link.flush()
 
     async def wait_closed(self, timeout: float | None) -> None:
+        """Wait until the channel closed (server close or connection end); Timeout after `timeout`.
+
+        Cancelling it closes the channel.
+        """
         await self._wait(lambda: self.closed, deadline_after(timeout), "the channel to close")
 
 

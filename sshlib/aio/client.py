@@ -90,30 +90,40 @@ async def with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None, what
 class ByteReader(Protocol):
     """The reading half a Client runs over (asyncio.StreamReader, a Stream)."""
 
-    async def read(self, n: int = -1) -> bytes: ...
+    async def read(self, n: int = -1) -> bytes:
+        """Up to `n` bytes; b"" at end of stream; OSError or SSHError when the stream fails."""
 
 
 class ByteWriter(Protocol):
     """The writing half a Client runs over (asyncio.StreamWriter, a Stream)."""
 
     @property
-    def transport(self) -> Any: ...
+    def transport(self) -> Any:
+        """The asyncio transport; the Client calls its `abort()` to drop a failed connection."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None:
+        """Queue bytes without blocking (back-pressure is left to `drain`)."""
 
-    async def drain(self) -> None: ...
+    async def drain(self) -> None:
+        """Wait until the write buffer is below its high-water mark."""
 
-    def is_closing(self) -> bool: ...
+    def is_closing(self) -> bool:
+        """True once closing began; the Client then stops writing."""
 
-    def can_write_eof(self) -> bool: ...
+    def can_write_eof(self) -> bool:
+        """True when `write_eof()` is supported (a half-close is possible)."""
 
-    def write_eof(self) -> None: ...
+    def write_eof(self) -> None:
+        """Half-close: tell the peer no more bytes come."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Start closing the stream (does not wait; see `wait_closed`)."""
 
-    async def wait_closed(self) -> None: ...
+    async def wait_closed(self) -> None:
+        """Wait until the stream closed (the Client bounds this with a timeout, then aborts)."""
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Transport information as asyncio's ("peername" is used for the peer address)."""
 
 
 class _Dial:

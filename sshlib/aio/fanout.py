@@ -42,6 +42,7 @@ class HostResult:
 
     @property
     def address(self) -> str:
+        """"host:port" as given ("[v6]:port" for IPv6 literals), for messages and tables."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 

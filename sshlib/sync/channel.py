@@ -22,10 +22,13 @@ from ..protocol.client import ClientConnection
 
 
 def deadline_after(timeout: float | None) -> float | None:
+    """The time.monotonic() instant `timeout` seconds from now; None (wait forever) for None."""
     return None if timeout is None else time.monotonic() + timeout
 
 
 def remaining(deadline: float | None, what: str) -> float | None:
+    """Seconds left until `deadline` (None: no limit); raises Timeout naming `what` once it passed.
+    """
     if deadline is None:
         return None
     left = deadline - time.monotonic()
@@ -91,6 +94,11 @@ class ChannelIO(StreamChannel):
             self._waiting.remove(predicate)
 
     def wait_open(self, timeout: float | None) -> None:
+        """Wait for the server to confirm or refuse the open (any thread; takes the lock).
+
+        ChannelOpenError if refused; Timeout after `timeout` (the caller abandons the
+        channel, so a late confirmation is closed); the connection's error if it ended.
+        """
         deadline = deadline_after(timeout)
         with self.cond:
             self.wait_for(self.open_settled, deadline, f"{self.kind} channel open")
@@ -205,6 +213,11 @@ class ChannelIO(StreamChannel):
             return link.send_some(self, view, stderr)
 
     def request(self, name: str, payload: bytes, want_reply: bool, timeout: float | None) -> bool:
+        """Send a channel request and, with `want_reply`, wait for the answer: True on success.
+
+        Without `want_reply` returns True once sent.  Timeout after `timeout` (a later
+        reply is ignored); ChannelClosedError if the channel closed unanswered.
+        """
         deadline = deadline_after(timeout)
         ticket = self.send_request(name, payload, want_reply, deadline)
         if ticket < 0:
@@ -222,18 +235,26 @@ class ChannelIO(StreamChannel):
         return ticket
 
     def send_eof(self, timeout: float | None = None) -> None:
+        """Send EOF once (later calls do nothing); Timeout if TCP back-pressure outlasts `timeout`.
+        """
         with self.cond:
             if not self.link.send_eof(self):
                 return
         self.link.flush(deadline_after(timeout))
 
     def close(self, timeout: float | None = None) -> None:
+        """Send CHANNEL_CLOSE without waiting for the server's (use `wait_closed`).
+
+        Does nothing after the connection ended; Timeout if it cannot be sent within `timeout`.
+        """
         with self.cond:
             if not self.link.close_channel(self):
                 return
         self.link.flush(deadline_after(timeout))
 
     def wait_closed(self, timeout: float | None) -> None:
+        """Wait until the channel closed (server close or connection end); Timeout after `timeout`.
+        """
         deadline = deadline_after(timeout)
         with self.cond:
             self.wait_for(lambda: self.closed, deadline, "the channel to close")

@@ -76,6 +76,7 @@ class Receiver:
         return data
 
     def close(self) -> None:
+        """Release the selector (not the socket: its owner closes that)."""
         self._selector.close()
 
     def _set_bulk(self, on: bool) -> None:

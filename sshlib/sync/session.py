@@ -166,10 +166,16 @@ class Session:
 
     @property
     def exit_status(self) -> int | None:
+        """The remote program's exit status once it reported one; None before (or if it died by a
+        signal).
+
+        Read it after `wait()` returned or raised ExitError; reading never blocks.
+        """
         return self._channel.exit_status
 
     @property
     def exit_signal(self) -> str | None:
+        """The signal name ("TERM", "KILL", ...) if the program died by a signal, else None."""
         return self._channel.exit_signal[0] if self._channel.exit_signal else None
 
     # --- one-shot helpers -------------------------------------------------------------------

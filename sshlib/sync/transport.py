@@ -29,6 +29,13 @@ log = logging.getLogger("sshlib.client")
 
 
 class Transport(Protocol):
+    """What a threaded Client runs over (a structural Protocol: any object with these methods).
+
+    The reader thread calls `receive()`; senders call `send()` with the client's
+    send lock held, so one of each runs at a time.  `shutdown()` and `close()` come
+    from the reader's exit and from Client.close(), possibly both and while the
+    reader is still in `receive()`: both must be idempotent and thread-safe.
+    """
     def receive(self, timeout: float | None) -> bytes | None:
         """Next bytes; b"" at end of stream; None on timeout; OSError/SSHError on failure."""
 
@@ -41,7 +48,8 @@ class Transport(Protocol):
     def shutdown(self) -> None:
         """Tell the peer we are done (half-close) without releasing resources."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the stream and what it holds (socket, child process, channel)."""
 
 
 def _left(deadline: float | None) -> float | None:
@@ -59,10 +67,16 @@ class SocketTransport:
         self._writable.register(sock.fileno(), selectors.EVENT_WRITE)
 
     def start_streaming(self, lowat: int) -> None:
+        """Switch the reader to bulk reads (SO_RCVLOWAT, at most `lowat` bytes) after the handshake.
+        """
         self._receiver.close()
         self._receiver = Receiver(self.sock, min(BULK_LOWAT, lowat))
 
     def receive(self, timeout: float | None) -> bytes | None:
+        """Next bytes (b"" at end of stream) or None after `timeout`; OSError if the socket fails.
+
+        `timeout` None waits until the socket is readable.
+        """
         if timeout is None:
             while not self._receiver.wait(None):
                 pass
@@ -70,6 +84,11 @@ class SocketTransport:
         return self._receiver.receive(timeout)
 
     def send(self, view: memoryview, deadline: float | None) -> int:
+        """Send some of `view` (returns the count), waiting for writability up to `deadline`.
+
+        Timeout (nothing sent) once `deadline` (time.monotonic()) passed; OSError if the socket
+        fails.
+        """
         while True:
             try:
                 return self.sock.send(view)
@@ -81,12 +100,14 @@ class SocketTransport:
             self._writable.select(left)
 
     def shutdown(self) -> None:
+        """Shut the socket down both ways (errors ignored); the file descriptor stays open."""
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
     def close(self) -> None:
+        """Close the selectors and the socket."""
         self._receiver.close()
         self._writable.close()
         self.sock.close()
@@ -110,6 +131,11 @@ class ProcessTransport(SocketTransport):
         super().__init__(ours)
 
     def close(self) -> None:
+        """Close our end, then wait for the ProxyCommand to exit: 2 s, then SIGTERM, 2 s, then
+        SIGKILL.
+
+        So it may block up to about 4 seconds when the command ignores its closed stdin.
+        """
         super().close()
         process = self.process
         try:
@@ -130,9 +156,14 @@ class ChannelTransport:
         self.channel = channel
 
     def start_streaming(self, lowat: int) -> None:
+        """Nothing to switch: a channel is read in whatever chunks the outer connection delivers."""
         pass
 
     def receive(self, timeout: float | None) -> bytes | None:
+        """Next bytes from the channel; b"" at EOF or once closed; None after `timeout`; SSHError if
+        the
+        outer connection failed.
+        """
         try:
             return self.channel.read(0, RECV_SIZE, timeout)
         except Timeout:
@@ -141,6 +172,11 @@ class ChannelTransport:
             return b""
 
     def send(self, view: memoryview, deadline: float | None) -> int:
+        """Send some of `view` through the channel, waiting for window up to `deadline`.
+
+        Timeout when the deadline passes; ConnectionLost when the channel (or the outer connection)
+        failed.
+        """
         try:
             return self.channel.write_some(view, False, deadline)
         except SSHError as exc:
@@ -149,12 +185,14 @@ class ChannelTransport:
             raise ConnectionLost(f"the tunnel closed: {exc}") from exc
 
     def shutdown(self) -> None:
+        """Send EOF on the channel (waits at most 5 s; errors ignored)."""
         try:
             self.channel.send_eof(timeout=5)
         except SSHError:
             pass
 
     def close(self) -> None:
+        """Close the channel of the outer connection (waits at most 5 s to send; errors ignored)."""
         try:
             self.channel.close(timeout=5)
         except SSHError:
