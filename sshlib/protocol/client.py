@@ -79,12 +79,17 @@ class ClientConnection:
 
     # --- front-end plumbing ----------------------------------------------------
     def data_to_send(self) -> bytes:
+        """Take every byte queued for the peer (the version line first); b"" when none.
+
+        The caller must write them in order before the next call's bytes.  Never raises.
+        """
         data = self._packets.data_to_send()
         if self._greeting:
             data, self._greeting = self._greeting + data, b""
         return data
 
     def has_data_to_send(self) -> bool:
+        """True when `data_to_send()` would return bytes (cheap; a sender's loop test)."""
         return bool(self._greeting) or self._packets.has_data_to_send()
 
     def receive_data(self, data: bytes) -> list[Event]:
@@ -126,12 +131,22 @@ class ClientConnection:
         self.closed = True
 
     def connection_lost(self, error: SSHError | None = None) -> list[Event]:
+        """The stream ended or failed: end the connection with `error` (ConnectionLost by default).
+
+        Returns the ConnectionTerminated event (and the channels' ends follow from it in the
+        driver); [] if the connection had already ended.
+        """
         if not self.closed:
             self._fail(error or ConnectionLost("connection lost"))
         return self._take_events()
 
     # --- answers to the core's questions ------------------------------------------
     def accept_host_key(self) -> list[Event]:
+        """Answer HostKeyVerificationRequested with yes: NEWKEYS goes out and processing resumes.
+
+        Returns the events that the buffered input yields.  Call it only after that event
+        (otherwise the connection ends with ProtocolError); errors end the connection as events.
+        """
         assert self._handshake is not None
         try:
             self._handshake.accept_host_key()
@@ -145,12 +160,27 @@ class ClientConnection:
         return self._take_events()
 
     def provide_signature(self, signature: bytes) -> list[Event]:
+        """Answer SignatureRequested with the signer's signature blob; returns the events that
+        follow.
+
+        Outside a pending signature request the connection ends with ProtocolError (as an event).
+        """
         return self._auth_answer(lambda ua: ua.provide_signature(signature))
 
     def signature_failed(self) -> list[Event]:
+        """Answer SignatureRequested with "could not sign": authentication moves on to the next
+        key/method.
+
+        When nothing is left the events end the connection with AuthError.
+        """
         return self._auth_answer(lambda ua: self._events.extend(ua.signature_failed()))
 
     def answer_prompts(self, answers: Sequence[str]) -> list[Event]:
+        """Answer PromptsRequested (keyboard-interactive): one answer per prompt, in order.
+
+        Returns the events that follow; outside pending prompts the connection ends with
+        ProtocolError.
+        """
         return self._auth_answer(lambda ua: ua.answer_prompts(list(answers)))
 
     def _auth_answer(self, action: object) -> list[Event]:
@@ -167,10 +197,13 @@ class ClientConnection:
     # --- state -------------------------------------------------------------------
     @property
     def algorithms(self) -> algs.Algorithms | None:
+        """The algorithms of the last completed key exchange; None before the first completes."""
         return self._handshake.algorithms if self._handshake else None
 
     @property
     def session_id(self) -> bytes | None:
+        """The exchange hash of the first key exchange (fixed for the connection); None before it.
+        """
         return self._handshake.session_id if self._handshake else None
 
     @property
@@ -180,10 +213,15 @@ class ClientConnection:
 
     @property
     def host_key(self) -> PublicKey | None:
+        """The server's host key from the first key exchange; None before it.
+
+        Its signature is checked; whether to trust it is the front-end's call (`accept_host_key`).
+        """
         return self._handshake.host_key if self._handshake else None
 
     @property
     def server_version(self) -> bytes | None:
+        """The server's identification line without CR LF; None until it arrived."""
         return self._version.server_version
 
     @property
@@ -208,9 +246,16 @@ class ClientConnection:
 
     @property
     def kex_in_progress(self) -> bool:
+        """True from either side's KEXINIT until both NEWKEYS (our own non-kex messages wait
+        meanwhile).
+        """
         return self._handshake is not None and self._handshake.in_progress
 
     def send_ignore(self, data: bytes = b"") -> None:
+        """Queue an SSH_MSG_IGNORE carrying `data` (traffic padding, or a cheap keepalive).
+
+        Raises the connection's error after it ended, ProtocolError before the version exchange.
+        """
         self._send(Writer(m.MSG_IGNORE).string(data).getvalue())
 
     def start_rekey(self) -> None:

@@ -81,6 +81,11 @@ class Connection:
 
     # --- commands --------------------------------------------------------------
     def open_channel(self, kind: str, extra: bytes = b"") -> int:
+        """Queue CHANNEL_OPEN for a channel of `kind` and return its local id.
+
+        `extra` is the type-specific data (see sshlib.protocol.forwarding).  The answer comes
+        as ChannelOpened or ChannelOpenFailed.
+        """
         local_id = self._allocate_id()
         self._channels[local_id] = ChannelState(local_id, kind, self._window_size,
                                                 self._window_size, self._max_packet)
@@ -102,6 +107,7 @@ class Connection:
         return local_id
 
     def reject_channel(self, sender_channel: int, reason: int, description: str) -> None:
+        """Queue CHANNEL_OPEN_FAILURE for a server-opened channel (RFC 4254 reason code)."""
         self._send(Writer(m.MSG_CHANNEL_OPEN_FAILURE).uint32(sender_channel).uint32(reason)
                    .string(description).string("").getvalue())
 
@@ -125,6 +131,9 @@ class Connection:
         return count
 
     def window_available(self, channel: int) -> int:
+        """Bytes the server's window lets us send on `channel` now; ChannelClosedError if it is not
+        open.
+        """
         return self._usable(channel).remote_window
 
     def consume(self, channel: int, count: int) -> None:
@@ -143,6 +152,11 @@ class Connection:
 
     def send_request(self, channel: int, request: str, payload: bytes = b"",
                      want_reply: bool = True) -> None:
+        """Queue a CHANNEL_REQUEST; with `want_reply` the answer comes as ChannelRequestReplied.
+
+        Replies are matched to requests in order.  ChannelClosedError if the channel is not open
+        (or closing).
+        """
         ch = self._usable(channel)
         if want_reply:
             ch.pending_requests.append(request)
@@ -150,6 +164,8 @@ class Connection:
                    .boolean(want_reply).raw(payload).getvalue())
 
     def send_eof(self, channel: int) -> None:
+        """Queue CHANNEL_EOF once; does nothing for a channel not open, already at EOF or closing.
+        """
         ch = self._channels.get(channel)
         if ch is None or not ch.open or ch.eof_sent or ch.close_sent:
             return
@@ -157,6 +173,11 @@ class Connection:
         self._send(Writer(m.MSG_CHANNEL_EOF).uint32(ch.remote_id).getvalue())
 
     def close_channel(self, channel: int) -> None:
+        """Queue CHANNEL_CLOSE once; does nothing for a channel unknown, not open yet or already
+        closing.
+
+        The channel is forgotten when the server's CHANNEL_CLOSE arrives (ChannelClosed).
+        """
         ch = self._channels.get(channel)
         if ch is None or ch.close_sent or not ch.open:
             return
@@ -166,16 +187,27 @@ class Connection:
             del self._channels[channel]
 
     def global_request(self, name: str, payload: bytes = b"", want_reply: bool = True) -> None:
+        """Queue a GLOBAL_REQUEST; with `want_reply` the answer comes as GlobalRequestReplied.
+
+        Replies come in request order; the caller matches them by counting.
+        """
         if want_reply:
             self._global_pending += 1
         self._send(Writer(m.MSG_GLOBAL_REQUEST).string(name).boolean(want_reply).raw(payload)
                    .getvalue())
 
     def channel_ids(self) -> list[int]:
+        """Local ids of the channels not yet closed both ways (opening ones included)."""
         return list(self._channels)
 
     # --- incoming --------------------------------------------------------------
     def handle(self, msg_type: int, payload: bytes) -> list[Event]:
+        """Process one connection-layer message (numbers 80-127); returns the events it yields.
+
+        Raises ProtocolError or DecodeError on a message that breaks the protocol (unknown
+        channel, data beyond the window, a second CLOSE); the caller ends the connection.
+        Messages for recently closed channels are ignored.
+        """
         if msg_type == _DATA or msg_type == _EXT_DATA:
             return self._on_data(msg_type, payload)
         r = Reader(payload)

@@ -72,6 +72,8 @@ def bound_port(reply: bytes, requested: int) -> int:
 
 
 def parse_forwarded_tcpip(payload: bytes) -> ForwardedOpen:
+    """Decode a forwarded-tcpip open's extra data; DecodeError if malformed or names are too long.
+    """
     r = Reader(payload)
     address = r.text(_HOST_LIMIT)
     port = r.uint32()
@@ -82,6 +84,7 @@ def parse_forwarded_tcpip(payload: bytes) -> ForwardedOpen:
 
 
 def parse_forwarded_streamlocal(payload: bytes) -> ForwardedOpen:
+    """Decode a forwarded-streamlocal@openssh.com open's extra data; DecodeError if malformed."""
     r = Reader(payload)
     path = r.text(_HOST_LIMIT)
     if r.remaining:

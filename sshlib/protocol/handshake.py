@@ -43,6 +43,9 @@ class KexInit:
 
     @classmethod
     def parse(cls, payload: bytes) -> KexInit:
+        """Decode a KEXINIT payload (message byte included); ProtocolError or DecodeError if
+        malformed.
+        """
         r = Reader(payload)
         if r.byte() != m.MSG_KEXINIT:
             raise ProtocolError("expected KEXINIT")
@@ -100,9 +103,17 @@ class Handshake:
 
     @property
     def strict_initial(self) -> bool:
+        """True during the first key exchange when both sides agreed on strict KEX.
+
+        Then any non-kex message from the server is a KexError (Terrapin, CVE-2023-48795).
+        """
         return self.strict and not self.first_kex_done
 
     def needs_rekey(self) -> bool:
+        """True when the byte count or the time since the last exchange passed the config's limits.
+
+        Never during an exchange or before the first one completed; uses `now` as last ticked.
+        """
         if not self.first_kex_done or self.in_progress:
             return False
         p = self._packets
@@ -119,6 +130,7 @@ class Handshake:
             self._packets.send(payload)
 
     def start_kex(self) -> None:
+        """Queue our KEXINIT unless one is already out; later non-kex sends wait for our NEWKEYS."""
         if self._our_kexinit is not None:
             return
         cfg = self._config
@@ -139,6 +151,12 @@ class Handshake:
 
     # --- receiving -------------------------------------------------------------
     def handle(self, msg_type: int, payload: bytes) -> list[Event]:
+        """Process one key exchange message (20-49); returns the events it yields.
+
+        HostKeyVerificationRequested after the first exchange, KexCompleted at NEWKEYS.
+        KexError when negotiation or the host key signature fails, or the host key changes
+        in a rekey; ProtocolError for messages out of order.
+        """
         if msg_type == m.MSG_KEXINIT:
             return self._on_kexinit(payload)
         if msg_type == m.MSG_NEWKEYS:
@@ -258,6 +276,10 @@ class Handshake:
             derive(b"B", iv_len), derive(b"F", mac_len))
 
     def accept_host_key(self) -> None:
+        """The front-end accepted the host key: send NEWKEYS and the messages held back.
+
+        ProtocolError when no host key awaits a verdict.
+        """
         if not self.awaiting_host_key_verdict:
             raise ProtocolError("no host key is awaiting verification")
         self.awaiting_host_key_verdict = False

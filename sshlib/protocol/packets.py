@@ -68,6 +68,8 @@ class PacketLayer:
 
     # --- outgoing ---------------------------------------------------------
     def send(self, payload: bytes) -> None:
+        """Seal `payload` into a packet with the current sealer and queue it (sequence number +1).
+        """
         pos = self._out_pos
         if pos + len(payload) + _ROOM > len(self._out):
             self._grow(pos + len(payload) + _ROOM)
@@ -85,6 +87,7 @@ class PacketLayer:
         self._out_view = memoryview(out)
 
     def data_to_send(self) -> bytes:
+        """Take the queued wire bytes (b"" when none); the buffer is reused or shrunk afterwards."""
         pos = self._out_pos
         if not pos:
             return b""
@@ -97,6 +100,7 @@ class PacketLayer:
         return data
 
     def has_data_to_send(self) -> bool:
+        """True when packets are queued for `data_to_send()`."""
         return self._out_pos > 0
 
     @property
@@ -110,12 +114,19 @@ class PacketLayer:
         return self._opener
 
     def set_sealer(self, sealer: PacketSealer, reset_seq: bool) -> None:
+        """Protect outgoing packets with `sealer` from the next one on; `reset_seq` for strict KEX.
+        """
         self._sealer = sealer
         if reset_seq:
             self.seq_out = 0
 
     # --- incoming ---------------------------------------------------------
     def feed(self, data: bytes) -> None:
+        """Add bytes from the peer; `next_payload()` then cuts packets from them.
+
+        A bytes object is kept by reference, not copied (other buffers are copied, as they
+        could change).  Unread bytes from before stay in front, in order.
+        """
         if not isinstance(data, bytes):  # we keep a reference: it must not change under us
             data = bytes(data)
         if self._pos < len(self._data):  # unread bytes left (processing paused): keep order
@@ -125,6 +136,7 @@ class PacketLayer:
         self._pos = 0
 
     def set_opener(self, opener: PacketOpener, reset_seq: bool) -> None:
+        """Open incoming packets with `opener` from the next one on; `reset_seq` for strict KEX."""
         self._opener = opener
         if reset_seq:
             self.seq_in = 0
@@ -227,6 +239,9 @@ class PacketLayer:
         return self._bytes_out_before + self.bytes_out
 
     def reset_counters(self) -> None:
+        """A key exchange finished: restart the per-key byte and packet counts (totals keep
+        growing).
+        """
         self._bytes_in_before += self.bytes_in
         self._bytes_out_before += self.bytes_out
         self.bytes_in = self.bytes_out = 0

@@ -43,28 +43,40 @@ def encode_modes(modes: Mapping[str | int, int] | None) -> bytes:
 
 def pty_request(term: str, height: int, width: int, modes: Mapping[str | int, int] | None,
                 width_pixels: int = 0, height_pixels: int = 0) -> bytes:
+    """Payload of a "pty-req" request: terminal type, size in characters (and pixels), modes.
+
+    ValueError for an unknown terminal mode name or opcode.
+    """
     return (Writer().string(term).uint32(width).uint32(height).uint32(width_pixels)
             .uint32(height_pixels).string(encode_modes(modes)).getvalue())
 
 
 def window_change(height: int, width: int, width_pixels: int = 0, height_pixels: int = 0) -> bytes:
+    """Payload of a "window-change" request (the new size; the server sends no reply)."""
     return (Writer().uint32(width).uint32(height).uint32(width_pixels).uint32(height_pixels)
             .getvalue())
 
 
 def env(name: str, value: str) -> bytes:
+    """Payload of an "env" request; many servers accept only the names their AcceptEnv lists."""
     return Writer().string(name).string(value).getvalue()
 
 
 def exec_(command: str | bytes) -> bytes:
+    """Payload of an "exec" request: the command line the server's shell runs."""
     return Writer().string(command).getvalue()
 
 
 def subsystem(name: str) -> bytes:
+    """Payload of a "subsystem" request ("sftp", ...)."""
     return Writer().string(name).getvalue()
 
 
 def signal(name: str) -> bytes:
+    """Payload of a "signal" request; `name` with or without "SIG", in any case.
+
+    ValueError for a name RFC 4254 does not define (names with "@" pass as extensions).
+    """
     name = name.upper().removeprefix("SIG")
     if name not in SIGNALS and not name.endswith("@openssh.com") and "@" not in name:
         raise ValueError(f"unknown signal {name!r}; RFC 4254 names: {', '.join(sorted(SIGNALS))}")

@@ -83,10 +83,18 @@ class UserAuth:
 
     # --- driving ---------------------------------------------------------------
     def start(self, session_id: bytes) -> None:
+        """Remember the session id (signatures cover it) and queue the ssh-userauth service request.
+        """
         self.session_id = session_id
         self._send(Writer(m.MSG_SERVICE_REQUEST).string(SERVICE_USERAUTH).getvalue())
 
     def handle(self, msg_type: int, payload: bytes) -> list[Event]:
+        """Process one user auth message (SERVICE_ACCEPT, 50-79); returns the events it yields.
+
+        AuthSucceeded on success, SignatureRequested/PromptsRequested when the front-end must
+        answer.  AuthError when no configured method is left; ProtocolError for a message out
+        of order.
+        """
         r = Reader(payload)
         r.byte()
         if msg_type == m.MSG_SERVICE_ACCEPT:
@@ -127,6 +135,7 @@ class UserAuth:
         raise ProtocolError(f"unexpected {m.name(msg_type)} during authentication")
 
     def provide_signature(self, signature: bytes) -> None:
+        """Send the signed publickey request; ProtocolError if no signature was requested."""
         attempt = self._current
         if self._stage != "signing" or attempt is None:
             raise ProtocolError("no signature was requested")
@@ -134,11 +143,16 @@ class UserAuth:
         self._send(self._publickey_request(attempt, signature))
 
     def signature_failed(self) -> list[Event]:
+        """The signer failed: go on with the next key or method (AuthError when none is left).
+
+        ProtocolError if no signature was requested.
+        """
         if self._stage != "signing":
             raise ProtocolError("no signature was requested")
         return self._next()
 
     def answer_prompts(self, answers: Sequence[str]) -> None:
+        """Send the keyboard-interactive answers; ProtocolError if no prompts are pending."""
         if self._stage != "prompting":
             raise ProtocolError("no keyboard-interactive prompts are pending")
         w = Writer(m.MSG_USERAUTH_INFO_RESPONSE).uint32(len(answers))
