@@ -112,6 +112,7 @@ class CompressingSealer:
         self._deflate = deflate
 
     def seal(self, seq: int, payload: bytes) -> bytes:
+        """Deflate `payload` (on this direction's one stream), then seal it; not thread-safe."""
         return self._inner.seal(seq, self._deflate(payload))
 
     def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
@@ -134,9 +135,17 @@ class DecompressingOpener:
         self.mac_size = inner.mac_size
 
     def packet_length(self, seq: int, head: bytes) -> int:
+        """As the wrapped opener's: the packet length from its first bytes (compression does not
+        change framing).
+        """
         return self._inner.packet_length(seq, head)
 
     def open(self, seq: int, packet: bytes | memoryview) -> bytes:
+        """Open the packet, then inflate its payload.
+
+        ProtocolError if it does not inflate or would inflate past MAX_PAYLOAD (a decompression
+        bomb); errors of the wrapped opener (a bad MAC) pass through.
+        """
         return self._inflate(self._inner.open(seq, packet))
 
 

@@ -163,6 +163,9 @@ class Entry:
 
     @property
     def hashed(self) -> bool:
+        """True for a hashed host field (|1|salt|hash, ssh-keygen -H): the host names cannot be read
+        back.
+        """
         return self._hashed is not None
 
     def matches(self, host: str, port: int = 22) -> bool:
@@ -257,6 +260,11 @@ class KnownHosts:
 
     @classmethod
     def from_lines(cls, lines: Iterable[str], source: str = "<string>") -> KnownHosts:
+        """Parse known_hosts lines; `source` names them in log lines and `Entry.location`.
+
+        Blank lines and comments are skipped, and so are malformed lines (logged at debug
+        level), as OpenSSH does: a bad line never makes the whole file unusable.
+        """
         entries = []
         for number, text in enumerate(lines, 1):
             entry = _parse_line(text, source, number)
@@ -422,6 +430,10 @@ class KnownHostsCallback:
         self.known_hosts.check(hostname, port, key, now=now, host_key_alias=self.host_key_alias)
 
     def host_key_algorithms(self, hostname: str, port: int) -> list[str]:
+        """The host key algorithms to prefer for this host (see KnownHosts.host_key_algorithms).
+
+        ClientConfig.for_host() puts them first, unless host_key_algorithms was set explicitly.
+        """
         return self.known_hosts.host_key_algorithms(self.host_key_alias or hostname, port)
 
     def __repr__(self) -> str:

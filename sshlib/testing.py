@@ -660,6 +660,7 @@ class TestServer:
             return 0
 
     def is_running(self) -> bool:
+        """True while the server process runs (False before start and after stop or a crash)."""
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:

@@ -17,10 +17,14 @@ def test_every_public_name_is_documented_or_on_the_ratchet_list() -> None:
 
 def test_ratchet_catches_a_new_undocumented_name_and_a_stale_entry() -> None:
     listed = apinames.read_ratchet()
-    assert listed, "scripts/undocumented.txt is empty: delete this test's first half"
-    one = sorted(listed)[0]
-    problems = apinames.check(INDEX, listed - {one})
-    assert problems == [f"{one}: public name without a docstring (write one)"]
+    # A name losing its docstring (the list is empty once every name has one).
+    dial = next(n for n in INDEX.all_names() if n.path == "sshlib.dial")
+    dial.documented = False
+    try:
+        problems = apinames.check(INDEX, listed)
+    finally:
+        dial.documented = True
+    assert problems == ["sshlib.dial: public name without a docstring (write one)"]
     problems = apinames.check(INDEX, listed | {"sshlib.dial", "sshlib.gone"})
     assert "sshlib.dial: now has a docstring; delete its line from scripts/undocumented.txt" \
         in problems

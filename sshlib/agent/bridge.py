@@ -210,10 +210,17 @@ class Bridge:
 
     @property
     def active_clients(self) -> int:
+        """Clients connected now, including those still waiting for the upstream agent
+        (thread-safe).
+        """
         with self._lock:
             return len(self._clients)
 
     def start(self) -> None:
+        """Start one accept thread per listener and return at once; call it once.
+
+        Clients past `max_clients` wait in the listener's backlog until a slot frees.
+        """
         for listener in self.listeners:
             thread = threading.Thread(target=self._accept_loop, args=(listener,), daemon=True,
                                       name=f"agent-bridge-accept {listener.endpoint}")

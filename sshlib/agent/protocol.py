@@ -154,6 +154,11 @@ class FrameDecoder:
         return len(self._buffer) + (4 if self._need is not None else 0)
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes; return the message payloads they complete (without length headers), in order.
+
+        AgentProtocolError as soon as a header announces more than `max_length`; the decoder
+        is unusable afterwards (drop the stream).
+        """
         self._buffer += data
         messages: list[bytes] = []
         while True:
@@ -174,20 +179,26 @@ class FrameDecoder:
 
 
 def request_identities() -> bytes:
+    """Payload of REQUEST_IDENTITIES (list the keys); the answer is IDENTITIES_ANSWER."""
     return bytes((SSH_AGENTC_REQUEST_IDENTITIES,))
 
 
 def sign_request(key_blob: bytes, data: bytes, flags: int = 0) -> bytes:
+    """Payload of SIGN_REQUEST; `flags` 2/4 ask an RSA key for rsa-sha2-256/512."""
     return Writer(SSH_AGENTC_SIGN_REQUEST).string(key_blob).string(data).uint32(flags).getvalue()
 
 
 def lifetime_constraint(seconds: int) -> bytes:
+    """The CONSTRAIN_LIFETIME constraint for ADD_ID_CONSTRAINED; ValueError outside 1..2**32-1
+    seconds.
+    """
     if not 0 < seconds <= 0xFFFFFFFF:
         raise ValueError(f"key lifetime must be 1..{0xFFFFFFFF} seconds, not {seconds}")
     return Writer(SSH_AGENT_CONSTRAIN_LIFETIME).uint32(seconds).getvalue()
 
 
 def confirm_constraint() -> bytes:
+    """The CONSTRAIN_CONFIRM constraint: the agent asks the user before each use of the key."""
     return bytes((SSH_AGENT_CONSTRAIN_CONFIRM,))
 
 
@@ -206,18 +217,23 @@ def add_identity(key_type: str, private_fields: bytes, comment: str,
 
 
 def remove_identity(key_blob: bytes) -> bytes:
+    """Payload of REMOVE_IDENTITY for the key with this public key blob."""
     return Writer(SSH_AGENTC_REMOVE_IDENTITY).string(key_blob).getvalue()
 
 
 def remove_all_identities() -> bytes:
+    """Payload of REMOVE_ALL_IDENTITIES (the agent forgets every key)."""
     return bytes((SSH_AGENTC_REMOVE_ALL_IDENTITIES,))
 
 
 def lock(passphrase: bytes) -> bytes:
+    """Payload of LOCK: the agent lists no keys and signs nothing until UNLOCK with the passphrase.
+    """
     return Writer(SSH_AGENTC_LOCK).string(passphrase).getvalue()
 
 
 def unlock(passphrase: bytes) -> bytes:
+    """Payload of UNLOCK; the agent answers FAILURE for a wrong passphrase."""
     return Writer(SSH_AGENTC_UNLOCK).string(passphrase).getvalue()
 
 
@@ -254,6 +270,7 @@ class Reply:
 
     @property
     def is_failure(self) -> bool:
+        """True for FAILURE, EXTENSION_FAILURE and the two vendor failure codes (30, 102)."""
         return self.type in FAILURE_TYPES
 
 

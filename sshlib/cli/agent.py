@@ -76,6 +76,11 @@ def _mode(text: str) -> int:
 
 
 def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    """Add the `sshlib agent` subcommands to `parser` (each inherits `common`'s options).
+
+    Each subcommand stores its handler as `func`: it takes the parsed namespace and
+    returns the exit code.
+    """
     sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str,

@@ -127,6 +127,8 @@ class ECDSAPublicKey(PublicKey):
 
     @classmethod
     def from_crypto_key(cls, key: ec.EllipticCurvePublicKey) -> ECDSAPublicKey:
+        """Wrap a `cryptography` EC public key; KeyLoadError for a curve other than P-256/384/521.
+        """
         curve = curve_for(key)
         blob = (Writer().string(curve.key_type).string(curve.identifier)
                 .string(ecdsa_point(key)).getvalue())

@@ -32,6 +32,7 @@ class Ed25519PublicKey(PublicKey):
 
     @classmethod
     def from_crypto_key(cls, key: ed25519.Ed25519PublicKey) -> Ed25519PublicKey:
+        """Wrap a `cryptography` Ed25519 public key."""
         return cls(string(KEY_ED25519) + string(raw_public_bytes(key)), key)
 
     @property

@@ -144,9 +144,16 @@ class Signer(typing.Protocol):
     """Anything that can sign for user authentication (a key file, an agent key)."""
 
     @property
-    def public_key(self) -> PublicKey: ...
+    def public_key(self) -> PublicKey:
+        """The public key to offer the server (a certificate for certificate signers)."""
 
-    def sign(self, data: bytes, algorithm: str | None = None) -> bytes: ...
+    def sign(self, data: bytes, algorithm: str | None = None) -> bytes:
+        """An SSH signature blob (string name || string signature) over `data`.
+
+        `algorithm` None means the key's preferred one.  Raise on failure (any exception):
+        authentication then moves on to the next key.  May block (an agent round trip); the
+        front-ends call it outside the connection lock (aio: in a worker thread).
+        """
 
 
 class PrivateKey(abc.ABC):
@@ -166,6 +173,7 @@ class PrivateKey(abc.ABC):
 
     @property
     def public_key(self) -> PublicKey:
+        """The matching public key (its blob is what a server's authorized_keys lists)."""
         return self._public_key
 
     @property

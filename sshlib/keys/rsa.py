@@ -67,6 +67,9 @@ class RSAPublicKey(PublicKey):
 
     @classmethod
     def from_crypto_key(cls, key: rsa.RSAPublicKey) -> RSAPublicKey:
+        """Wrap a `cryptography` RSA public key; KeyLoadError if its size is outside what OpenSSH
+        accepts.
+        """
         check_rsa_size(key.key_size)
         numbers = key.public_numbers()
         blob = Writer().string(KEY_RSA).mpint(numbers.e).mpint(numbers.n).getvalue()

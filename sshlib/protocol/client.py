@@ -156,6 +156,11 @@ class ClientConnection:
         return self._take_events()
 
     def reject_host_key(self, error: HostKeyError) -> list[Event]:
+        """Answer HostKeyVerificationRequested with no: end the connection with `error`.
+
+        Queues DISCONNECT (host key not verifiable) for the peer; returns the
+        ConnectionTerminated event carrying `error`.
+        """
         self._fail(error)
         return self._take_events()
 
