@@ -91,6 +91,8 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     assert settings["strict"] is True
     settings.update(docs_dir=str(docs), plugins=["search"])
     del settings["hooks"]
+    # Without the hook, pages missing from nav (it appends them) would warn as well.
+    settings["validation"]["omitted_files"] = "info"
     settings["nav"] = [e for e in settings["nav"] if "api/" not in str(e)]
     (docs / "index.md").write_text((docs / "index.md").read_text().replace(
         "[API reference](api/index.md)", "API reference"))
