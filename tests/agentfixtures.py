@@ -31,7 +31,8 @@ from typing import TypeVar
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import sshlib
 from sshlib import keys
@@ -489,6 +490,21 @@ def ssh_agent(ssh_agent_process: AgentProcess) -> Iterator[AgentProcess]:
     reset()
 
 
+@pytest.fixture
+def scripted(tmp_path: Path) -> Iterator[Callable[[Handler], ScriptedAgent]]:
+    """Make ScriptedAgents on Unix sockets in tmp_path (closed at the end of the test)."""
+    made: list[ScriptedAgent] = []
+
+    def make(handler: Handler) -> ScriptedAgent:
+        agent = ScriptedAgent(tmp_path / f"scripted{len(made)}.sock", handler)
+        made.append(agent)
+        return agent
+
+    yield make
+    for agent in made:
+        agent.close()
+
+
 def main(argv: list[str]) -> int:
     """``relay SOCK``: copy stdin to the Unix socket SOCK and its output to stdout."""
     if len(argv) != 2 or argv[0] != "relay":
@@ -532,6 +548,13 @@ def verify_ssh_signature(pub_line: str, data: bytes, signature: bytes) -> str:
     key = serialization.load_ssh_public_key(pub_line.encode())
     if isinstance(key, ed25519.Ed25519PublicKey):
         key.verify(raw, data)
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        r_len = int.from_bytes(raw[:4], "big")
+        r = int.from_bytes(raw[4:4 + r_len], "big")
+        s = int.from_bytes(raw[8 + r_len:], "big")
+        digest = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[
+            key.curve.key_size]
+        key.verify(encode_dss_signature(r, s), data, ec.ECDSA(digest))
     else:
         assert isinstance(key, rsa.RSAPublicKey)
         digest = {b"rsa-sha2-256": hashes.SHA256(), b"rsa-sha2-512": hashes.SHA512(),

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import AgentConnectError, AgentTimeoutError, AgentUnsupportedError
 from . import _win32 as w32
-from .transport import BaseTransport, Deadline, seconds
+from .transport import MAX_IN_FLIGHT, BaseTransport, Deadline, seconds
 
 __all__ = ["PipeTransport", "open_pipe", "pipe_path"]
 
@@ -51,8 +51,11 @@ class PipeTransport(BaseTransport):
 
     One thread may read while another writes.  `close()` sets an event every
     pending operation also waits on, cancels the I/O, and closes the handle
-    only once no operation uses it any more.
+    only once no operation uses it any more.  A byte-mode pipe is a stream
+    (Win32-OpenSSH's agent answers in order), so clients may pipeline.
     """
+
+    max_in_flight = MAX_IN_FLIGHT
 
     def __init__(self, handle: int, endpoint: str, path: str) -> None:
         super().__init__(endpoint)

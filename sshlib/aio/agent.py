@@ -12,12 +12,20 @@ the waiting off the event loop.
 
 A cancelled call stops waiting at once; the request itself finishes (or
 times out) in its thread, so every call keeps its `timeout`.
+
+Concurrent awaits are pipelined like the sync client's threads: each client
+has its own pool of `max_in_flight` worker threads (asyncio's default pool
+has only a handful, which would cap the requests in flight).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
+from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 from ..agent import discover
 from ..agent import protocol as p
@@ -25,6 +33,8 @@ from ..agent.client import DEFAULT_TIMEOUT, AgentClient, AgentKey, AgentSigner
 from ..keys import PrivateKey, PublicKey
 
 __all__ = ["AsyncAgentClient", "connect"]
+
+_T = TypeVar("_T")
 
 
 async def connect(endpoint: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
@@ -36,54 +46,74 @@ async def connect(endpoint: str | None = None, *, timeout: float = DEFAULT_TIMEO
 
 
 class AsyncAgentClient:
-    """Awaitable AgentClient methods; `.sync` is the wrapped client (its signers work too)."""
+    """Awaitable AgentClient methods; `.sync` is the wrapped client (its signers work too).
+
+    Safe to use from many tasks at once: their requests are pipelined (see
+    `AgentClient`).  `close` also stops this client's worker threads.
+    """
 
     def __init__(self, client: AgentClient) -> None:
         self.sync = client
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=client.max_in_flight, thread_name_prefix="sshlib-agent")
+
+    async def _run(self, func: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(func, *args, **kwargs))
+
+    @property
+    def max_in_flight(self) -> int:
+        """Requests sent before the first is answered (1: no pipelining)."""
+        return self.sync.max_in_flight
 
     @property
     def endpoint(self) -> str:
         return self.sync.endpoint
 
     async def list_keys(self, timeout: float | None = None) -> list[AgentKey]:
-        return await asyncio.to_thread(self.sync.list_keys, timeout)
+        return await self._run(self.sync.list_keys, timeout)
 
     async def signers(self, timeout: float | None = None) -> list[AgentSigner]:
         """Signers for sshlib.PublicKeys; sshlib.aio runs their signing in a thread too."""
-        return await asyncio.to_thread(self.sync.signers, timeout)
+        return await self._run(self.sync.signers, timeout)
 
     async def sign(self, key: AgentKey | PublicKey | bytes, data: bytes, flags: int = 0,
                    timeout: float | None = None) -> bytes:
-        return await asyncio.to_thread(self.sync.sign, key, data, flags, timeout)
+        return await self._run(self.sync.sign, key, data, flags, timeout)
 
     async def add_key(self, private_key: PrivateKey, comment: str | None = None, *,
                       lifetime: int | None = None, confirm: bool = False,
                       timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.add_key, private_key, comment, lifetime=lifetime,
+        await self._run(self.sync.add_key, private_key, comment, lifetime=lifetime,
                                 confirm=confirm, timeout=timeout)
 
     async def remove_key(self, key: AgentKey | PublicKey | bytes,
                          timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.remove_key, key, timeout)
+        await self._run(self.sync.remove_key, key, timeout)
 
     async def remove_all(self, timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.remove_all, timeout)
+        await self._run(self.sync.remove_all, timeout)
 
     async def lock(self, passphrase: bytes, timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.lock, passphrase, timeout)
+        await self._run(self.sync.lock, passphrase, timeout)
 
     async def unlock(self, passphrase: bytes, timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.unlock, passphrase, timeout)
+        await self._run(self.sync.unlock, passphrase, timeout)
 
     async def extension(self, name: str, body: bytes = b"",
                         timeout: float | None = None) -> bytes:
-        return await asyncio.to_thread(self.sync.extension, name, body, timeout)
+        return await self._run(self.sync.extension, name, body, timeout)
 
     async def query_extensions(self, timeout: float | None = None) -> list[str]:
-        return await asyncio.to_thread(self.sync.query_extensions, timeout)
+        return await self._run(self.sync.query_extensions, timeout)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.sync.close)
+        """Close the stream (idempotent); calls in progress fail with AgentConnectError."""
+        try:
+            await self._run(self.sync.close)
+        except RuntimeError:  # closed before: the pool is shut down
+            self.sync.close()
+        self._pool.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncAgentClient:
         return self
