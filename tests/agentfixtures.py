@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -383,13 +384,13 @@ class ScriptedAgent(_Server):
     tests can send broken frames), ThenClose(bytes), HANG or CLOSE.
     """
 
-    def __init__(self, path: Path, handler: Handler) -> None:
+    def __init__(self, path: Path, handler: Handler, backlog: int = 64) -> None:
         self.path = str(path)
         self.handler = handler
         self.requests: list[bytes] = []
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.path)
-        listener.listen(64)
+        listener.listen(backlog)
         super().__init__(listener)
 
     @property
@@ -488,6 +489,110 @@ def ssh_agent(ssh_agent_process: AgentProcess) -> Iterator[AgentProcess]:
     reset()
     yield ssh_agent_process
     reset()
+
+
+# --- sshlib agent bridge as a process -------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for ``python -m sshlib``: the checkout's sshlib, whether installed or not."""
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", ""))
+                                        if p)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m sshlib ARGS`` as a subprocess; text output."""
+    return subprocess.run([sys.executable, "-m", "sshlib", *args], env=env or cli_env(),
+                          input=None if input is None else input.decode(),
+                          stdin=None if input is not None else subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout,
+                          start_new_session=True)
+
+
+class BridgeProcess:
+    """``python -m sshlib -v agent bridge ...`` running in the background."""
+
+    def __init__(self, tmp: Path, listen: list[str], to: str, *extra: str) -> None:
+        self.log_path = tmp / f"bridge-{time.monotonic_ns()}.log"
+        args = [sys.executable, "-m", "sshlib", "-v", "agent", "bridge", "--to", to, *extra]
+        for endpoint in listen:
+            args += ["--listen", endpoint]
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
+                                        stdin=subprocess.DEVNULL, env=cli_env())
+        self.endpoints: list[str] = []
+        assert self.process.stdout is not None
+        lines: list[str] = []
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for _ in listen:
+                line = self.process.stdout.readline().decode()
+                if not line:
+                    return
+                lines.append(line.strip())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(20)
+        if len(lines) != len(listen):
+            self.stop()
+            raise AssertionError(f"bridge did not start (exit {self.process.returncode}): "
+                                 f"{self.log_text()}")
+        for line in lines:
+            assert line.startswith("listening on "), line
+            self.endpoints.append(line[len("listening on "):])
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(f"bridge ignored signal {signum}: "
+                                     f"{self.log_text()}") from None
+        self.log.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def bridges(tmp_path: Path) -> Iterator[Any]:
+    """bridges(listen, to, *extra) -> BridgeProcess, stopped after the test."""
+    started: list[BridgeProcess] = []
+
+    def start(listen: list[str], to: str, *extra: str) -> BridgeProcess:
+        bridge = BridgeProcess(tmp_path, listen, to, *extra)
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        bridge.stop()
+
+
+@pytest.fixture
+def loaded_agent(ssh_agent: AgentProcess, agent_keys: KeySet) -> AgentProcess:
+    for name in ("ed25519", "rsa", "ecdsa-384"):
+        ssh_agent.run_client("ssh-add", str(agent_keys.paths[name]))
+    return ssh_agent
+
+
+def ssh_add_l(sock: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SSH_AUTH_SOCK": sock}
+    return subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ import pytest
 
 pytest.register_assert_rewrite("agentfixtures", "test_agent_bridge")
 import test_agent_bridge  # noqa: E402
-from agentfixtures import AgentProcess, KeySet, framed, need_tool  # noqa: E402
-from test_agent_bridge import cli_env, run_cli  # noqa: E402
+from agentfixtures import AgentProcess, KeySet, cli_env, framed, need_tool, run_cli  # noqa: E402
 
 import sshlib.agent  # noqa: E402
 from sshlib.cli import main  # noqa: E402
@@ -31,8 +30,7 @@ from sshlib.errors import AgentRefusedError  # noqa: E402
 
 pytest_plugins = ["agentfixtures"]
 
-bridges = test_agent_bridge.bridges  # the fixtures, shared
-sockdir = test_agent_bridge.sockdir
+sockdir = test_agent_bridge.sockdir  # the fixture, shared
 
 KEYS = ("ed25519", "ecdsa-256", "ecdsa-384", "ecdsa-521", "rsa")
 

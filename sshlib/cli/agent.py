@@ -58,14 +58,20 @@ def _seconds(text: str) -> float | None:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+    return parse
+
+
+_positive_int = _whole_number(1)
+_count = _whole_number(0)
 
 
 def _mode(text: str) -> int:
@@ -84,6 +90,13 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                              description=description or help_text)
         cmd.set_defaults(func=func)
         return cmd
+
+    def retry_option(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--retry", type=_count, default=0, metavar="N",
+                         help="re-send a request that is safe to repeat (list, sign, "
+                              "remove all, query, session-bind) up to N times on a fresh "
+                              "upstream connection when the upstream failed or hung; an "
+                              "answer, FAILURE included, is never retried (default 0)")
 
     bridge = command("bridge", cmd_bridge, "serve agent requests on one channel from another",
                      "Serve agent requests arriving on --listen from the agent at --to. "
@@ -108,6 +121,7 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                                           "(default %(default)s)")
     bridge.add_argument("--max-message", type=_positive_int, default=p.DEFAULT_MAX_MESSAGE,
                         metavar="BYTES", help="largest message (default %(default)s)")
+    retry_option(bridge)
     bridge.add_argument("--allow-remote", action="store_true",
                         help="allow a tcp: listen address that is not loopback (UNSAFE: "
                              "anyone reaching it can use your keys)")
@@ -123,6 +137,7 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                        metavar="S")
     relay.add_argument("--connect-timeout", type=_seconds, default=DEFAULT_CONNECT_TIMEOUT,
                        metavar="S")
+    retry_option(relay)
 
     doctor = command("doctor", cmd_doctor, "find every agent reachable from here",
                      "Look for agents (SSH_AUTH_SOCK, Windows pipes and Pageant, Cygwin/MSYS2 "
@@ -188,7 +203,8 @@ def cmd_bridge(args: argparse.Namespace) -> int:
         raise
     bridge = Bridge(listeners, upstream, max_clients=args.max_clients,
                     idle_timeout=args.idle_timeout, request_timeout=args.request_timeout,
-                    connect_timeout=args.connect_timeout, max_message=args.max_message)
+                    connect_timeout=args.connect_timeout, max_message=args.max_message,
+                    retries=args.retry)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: types.FrameType | None) -> None:
@@ -267,7 +283,8 @@ def cmd_relay(args: argparse.Namespace) -> int:
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     server = StreamServer(FdTransport(stdin, stdout, "stdio"), upstream, idle_timeout=None,
                           request_timeout=args.request_timeout,
-                          connect_timeout=args.connect_timeout, name="relay")
+                          connect_timeout=args.connect_timeout, name="relay",
+                          retries=args.retry)
     why = server.serve()
     if why != "closed":
         print(f"sshlib agent relay: {why}", file=sys.stderr)
