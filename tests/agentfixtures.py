@@ -425,6 +425,31 @@ class ScriptedAgent(_Server):
         conn.close()
 
 
+def ssh_args(server: Any, agent_sock: str | os.PathLike[str], pub: Path) -> list[str]:
+    """OpenSSH's ssh to `server` with only the agent key matching `pub` (no passwords)."""
+    return ["ssh", "-F", "/dev/null", "-p", str(server.port),
+            "-o", f"IdentityAgent={agent_sock}", "-o", "IdentitiesOnly=yes",
+            "-o", f"IdentityFile={pub}", "-o", "PasswordAuthentication=no",
+            "-o", "KbdInteractiveAuthentication=no",
+            "-o", f"UserKnownHostsFile={server.known_hosts_path}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", f"{server.user}@127.0.0.1"]
+
+
+def captured_add(path: Path, *args: str, ssh_add: str = "ssh-add",
+                 env: dict[str, str] | None = None) -> bytes:
+    """The one ADD_IDENTITY(_CONSTRAINED) request ``ssh-add ARGS`` sends (to a recording
+    ScriptedAgent at `path`)."""
+    with ScriptedAgent(path, recording_success) as recorder:
+        run_env = {**(env or os.environ), "SSH_AUTH_SOCK": recorder.path}
+        done = subprocess.run([ssh_add, *args], env=run_env, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        adds = [r for r in recorder.requests if r[0] in (17, 25)]
+    assert len(adds) == 1, recorder.requests
+    return adds[0]
+
+
 def framed(payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 

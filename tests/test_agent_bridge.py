@@ -31,6 +31,7 @@ from agentfixtures import (  # noqa: E402
     recording_success,
     run_cli,
     ssh_add_l,
+    ssh_args,
     start_ssh_agent,
     wait_for,
 )
@@ -99,14 +100,7 @@ def test_real_ssh_logs_in_through_the_bridge(openssh_server: Any, ssh_agent: Age
     pub.write_text(openssh_server.user_public_keys[key_name] + "\n")
     sock = sockdir / "bridge.sock"
     bridge = bridges([f"unix:{sock}"], f"unix:{ssh_agent.sock}")
-    args = ["ssh", "-F", "/dev/null", "-p", str(openssh_server.port),
-            "-o", f"IdentityAgent={sock}", "-o", "IdentitiesOnly=yes",
-            "-o", f"IdentityFile={pub}", "-o", "PasswordAuthentication=no",
-            "-o", "KbdInteractiveAuthentication=no",
-            "-o", f"UserKnownHostsFile={openssh_server.known_hosts_path}",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
-            f"{openssh_server.user}@127.0.0.1"]
+    args = ssh_args(openssh_server, sock, pub)
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
     procs = [subprocess.Popen([*args, f"echo login-{i}"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import (
@@ -30,6 +31,12 @@ from ..errors import (
 from ..keys import PrivateKey, PublicKey, parse_public_key
 from ..wire import Reader
 from . import protocol as p
+from .constraints import (
+    Destination,
+    destination_constraint,
+    extension_constraint,
+    maxsign_constraint,
+)
 from .pipeline import MAX_IN_FLIGHT, Pipeline, transport_max_in_flight
 from .transport import Deadline, Transport
 
@@ -280,17 +287,30 @@ class AgentClient:
 
     def add_key(self, private_key: PrivateKey, comment: str | None = None, *,
                 lifetime: int | None = None, confirm: bool = False,
+                destinations: Sequence[Destination] = (), maxsign: int | None = None,
+                extensions: Sequence[tuple[str, bytes]] = (),
                 timeout: float | None = None) -> None:
         """Hand `private_key` to the agent; `comment` defaults to the key's own.
 
         `lifetime` (seconds) makes the agent forget the key afterwards;
-        `confirm` makes it ask the user before every signature.
+        `confirm` makes it ask the user before every signature;
+        `destinations` (`sshlib.agent.constraints.Destination`, e.g. from
+        `parse_destination("user@host")`) limits the hosts it may be used for,
+        like ``ssh-add -h`` (the agent checks them against session-bind);
+        `maxsign` caps the number of signatures; `extensions` are further
+        (name, body) constraint extensions.  An agent that does not know a
+        constraint refuses the key: AgentRefusedError.
         """
         constraints: list[bytes] = []
         if lifetime is not None:
             constraints.append(p.lifetime_constraint(lifetime))
         if confirm:
             constraints.append(p.confirm_constraint())
+        if maxsign is not None:
+            constraints.append(maxsign_constraint(maxsign))
+        if destinations:
+            constraints.append(destination_constraint(destinations))
+        constraints.extend(extension_constraint(name, body) for name, body in extensions)
         public_key = private_key.public_key
         payload = p.add_identity(public_key.key_type, private_key._private_fields(),
                                  private_key.comment if comment is None else comment,
@@ -318,15 +338,18 @@ class AgentClient:
         SUCCESS and EXTENSION_RESPONSE are both answers; FAILURE and
         EXTENSION_FAILURE raise AgentRefusedError.
         """
+        return self._extension_reply(name, body, timeout).body
+
+    def _extension_reply(self, name: str, body: bytes, timeout: float | None) -> p.Reply:
         reply = self.request(p.extension(name, body), timeout)
         if reply.is_failure:
             raise self._refused(reply, f"run extension {name!r}")
         if reply.type not in (p.SSH_AGENT_SUCCESS, p.SSH_AGENT_EXTENSION_RESPONSE):
             raise AgentProtocolError(f"agent answered extension {name!r} with message type "
                                      f"{reply.type}", endpoint=self.endpoint)
-        return reply.body
+        return reply
 
-    def _probe(self, name: str, body: bytes, timeout: float | None) -> bytes | None:
+    def _probe(self, name: str, body: bytes, timeout: float | None) -> p.Reply | None:
         """An extension request that may fail harmlessly: None if the agent does not know it.
 
         FAILURE is the proper "no".  Some agents hang up instead (they close the
@@ -335,7 +358,7 @@ class AgentClient:
         """
         pipe = self._pipe
         try:
-            return self.extension(name, body, timeout)
+            return self._extension_reply(name, body, timeout)
         except AgentRefusedError:
             return None
         except AgentConnectError:
@@ -362,11 +385,17 @@ class AgentClient:
         """Extension names the agent says it supports, via the ``query`` extension.
 
         An agent that does not implement ``query`` answers FAILURE; that gives
-        [] (nothing can be discovered), not an error.
+        [] (nothing can be discovered), not an error.  The names are what
+        ``ssh-add -Q`` prints: an EXTENSION_RESPONSE starts with the echoed
+        request name (RFC 9987; OpenSSH >= 10.3), which is not one of them.
         """
-        body = self._probe("query", b"", timeout)
-        if body is None:
+        reply = self._probe("query", b"", timeout)
+        if reply is None:
             return []
+        body = reply.body
+        echo = p.frame(b"query")
+        if reply.type == p.SSH_AGENT_EXTENSION_RESPONSE and body.startswith(echo):
+            body = body[len(echo):]
         names = p.parse_query_names(body)
         if names is None:
             raise AgentProtocolError("cannot parse the agent's answer to 'query'",

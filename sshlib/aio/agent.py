@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TypeVar
 
 from ..agent import discover
 from ..agent import protocol as p
 from ..agent.client import DEFAULT_TIMEOUT, AgentClient, AgentKey, AgentSigner
+from ..agent.constraints import Destination
 from ..keys import PrivateKey, PublicKey
 
 __all__ = ["AsyncAgentClient", "connect"]
@@ -83,9 +84,13 @@ class AsyncAgentClient:
 
     async def add_key(self, private_key: PrivateKey, comment: str | None = None, *,
                       lifetime: int | None = None, confirm: bool = False,
+                      destinations: Sequence[Destination] = (), maxsign: int | None = None,
+                      extensions: Sequence[tuple[str, bytes]] = (),
                       timeout: float | None = None) -> None:
+        """AgentClient.add_key (destinations, maxsign and extension constraints too)."""
         await self._run(self.sync.add_key, private_key, comment, lifetime=lifetime,
-                                confirm=confirm, timeout=timeout)
+                        confirm=confirm, destinations=destinations, maxsign=maxsign,
+                        extensions=extensions, timeout=timeout)
 
     async def remove_key(self, key: AgentKey | PublicKey | bytes,
                          timeout: float | None = None) -> None:
