@@ -54,6 +54,8 @@ MAC_HMAC_SHA2_256 = "hmac-sha2-256"
 MAC_HMAC_SHA2_512 = "hmac-sha2-512"
 
 COMPRESSION_NONE = "none"
+COMPRESSION_ZLIB_OPENSSH = "zlib@openssh.com"  # zlib, started after authentication
+COMPRESSION_ZLIB = "zlib"
 
 DEFAULT_KEX: tuple[str, ...] = (
     KEX_MLKEM768X25519_SHA256,

@@ -115,6 +115,9 @@ class ClientConfig:
     max_packet_size: int = 32 * 1024
     banner_callback: Callable[[str], None] | None = None
     client_version: str | None = None
+    #: Offer zlib@openssh.com (started after authentication), then zlib, then none.  Off by
+    #: default: it costs CPU and only pays on slow links with compressible data.
+    compression: bool = False
     #: Whether host_key_algorithms was given (then for_host() keeps its order).
     _host_key_algorithms_chosen: bool = field(default=False, init=False, repr=False,
                                               compare=False)

@@ -42,6 +42,10 @@ _TRANSPORT_OK_DURING_KEX = frozenset({m.MSG_DISCONNECT, m.MSG_IGNORE, m.MSG_UNIM
                                       m.MSG_DEBUG})
 # Numbers RFC 4250 assigns in the user auth and connection ranges; anything else there
 # gets UNIMPLEMENTED (RFC 4253 11.4), as OpenSSH does.
+#: Agent forwarding, as OpenSSH always named it and as RFC 9987 names it.
+AGENT_REQ_OPENSSH = "auth-agent-req@openssh.com"
+AGENT_REQ = "agent-req"
+EXT_AGENT_FORWARD = "agent-forward"
 _ASSIGNED_AUTH_CONN = frozenset({50, 51, 52, 53, 60, 61, 80, 81, 82, *range(90, 101)})
 
 
@@ -63,6 +67,8 @@ class ClientConnection:
         self._userauth: UserAuth | None = None
         self.connection = Connection(self._send, config.window_size, config.max_packet_size)
         self.server_sig_algs: list[str] | None = None
+        #: The server's EXT_INFO said "agent-forward" (RFC 9987; OpenSSH >= 10.3).
+        self.server_agent_forward = False
         self.authenticated = False
         self.error: SSHError | None = None
         self.closed = False
@@ -174,6 +180,26 @@ class ClientConnection:
         return self._version.server_version
 
     @property
+    def agent_request_name(self) -> str:
+        """The channel request that asks for agent forwarding on this connection.
+
+        RFC 9987's ``agent-req`` when the server advertised ``agent-forward`` in
+        EXT_INFO (OpenSSH >= 10.3), else ``auth-agent-req@openssh.com``; the
+        server then opens ``agent-connect`` or ``auth-agent@openssh.com`` channels.
+        """
+        return AGENT_REQ if self.server_agent_forward else AGENT_REQ_OPENSSH
+
+    @property
+    def bytes_received(self) -> int:
+        """Wire bytes of all packets received so far (after the version line)."""
+        return self._packets.total_bytes_in
+
+    @property
+    def bytes_sent(self) -> int:
+        """Wire bytes of all packets queued for sending so far (after the version line)."""
+        return self._packets.total_bytes_out
+
+    @property
     def kex_in_progress(self) -> bool:
         return self._handshake is not None and self._handshake.in_progress
 
@@ -225,6 +251,14 @@ class ClientConnection:
 
     def _dispatch(self, hs: Handshake, seq: int, msg_type: int, payload: bytes) -> None:
         events = self._events
+        if msg_type == m.MSG_DISCONNECT:
+            # Always allowed, even inside a strict initial key exchange (OpenSSH's packet.c
+            # handles it before the strict-KEX check too): a server that gives up during
+            # the exchange says why, and the caller must get that reason, not a KEX error.
+            r = Reader(payload, 1)
+            reason = r.uint32()
+            description = r.text()
+            raise DisconnectError(reason, description[:1024])
         is_kex = m.MSG_KEXINIT <= msg_type <= m.MSG_KEX_LAST
         if not hs.first_kex_done:
             if not hs.receiving_kex and msg_type != m.MSG_KEXINIT:
@@ -240,11 +274,6 @@ class ClientConnection:
             return
         if hs.receiving_kex and msg_type not in _TRANSPORT_OK_DURING_KEX:
             raise ProtocolError(f"unexpected {m.name(msg_type)} during key exchange")
-        if msg_type == m.MSG_DISCONNECT:
-            r = Reader(payload, 1)
-            reason = r.uint32()
-            description = r.text()
-            raise DisconnectError(reason, description[:1024])
         if msg_type == m.MSG_IGNORE:
             return
         if msg_type == m.MSG_DEBUG:
@@ -269,6 +298,7 @@ class ClientConnection:
                 events.append(event)
                 if isinstance(event, AuthSucceeded):
                     self.authenticated = True
+                    hs.start_delayed_compression()
             return
         if 80 <= msg_type <= 127:
             if not self.authenticated:
@@ -297,6 +327,9 @@ class ClientConnection:
             if name == "server-sig-algs":
                 self.server_sig_algs = value.decode("ascii", "replace").split(",")
                 log.debug("server-sig-algs: %s", ",".join(self.server_sig_algs))
+            elif name == EXT_AGENT_FORWARD and value == b"0":  # version "0", as OpenSSH checks
+                self.server_agent_forward = True
+                log.debug("server speaks the RFC 9987 agent-forwarding names")
         r.check_end()
 
     def _maybe_rekey(self) -> None:
