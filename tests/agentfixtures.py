@@ -122,9 +122,12 @@ class AgentProcess:
                 self.process.wait()
 
 
-def start_ssh_agent(workdir: Path) -> AgentProcess:
-    """``ssh-agent -D -a SOCK`` with an askpass that says yes iff ``workdir/allow`` exists."""
-    binary = need_tool("ssh-agent")
+def start_ssh_agent(workdir: Path, binary: str | None = None) -> AgentProcess:
+    """``ssh-agent -D -a SOCK`` with an askpass that says yes iff ``workdir/allow`` exists.
+
+    `binary`: another OpenSSH's ssh-agent (tests/peers.py), default the system's.
+    """
+    binary = binary or need_tool("ssh-agent")
     need_tool("ssh-add")
     workdir.mkdir(parents=True, exist_ok=True)
     sock = str(workdir / "agent.sock")

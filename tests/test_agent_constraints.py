@@ -27,7 +27,9 @@ from agentfixtures import (  # noqa: E402
     recording_success,
     run_cli,
     ssh_args,
+    start_ssh_agent,
 )
+from peers import openssh  # noqa: E402
 
 import sshlib.agent  # noqa: E402
 import sshlib.aio.agent  # noqa: E402
@@ -104,17 +106,20 @@ def _our_request(tmp_path: Path, key: keys.PrivateKey, **kwargs: Any) -> bytes:
         return recorder.requests[-1]
 
 
+@pytest.mark.parametrize("version", ["9.2", "newest"])
 @pytest.mark.parametrize("specs", SPECS, ids=[" ".join(s) for s in SPECS])
 def test_destination_bytes_match_ssh_add(tmp_path: Path, agent_keys: KeySet, known_hosts: Path,
-                                         specs: list[str]) -> None:
+                                         specs: list[str], version: str) -> None:
+    ssh_add = openssh(version).ssh_add
     path, key = agent_keys.paths["ed25519"], agent_keys.keys["ed25519"]
     flags = [arg for spec in specs for arg in ("-h", spec)]
-    theirs = captured_add(tmp_path / "rec.sock", "-H", str(known_hosts), *flags, str(path))
+    theirs = captured_add(tmp_path / "rec.sock", "-H", str(known_hosts), *flags, str(path),
+                          ssh_add=ssh_add)
     destinations = [parse_destination(spec, [str(known_hosts)]) for spec in specs]
     assert _our_request(tmp_path, key, destinations=destinations) == theirs
     # With lifetime and confirm too, in ssh-add's order.
     theirs = captured_add(tmp_path / "rec.sock", "-t", "60", "-c", "-H", str(known_hosts),
-                          *flags, str(path))
+                          *flags, str(path), ssh_add=ssh_add)
     ours = _our_request(tmp_path, key, lifetime=60, confirm=True, destinations=destinations)
     assert ours == theirs
 
@@ -195,6 +200,21 @@ def test_real_agent_accepts_and_lists_constrained_keys(ssh_agent: AgentProcess,
         assert [k.blob for k in agent.list_keys()] == [key.public_key.blob]
         with pytest.raises(AgentRefusedError, match="refused to sign"):
             agent.sign(key.public_key, b"data")
+
+
+def test_newest_agent_accepts_what_sshlib_sends(tmp_path: Path, agent_keys: KeySet,
+                                               known_hosts: Path) -> None:
+    agent = start_ssh_agent(tmp_path / "newest", openssh("newest").ssh_agent)
+    try:
+        key = agent_keys.keys["ecdsa-256"]
+        with sshlib.agent.connect(agent.sock, timeout=10) as client:
+            client.add_key(key, destinations=[parse_destination(spec, [str(known_hosts)])
+                                              for spec in ("alpha", "alpha>carol@hidden")])
+            assert [k.blob for k in client.list_keys()] == [key.public_key.blob]
+            with pytest.raises(AgentRefusedError):
+                client.add_key(key, maxsign=2)
+    finally:
+        agent.stop()
 
 
 def test_real_agent_refuses_maxsign_on_keys_other_than_xmss(ssh_agent: AgentProcess,

@@ -8,8 +8,11 @@ Scripted agents for the reply layouts in the wild.
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +24,9 @@ from agentfixtures import (  # noqa: E402
     cli_env,
     framed,
     run_cli,
+    start_ssh_agent,
 )
+from peers import openssh  # noqa: E402
 
 import sshlib.agent  # noqa: E402
 import sshlib.aio.agent  # noqa: E402
@@ -65,3 +70,28 @@ def test_reply_layouts(scripted: Callable[[Handler], ScriptedAgent], reply: byte
     assert query_both(fake.endpoint) == (names, names)
     done = run_cli("agent", "query", "--agent", fake.endpoint)
     assert (done.returncode, done.stdout.split()) == (0, names)
+
+
+@pytest.fixture(scope="module")
+def newest_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    peer = openssh("newest")
+    assert peer.version_tuple >= (10, 3), peer.version
+    agent = start_ssh_agent(tmp_path_factory.mktemp("agent-newest"), peer.ssh_agent)
+    try:
+        yield agent
+    finally:
+        agent.stop()
+
+
+def test_newest_openssh_answers_query_like_ssh_add_q(newest_agent: AgentProcess) -> None:
+    peer = openssh("newest")
+    reference = subprocess.run([peer.ssh_add, "-Q"], capture_output=True, text=True, timeout=30,
+                               env={**os.environ, "SSH_AUTH_SOCK": newest_agent.sock},
+                               stdin=subprocess.DEVNULL)
+    assert reference.returncode == 0, reference.stderr
+    expected = reference.stdout.split()
+    assert "session-bind@openssh.com" in expected
+    assert query_both(newest_agent.sock) == (expected, expected)
+    done = run_cli("agent", "query", env=cli_env(SSH_AUTH_SOCK=newest_agent.sock))
+    assert (done.returncode, done.stdout) == (0, reference.stdout)
+    assert Path(newest_agent.sock).exists()
