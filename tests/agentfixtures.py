@@ -16,6 +16,7 @@ stdio relay to SOCK, for the ``exec:`` tests.
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -621,6 +622,26 @@ def ssh_add_l(sock: str, timeout: float = 30) -> subprocess.CompletedProcess[str
     env = {**os.environ, "SSH_AUTH_SOCK": sock}
     return subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
+
+
+def private_passwd_env(tmp_path: Path, home: Path) -> dict[str, str]:
+    """os.environ without SSH_AUTH_SOCK and HOME, and with a passwd entry (via
+    libnss-wrapper) whose home is `home` for the current user."""
+    assert os.path.exists(NSS_WRAPPER), ("libnss-wrapper is not installed: run bash "
+                                         "scripts/test.sh as root (it installs it)")
+    me = pwd.getpwuid(os.getuid())
+    passwd = tmp_path / "passwd"
+    group = tmp_path / "group"
+    passwd.write_text(f"{me.pw_name}:x:{me.pw_uid}:{me.pw_gid}:test:{home}:/bin/sh\n")
+    group.write_text(f"{me.pw_name}:x:{me.pw_gid}:\n")
+    env = cli_env(LD_PRELOAD=NSS_WRAPPER, NSS_WRAPPER_PASSWD=str(passwd),
+                  NSS_WRAPPER_GROUP=str(group))
+    env.pop("SSH_AUTH_SOCK", None)
+    env.pop("HOME", None)
+    return env
 
 
 @pytest.fixture

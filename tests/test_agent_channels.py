@@ -102,8 +102,10 @@ def test_connect_discovers_ssh_auth_sock(loaded_agent: AgentProcess, agent_keys:
     stream.close()
 
 
-def test_connect_without_ssh_auth_sock(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connect_without_ssh_auth_sock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # and no ~/.ssh/agent/ sockets either
+    monkeypatch.setattr("sshlib.agent.paths.user_home", lambda: str(tmp_path))
     with pytest.raises(AgentConnectError, match="SSH_AUTH_SOCK is not set"):
         sshlib.agent.connect()
 

@@ -12,6 +12,7 @@ import dataclasses
 import glob
 import json
 import os
+import socket
 import stat
 import sys
 import tempfile
@@ -22,7 +23,8 @@ from pathlib import Path
 from ..agent import connect
 from ..agent.assuan import is_assuan_data
 from ..agent.cygwin import CYGWIN_MAGIC
-from ..agent.discover import OPENSSH_PIPE
+from ..agent.discover import OPENSSH_PIPE, discovery_order
+from ..agent.paths import AgentDirSocket, agent_home_sockets, agent_homes, user_home
 from ..errors import AgentError
 
 __all__ = ["MachineState", "Finding", "Report", "WslInfo", "diagnose", "render_table",
@@ -44,6 +46,10 @@ class MachineState:
     proc_version: str
     runtime_dir: Path | None
     temp_dirs: tuple[Path, ...]
+    #: The passwd entry's home (OpenSSH's ~ where $HOME is not used); None: same as `home`.
+    passwd_home: Path | None = None
+    #: For OpenSSH's hostname hash in ~/.ssh/agent/ socket names; None: this host's name.
+    hostname: str | None = None
 
     @classmethod
     def current(cls) -> MachineState:
@@ -61,7 +67,16 @@ class MachineState:
         if sys.platform != "win32" and Path("/tmp") not in temps:
             temps.append(Path("/tmp"))
         return cls(environ, Path.home(), sys.platform, uid, proc_version,
-                   Path(runtime) if runtime else None, tuple(temps))
+                   Path(runtime) if runtime else None, tuple(temps),
+                   Path(user_home()), socket.gethostname())
+
+    def agent_dir_sockets(self) -> list[AgentDirSocket]:
+        """OpenSSH >= 10.1's ~/.ssh/agent/ sockets, best first, as connect() ranks them."""
+        if self.platform == "win32":
+            return []
+        passwd = str(self.passwd_home) if self.passwd_home is not None else str(self.home)
+        homes = agent_homes({"HOME": str(self.home)}, passwd)
+        return agent_home_sockets(homes, self.hostname, self.uid)
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,9 @@ class Report:
     wsl: WslInfo
     findings: list[Finding]
     notes: list[str]
+    #: The endpoint sshlib.agent.connect() with no argument would use, and why.
+    picked: str | None = None
+    picked_why: str = ""
 
     @property
     def any_usable(self) -> bool:
@@ -159,6 +177,8 @@ def candidates(state: MachineState) -> list[Candidate]:
                           ("openssh_agent", "OpenSSH agent"),
                           ("keyring/ssh", "GNOME Keyring"), ("gcr/ssh", "GNOME gcr")):
             add(os.path.join(runtime, name), via, os.path.join(runtime, name))
+    for endpoint, via in discovery_order({}, state.platform, state.agent_dir_sockets()):
+        add(endpoint, via, endpoint.removeprefix("unix:"))
     ssh_dir = os.path.join(home, ".ssh")
     for path in (_glob(os.path.join(ssh_dir, "agent.*"))
                  + _glob(os.path.join(ssh_dir, "agent", "*"))
@@ -292,9 +312,38 @@ def diagnose(state: MachineState, timeout: float = 3.0) -> Report:
     found = candidates(state)
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         findings = list(pool.map(lambda c: _probe(c, state, timeout), found))
+    picked, why = _picked(state, found, findings)
     # Places that simply do not exist are noise unless the user pointed at them.
     findings = [f for f in findings if f.kind != "missing" or f.found_via == "SSH_AUTH_SOCK"]
-    return Report(state.platform, wsl, findings, notes)
+    return Report(state.platform, wsl, findings, notes, picked, why)
+
+
+def _picked(state: MachineState, found: list[Candidate],
+            findings: list[Finding]) -> tuple[str | None, str]:
+    """Which finding connect() without an endpoint would use (the first reachable one in
+    discovery order), and a sentence saying why it, and not the ones before it."""
+    by_key = {_key(c.path or c.endpoint): f for c, f in zip(found, findings, strict=True)}
+    skipped: list[str] = []
+    for endpoint, via in discovery_order(state.environ, state.platform,
+                                         state.agent_dir_sockets()):
+        finding = by_key.get(_key(endpoint.removeprefix("unix:")))
+        if finding is None:
+            continue
+        if not finding.reachable:
+            skipped.append(f"{endpoint} ({via}): {finding.reason}")
+            continue
+        why = "SSH_AUTH_SOCK names it" if via == "SSH_AUTH_SOCK" else (
+            f"the first live one in discovery order: {via}")
+        if skipped:
+            why += "; skipped " + "; ".join(skipped)
+        return finding.endpoint, why
+    if skipped:
+        return None, "nothing in discovery order answered: " + "; ".join(skipped)
+    return None, "nothing in discovery order (SSH_AUTH_SOCK unset, no ~/.ssh/agent/ sockets)"
+
+
+def _key(endpoint: str) -> str:
+    return os.path.realpath(endpoint) if os.path.isabs(endpoint) else endpoint
 
 
 def render_table(report: Report) -> str:
@@ -317,6 +366,10 @@ def render_table(report: Report) -> str:
                              f"({key['type']})")
             for line in f.use:
                 lines.append(f"    use: {line}")
+    if report.picked is not None:
+        lines.append(f"sshlib.agent.connect() picks {report.picked}: {report.picked_why}")
+    else:
+        lines.append(f"sshlib.agent.connect() finds no agent: {report.picked_why}")
     for note in report.notes:
         lines.append(f"note: {note}")
     usable = sum(1 for f in report.findings if f.reachable)
@@ -331,5 +384,7 @@ def render_json(report: Report) -> str:
         "agents": [dataclasses.asdict(f) | {"key_count": len(f.keys)} for f in report.findings],
         "notes": report.notes,
         "any_usable": report.any_usable,
+        "picked": report.picked,
+        "picked_why": report.picked_why,
     }
     return json.dumps(data, indent=2) + "\n"
