@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..agent import connect
+from ..agent import AgentClient, AgentKey, connect
 from ..agent.assuan import is_assuan_data
 from ..agent.cygwin import CYGWIN_MAGIC
 from ..agent.discover import OPENSSH_PIPE, discovery_order
@@ -106,6 +106,9 @@ class Finding:
     reason: str = ""
     keys: list[dict[str, object]] = field(default_factory=list)
     use: list[str] = field(default_factory=list)
+    #: Windows pipes: the server processes seen behind the name, and the one that answered.
+    listeners: list[str] = field(default_factory=list)
+    answered_by: str = ""
 
 
 @dataclass
@@ -273,8 +276,11 @@ def _probe(candidate: Candidate, state: MachineState, timeout: float) -> Finding
         finding.reason = why_not
         return finding
     try:
-        with connect(endpoint, timeout=timeout) as agent:
-            listed = agent.list_keys()
+        if kind == "named pipe" and sys.platform == "win32":
+            listed = _probe_pipe(endpoint, timeout, finding)
+        else:
+            with connect(endpoint, timeout=timeout) as agent:
+                listed = agent.list_keys()
     except AgentError as exc:
         finding.reason = exc.reason
         return finding
@@ -287,6 +293,27 @@ def _probe(candidate: Candidate, state: MachineState, timeout: float) -> Finding
                              "comment": key.comment, "type": label})
     finding.use = _usage(endpoint, kind, state)
     return finding
+
+
+def _probe_pipe(endpoint: str, timeout: float, finding: Finding) -> list[AgentKey]:
+    """List keys through a pipe, noting which processes serve its name and which answered."""
+    from ..agent.winpipe import pipe_listeners
+
+    seen, transport = pipe_listeners(endpoint.removeprefix("pipe:"), timeout, endpoint)
+    finding.listeners = [seen.describe(pid) for pid in seen.distinct]
+    finding.answered_by = seen.describe(seen.pids[0])
+    with AgentClient(transport, timeout=timeout) as agent:
+        return agent.list_keys()
+
+
+def _pipe_warnings(findings: list[Finding]) -> list[str]:
+    """Several programs serving one pipe name (Win32-OpenSSH, 1Password, Bitwarden and
+    gpg-agent all use openssh-ssh-agent): which one a client reaches is luck."""
+    return [f"warning: {len(f.listeners)} programs listen on pipe {f.endpoint}: "
+            f"{', '.join(f.listeners)}; each client gets whichever has a free instance "
+            f"(this check was answered by {f.answered_by}). Stop all but one, or give the "
+            f"others another pipe name."
+            for f in findings if len(f.listeners) > 1]
 
 
 def diagnose(state: MachineState, timeout: float = 3.0) -> Report:
@@ -312,6 +339,7 @@ def diagnose(state: MachineState, timeout: float = 3.0) -> Report:
     found = candidates(state)
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         findings = list(pool.map(lambda c: _probe(c, state, timeout), found))
+    notes += _pipe_warnings(findings)
     picked, why = _picked(state, found, findings)
     # Places that simply do not exist are noise unless the user pointed at them.
     findings = [f for f in findings if f.kind != "missing" or f.found_via == "SSH_AUTH_SOCK"]
@@ -343,7 +371,13 @@ def _picked(state: MachineState, found: list[Candidate],
 
 
 def _key(endpoint: str) -> str:
-    return os.path.realpath(endpoint) if os.path.isabs(endpoint) else endpoint
+    """A path's real path (never for pipes: resolving one would use up an instance)."""
+    if endpoint.startswith(("\\", "//")) or not os.path.isabs(endpoint):
+        return endpoint
+    try:
+        return os.path.realpath(endpoint)
+    except OSError:
+        return endpoint
 
 
 def render_table(report: Report) -> str:
@@ -366,12 +400,14 @@ def render_table(report: Report) -> str:
                              f"({key['type']})")
             for line in f.use:
                 lines.append(f"    use: {line}")
+            if f.answered_by:
+                lines.append(f"    answered by: {f.answered_by}")
     if report.picked is not None:
         lines.append(f"sshlib.agent.connect() picks {report.picked}: {report.picked_why}")
     else:
         lines.append(f"sshlib.agent.connect() finds no agent: {report.picked_why}")
     for note in report.notes:
-        lines.append(f"note: {note}")
+        lines.append(note if note.startswith("warning: ") else f"note: {note}")
     usable = sum(1 for f in report.findings if f.reachable)
     lines.append(f"{usable} usable agent{'s' if usable != 1 else ''} found.")
     return "\n".join(lines) + "\n"
