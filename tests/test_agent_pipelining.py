@@ -165,6 +165,21 @@ def test_hung_agent_fails_every_waiter_within_its_timeout(scripted: Any, fronten
     agent.close()
 
 
+def test_aio_callers_beyond_the_worker_pool_keep_their_timeout(scripted: Any) -> None:
+    """60 concurrent awaits (more than the front-end's worker threads) on a hung agent:
+    each fails with AgentTimeoutError within its timeout (plus the front-end's grace)."""
+    fake = scripted(lambda payload: HANG)
+    agent = sshlib.agent.connect(fake.endpoint, timeout=1.0)
+    start = time.monotonic()
+    results = concurrently("aio", agent, [signing(b"q%d" % i) for i in range(60)])
+    assert time.monotonic() - start < 1.0 + 1.0 + SLACK
+    # Timed out, or (sent after the stream failed) refused at once saying why.
+    assert all(isinstance(r, (AgentTimeoutError, AgentConnectError)) and "timed out" in str(r)
+               for r in results), results
+    assert any(isinstance(r, AgentTimeoutError) for r in results)
+    agent.close()
+
+
 @pytest.mark.parametrize("frontend", FRONTENDS)
 def test_agent_closing_mid_pipeline(scripted: Any, frontend: str) -> None:
     """Ten requests in flight, three answered, then the agent hangs up: three callers get
