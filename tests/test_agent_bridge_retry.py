@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from agentfixtures import (  # noqa: E402
     KeySet,
     ScriptedAgent,
     _recv_exact,
+    cli_env,
     framed,
     ssh_add_l,
 )
@@ -241,3 +243,22 @@ def test_client_on_a_bridge_with_retry_sees_refusals(bridges: Any, loaded_agent:
         with pytest.raises(AgentRefusedError):
             agent.sign(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + b"k" * 32, b"d")
         assert len(agent.list_keys()) == 3
+
+
+def test_relay_command_retries_too(sockdir: Path, loaded_agent: AgentProcess) -> None:
+    """`sshlib agent relay --retry`: its first upstream connection is dropped, the retry
+    reaches the real agent through the flaky one."""
+    flaky = FlakyAgent(sockdir / "rl.sock", loaded_agent.sock, drop_every=2,
+                       hang_every=10**9)
+    try:
+        socket.socket(socket.AF_UNIX).connect(flaky.path)  # connection 1 (served): used up
+        done = subprocess.run([sys.executable, "-m", "sshlib", "agent", "relay", "--to",
+                               flaky.endpoint, "--retry", "3"], env=cli_env(),
+                              input=p.frame(p.request_identities()), capture_output=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert flaky.dropped == 1
+        reply = p.parse_reply(done.stdout[4:])
+        assert len(p.parse_identities(reply)) == 3  # the real agent's keys
+    finally:
+        flaky.close()
