@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import random
 import struct
 import threading
 import time
@@ -262,6 +263,66 @@ def test_a_short_timeout_behind_a_slow_request_abandons_only_itself(scripted: An
     assert echoed(slow[0]) == b"slow"
     assert echoed(agent.sign(b"k", b"third")) == b"third"
     agent.close()
+
+
+def test_random_timeouts_never_misdeliver_or_stall(scripted: Any) -> None:
+    """40 threads x 25 signatures, a quarter of them with a short timeout, an agent with
+    small random delays: every reply reaches its own caller, no caller with a long timeout
+    ever times out (no lost wake-up leaves the stream without a reader), and the short
+    ones fail alone.  (A short request that becomes the oldest and is not answered in its
+    own timeout fails the stream, as it should; the thread then reconnects.)"""
+    rng = random.Random(16)
+
+    def handler(payload: bytes) -> bytes:
+        time.sleep(rng.choice([0, 0, 0.001, 0.003]))
+        return echo_signature(payload)
+
+    fake = scripted(handler)
+    clients = [sshlib.agent.connect(fake.endpoint, timeout=20)]
+    lock = threading.Lock()
+    wrong: list[Any] = []
+    long_timeouts: list[str] = []
+    counts = {"ok": 0, "short": 0, "reconnects": 0}
+
+    def worker(index: int) -> None:
+        for j in range(25):
+            data = b"%d-%d" % (index, j)
+            short = (index + j) % 4 == 0
+            with lock:
+                agent = clients[-1]
+            try:
+                got = echoed(agent.sign(b"k", data, timeout=0.3 if short else 20))
+            except AgentTimeoutError as exc:
+                with lock:
+                    if short:
+                        counts["short"] += 1
+                    else:
+                        long_timeouts.append(str(exc))
+                continue
+            except AgentConnectError as exc:
+                assert "within 0.3 s" in str(exc), exc  # only a short head fails the stream
+                with lock:
+                    if clients[-1] is agent:
+                        clients.append(sshlib.agent.connect(fake.endpoint, timeout=20))
+                        counts["reconnects"] += 1
+                continue
+            with lock:
+                if got == data:
+                    counts["ok"] += 1
+                else:
+                    wrong.append((data, got))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not wrong and not long_timeouts, (wrong[:3], long_timeouts[:3])
+    assert counts["ok"] >= 600, counts
+    assert time.monotonic() - started < 20
+    for agent in clients:
+        agent.close()
 
 
 def test_close_wakes_every_waiter(scripted: Any) -> None:

@@ -51,10 +51,13 @@ def transport_max_in_flight(transport: Transport) -> int:
 
 
 class _Waiter:
-    __slots__ = ("deadline", "payload", "error", "abandoned", "done", "wake")
+    __slots__ = ("deadline", "head_deadline", "payload", "error", "abandoned", "done", "wake")
 
     def __init__(self, deadline: Deadline) -> None:
         self.deadline = deadline
+        #: Set once it is the oldest request on the wire (the one the agent works on):
+        #: its own deadline if it was sent to an idle stream, else a fresh one then.
+        self.head_deadline: Deadline | None = None
         self.payload: bytes | None = None
         self.error: AgentError | None = None
         self.abandoned = False
@@ -126,10 +129,19 @@ class Pipeline:
         return AgentTimeoutError(f"timed out: the agent did not {phase} within "
                                  f"{seconds(head.deadline.timeout)}", endpoint=self.endpoint)
 
+    def _head_overdue(self) -> _Waiter | None:
+        """The oldest request if the agent has worked on it longer than its timeout."""
+        if not self._queue:
+            return None
+        head = self._queue[0]
+        if head.head_deadline is not None and head.head_deadline.left() == 0:
+            return head
+        return None
+
     def _give_up_locked(self, waiter: _Waiter) -> None:
         """`waiter`'s deadline passed unanswered: fail the stream if it is the oldest request
-        (the agent is hung), else abandon it alone."""
-        if self._queue and self._queue[0] is waiter:
+        and the agent has had all that time for it (hung), else abandon it alone."""
+        if self._head_overdue() is waiter:
             self._fail_locked(self._head_timeout(waiter))
             return
         ahead = 0
@@ -139,9 +151,15 @@ class Pipeline:
             ahead += 1
         waiter.abandoned = True
         waiter.done = True
+        timeout = seconds(waiter.deadline.timeout)
         waiter.error = AgentTimeoutError(
-            f"timed out after {seconds(waiter.deadline.timeout)} waiting for another request "
-            f"on this connection ({ahead} earlier unanswered)", endpoint=self.endpoint)
+            f"timed out after {timeout} waiting for another request on this connection "
+            f"({ahead} earlier unanswered)" if ahead else
+            f"timed out after {timeout}: the agent was still busy with earlier requests "
+            f"when it got to this one", endpoint=self.endpoint)
+        if not self._reading:
+            # It may have been woken to read next just as it gave up: pass that on.
+            self._wake_next_reader()
 
     # --- the request --------------------------------------------------------------------
 
@@ -178,6 +196,8 @@ class Pipeline:
                     if left == 0:
                         raise self._slot_timeout(deadline)
                     self._space.wait(left)
+                if not self._queue:
+                    waiter.head_deadline = deadline  # the agent starts on it at once
                 self._queue.append(waiter)
             error: AgentError | None = None
             try:
@@ -222,10 +242,14 @@ class Pipeline:
         """Stop reading; wake the oldest live waiter to read next."""
         with self._lock:
             self._reading = False
-            for other in self._queue:
-                if not other.abandoned:
-                    other.wake.set()
-                    break
+            self._wake_next_reader()
+
+    def _wake_next_reader(self) -> None:
+        """Wake the oldest waiter still waiting (lock held): nobody reads for it otherwise."""
+        for other in self._queue:
+            if not other.done:
+                other.wake.set()
+                break
 
     def _read_once(self, waiter: _Waiter) -> None:
         """Read once and deliver the replies it completes (the caller is the only reader)."""
@@ -233,7 +257,8 @@ class Pipeline:
             if waiter.done:
                 return
             head = self._queue[0]
-            limits = [t for t in (waiter.deadline.left(), head.deadline.left()) if t is not None]
+            head_left = head.head_deadline.left() if head.head_deadline is not None else None
+            limits = [t for t in (waiter.deadline.left(), head_left) if t is not None]
         timeout = min(limits) if limits else None
         try:
             if timeout is not None and timeout <= 0:
@@ -241,8 +266,9 @@ class Pipeline:
             data = self.transport.recv(_READ_CHUNK, timeout)
         except AgentTimeoutError:
             with self._lock:
-                if not head.done and head.deadline.left() == 0:
-                    self._give_up_locked(head)
+                overdue = self._head_overdue()
+                if overdue is not None:
+                    self._fail_locked(self._head_timeout(overdue))
                 elif not waiter.done and waiter.deadline.left() == 0:
                     self._give_up_locked(waiter)
             return
@@ -274,11 +300,10 @@ class Pipeline:
                     answered.done = True
                     answered.wake.set()
                 self._space.notify()
-            if self._queue:
+            if self._queue and self._queue[0].head_deadline is None:
+                # Now the oldest: the agent gets its whole timeout for it from here.
                 nxt = self._queue[0]
-                if nxt.abandoned and nxt.deadline.left() == 0:
-                    # Now the oldest: it gets a fresh deadline before it counts as hung.
-                    nxt.deadline = Deadline(nxt.deadline.timeout)
+                nxt.head_deadline = Deadline(nxt.deadline.timeout)
 
     def _end_of_stream(self) -> AgentError:
         pending = self._decoder.pending
