@@ -157,8 +157,9 @@ class AgentClient:
     pipelined (`max_in_flight`: the transport's limit, at most 32, or what the
     caller passes; 1 turns pipelining off).  A caller whose own deadline
     passes while earlier requests are still unanswered gets AgentTimeoutError
-    and the others carry on; if the oldest request is overdue the agent is
-    taken as hung and every waiter fails at once.
+    and the others carry on; if the oldest request is overdue (its timeout
+    counted from when the agent got to it) the agent is taken as hung and
+    every waiter fails at once.
     """
 
     def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT,

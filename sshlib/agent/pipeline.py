@@ -19,10 +19,11 @@ its own deadline loses nothing; another caller carries on reading.
 
 Failure rules:
 
-- the oldest request on the wire not answered by its deadline means the
-  agent is hung: the stream is failed, and every waiter gets an
+- the oldest request on the wire not answered within its timeout, counted
+  from when it became the oldest (the agent works on one request at a time),
+  means the agent is hung: the stream is failed, and every waiter gets an
   AgentTimeoutError at once;
-- a later request whose caller's deadline passes first is abandoned (its
+- a request whose caller's deadline passes before that is abandoned (its
   reply, when it comes, is dropped) and its caller gets AgentTimeoutError;
   the others carry on, as they did when requests waited on a lock;
 - end of stream, a broken frame, a send that fails or a reply nobody asked
