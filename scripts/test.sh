@@ -33,6 +33,8 @@ declare -A NEED=(
   [/usr/lib/wine/wine64]=wine64
   [/usr/bin/Xvfb]=xvfb
   [/usr/bin/x86_64-w64-mingw32-gcc]=gcc-mingw-w64-x86-64-win32
+  [/usr/bin/dot]=graphviz
+  [/usr/bin/chromium]=chromium
 )
 
 say "system packages"
@@ -54,7 +56,7 @@ if ! is_root; then
 fi
 
 say "python environment (.venv)"
-venv_install '.[test]' .sshlib-installed
+venv_install '.[test,docs]' .sshlib-installed
 export PATH="$PWD/.venv/bin:$PATH"
 
 failed=()
@@ -70,6 +72,9 @@ say "mypy"
 run mypy || failed+=(mypy)
 # The Windows agent channels only run on Windows: type-check them as Windows sees them.
 run mypy --platform win32 || failed+=("mypy --platform win32")
+
+say "sk-dummy (software FIDO key for the sk- tests)"
+run bash scripts/sk-dummy.sh || failed+=(sk-dummy)
 
 say "pytest"
 run pytest "$@"

@@ -42,9 +42,12 @@ from .errors import (
     UnknownHostKeyError,
 )
 from .keys import (
+    Certificate,
+    CertSigner,
     PrivateKey,
     PublicKey,
     Signer,
+    load_certificate,
     load_private_key,
     load_public_key,
     parse_openssh_public_key,
@@ -108,4 +111,7 @@ __all__ = [
     "RequestDeniedError",
     "Session",
     "dial",
+    "Certificate",
+    "CertSigner",
+    "load_certificate",
 ]

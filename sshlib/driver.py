@@ -240,13 +240,30 @@ class Driver:
     # --- handshake: the core's questions ---------------------------------------------------------
     @staticmethod
     def sign(event: ev.SignatureRequested) -> bytes | None:
-        """Run the signer (a key file or an agent round trip); None if it failed."""
+        """Run the signer (a key file or an agent round trip); None if it failed.
+
+        A signer that can bind an agent session (`bind_session`, as AgentSigner)
+        is told the server's host key first (session-bind@openssh.com).
+        """
+        bind = getattr(event.signer, "bind_session", None)
+        if callable(bind) and event.session_id:
+            try:
+                bind(event.host_key_blob, event.session_id, event.session_signature)
+            except Exception as exc:  # agents without the extension: authenticate anyway
+                log.debug("session-bind with %s failed: %s", event.signer.public_key, exc)
         try:
             signature: bytes = event.signer.sign(event.data, event.algorithm)
         except Exception as exc:
             log.info("signing with %s failed: %s", event.signer.public_key, exc)
             return None
         return signature
+
+    def session_binding(self) -> tuple[bytes, bytes, bytes] | None:
+        """(host key blob, session id, exchange signature) for an agent's session-bind."""
+        core = self.core
+        if core.host_key is None or not core.session_id:
+            return None
+        return core.host_key.blob, core.session_id, core.session_signature
 
     def signature_answer(self, signature: bytes | None) -> list[ev.Event]:
         if signature is None:

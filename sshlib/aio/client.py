@@ -283,7 +283,7 @@ class Client(ConnectionFacts):
         Sessions then ask for forwarding with ``await session.request_agent_forwarding()``.
         Agent I/O runs in worker threads (some agent transports only have blocking calls).
         """
-        self._driver.agent_target = AgentForwarder(target)
+        self._driver.agent_target = AgentForwarder(target, self._driver.session_binding())
 
     async def send_keepalive(self, timeout: float | None = None) -> None:
         """Ask the server for a reply (OpenSSH's keepalive@openssh.com) to prove it is alive."""

@@ -69,6 +69,8 @@ class ClientConnection:
         self.server_sig_algs: list[str] | None = None
         #: The server's EXT_INFO said "agent-forward" (RFC 9987; OpenSSH >= 10.3).
         self.server_agent_forward = False
+        #: The server advertised publickey-hostbound@openssh.com in EXT_INFO.
+        self.server_hostbound = False
         self.authenticated = False
         self.error: SSHError | None = None
         self.closed = False
@@ -170,6 +172,11 @@ class ClientConnection:
     @property
     def session_id(self) -> bytes | None:
         return self._handshake.session_id if self._handshake else None
+
+    @property
+    def session_signature(self) -> bytes:
+        """The host key's signature over the session id (first key exchange), or b""."""
+        return self._handshake.session_signature if self._handshake else b""
 
     @property
     def host_key(self) -> PublicKey | None:
@@ -312,8 +319,12 @@ class ClientConnection:
         hs = self._handshake
         assert hs is not None and hs.session_id is not None
         rsa_sha1 = algs.INSECURE_HOSTKEY_SSH_RSA in (self.config.host_key_algorithms or ())
+        assert hs.host_key is not None
         self._userauth = UserAuth(self.config.user, list(self.config.auth), self._send,
-                                  lambda: self.server_sig_algs, rsa_sha1)
+                                  lambda: self.server_sig_algs, rsa_sha1,
+                                  host_key_blob=hs.host_key.blob,
+                                  session_signature=hs.session_signature,
+                                  hostbound=lambda: self.server_hostbound)
         self._userauth.start(hs.session_id)
 
     def _on_ext_info(self, payload: bytes) -> None:
@@ -330,6 +341,8 @@ class ClientConnection:
             elif name == EXT_AGENT_FORWARD and value == b"0":  # version "0", as OpenSSH checks
                 self.server_agent_forward = True
                 log.debug("server speaks the RFC 9987 agent-forwarding names")
+            elif name == "publickey-hostbound@openssh.com" and value == b"0":
+                self.server_hostbound = True
         r.check_end()
 
     def _maybe_rekey(self) -> None:

@@ -68,6 +68,7 @@ class Handshake:
         self.now = now
         self.last_kex_time = now
         self.session_id: bytes | None = None
+        self.session_signature = b""
         self.algorithms: algs.Algorithms | None = None
         self.host_key: keys.PublicKey | None = None
         self.strict = False
@@ -219,6 +220,8 @@ class Handshake:
             raise KexError("host key signature over the exchange hash does not verify")
         if self.session_id is None:
             self.session_id = result.exchange_hash
+            # The host key's signature over the session id, for agent session-bind.
+            self.session_signature = result.signature
         self._install_keys(result, negotiated)
         if not self.first_kex_done:
             self.host_key = host_key

@@ -15,6 +15,13 @@ __all__ = ["VsockListener"]
 
 
 class VsockListener(SocketListener):
+    """Listens on AF_VSOCK `cid:port` (Linux; port 0 picks one, shown in `endpoint`).
+
+    Raises `AgentUnsupportedError` where the kernel has no vsock transport and
+    `AgentConnectError` when the address cannot be bound. vsock has no peer
+    credentials: anyone who can reach the port can use the agent.
+    """
+
     def __init__(self, cid: int, port: int) -> None:
         endpoint = f"vsock:{cid}:{port}"
         sock = vsock_socket(endpoint)
