@@ -29,8 +29,11 @@ from agentfixtures import (  # noqa: E402
     ssh_args,
     start_ssh_agent,
 )
+from frontends import get_frontend  # noqa: E402
+from helpers import connect  # noqa: E402
 from peers import openssh  # noqa: E402
 
+import sshlib  # noqa: E402
 import sshlib.agent  # noqa: E402
 import sshlib.aio.agent  # noqa: E402
 from sshlib import keys  # noqa: E402
@@ -269,3 +272,31 @@ def test_ssh_login_with_a_key_sshlib_restricted(openssh_server: Any, ssh_agent: 
             assert (login.returncode, login.stdout) == (0, "in\n"), (flags, login.stderr)
         else:
             assert login.returncode == 255 and "Permission denied" in login.stderr, flags
+
+
+@pytest.mark.parametrize("frontend_name", ["sync", "aio"])
+def test_sshlib_login_with_a_key_sshlib_restricted(openssh_server: Any, ssh_agent: AgentProcess,
+                                                   known_hosts: Path, frontend_name: str) -> None:
+    """sshlib's own client (host-bound auth and session-bind, issue 12) with a key added by
+    `AgentClient.add_key(destinations=...)`: it logs in where the key is allowed, and the
+    agent refuses the signature (AuthError) where it is not."""
+    frontend = get_frontend(frontend_name)
+    key = keys.load_private_key(openssh_server.user_key_paths["ed25519-openssh"])
+    target = f"[127.0.0.1]:{openssh_server.port}"
+    files = [str(openssh_server.known_hosts_path)]
+    for destinations, allowed in (
+            ([parse_destination(f"{openssh_server.user}@{target}", files)], True),
+            ([parse_destination("alpha", [str(known_hosts)])], False),
+            ([parse_destination(f"someone-else@{target}", files)], False)):
+        ssh_agent.run_client("ssh-add", "-D", check=False)
+        with sshlib.agent.connect(ssh_agent.sock, timeout=10) as agent:
+            agent.add_key(key, destinations=destinations)
+            # One agent connection per SSH connection: session-bind binds it.
+            auth = [sshlib.PublicKeys(*agent.signers())]
+            if allowed:
+                with connect(openssh_server, frontend, auth=auth) as client:
+                    with client.new_session() as session:
+                        assert session.output("echo in") == b"in\n"
+            else:
+                with pytest.raises(sshlib.AuthError):
+                    connect(openssh_server, frontend, auth=auth).close()
