@@ -36,6 +36,9 @@ from agentfixtures import (  # noqa: E402
     wait_for,
 )
 
+# Other test modules import these from here (they moved to agentfixtures).
+from agentfixtures import cli_env as cli_env  # noqa: E402
+
 import sshlib.agent  # noqa: E402
 from sshlib.agent import AgentClient  # noqa: E402
 from sshlib.agent.bridge import Bridge  # noqa: E402

@@ -66,6 +66,7 @@ class Hop:
     keys: tuple[HostKeySpec, ...] = ()
 
     def encode(self) -> bytes:
+        """The hop as PROTOCOL.agent's restrict-destination constraint carries it (a string)."""
         writer = Writer().string(self.user or "").string(self.hostname or "").string(b"")
         for spec in self.keys:
             writer.string(spec.key.blob).boolean(spec.is_ca)
@@ -86,6 +87,7 @@ class Destination:
             raise ValueError("a destination needs a host or a user")
 
     def encode(self) -> bytes:
+        """This destination inside the constraint: from-hop, to-hop, reserved, as one string."""
         body = self.from_hop.encode() + self.to.encode() + Writer().string(b"").getvalue()
         return Writer().string(body).getvalue()
 

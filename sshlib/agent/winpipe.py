@@ -280,6 +280,7 @@ class PipeListeners:
         return list(dict.fromkeys(pid for pid in self.pids if pid is not None))
 
     def describe(self, pid: int | None) -> str:
+        """``PID 1234 (C:\\...\\agent.exe)`` for messages (the path where it could be read)."""
         if pid is None:
             return "an unknown process"
         image = self.images.get(pid)
