@@ -55,7 +55,7 @@ from .keys import (
     parse_public_key,
 )
 from .protocol.version import __version__
-from .sync import Client, Session, dial
+from .sync import Client, Listener, NewChannel, Session, Stream, dial
 
 if TYPE_CHECKING:
     from . import agent
@@ -114,4 +114,7 @@ __all__ = [
     "Certificate",
     "CertSigner",
     "load_certificate",
+    "Listener",
+    "NewChannel",
+    "Stream",
 ]

@@ -37,7 +37,10 @@ from agentfixtures import (  # noqa: E402
 )
 
 # Other test modules import these from here (they moved to agentfixtures).
+from agentfixtures import BridgeProcess as BridgeProcess  # noqa: E402
+from agentfixtures import bridges as bridges  # noqa: E402
 from agentfixtures import cli_env as cli_env  # noqa: E402
+from agentfixtures import loaded_agent as loaded_agent  # noqa: E402
 
 import sshlib.agent  # noqa: E402
 from sshlib.agent import AgentClient  # noqa: E402

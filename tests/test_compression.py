@@ -24,6 +24,7 @@ from helpers import cat_round_trip, connect
 import sshlib
 from sshlib import algorithms as algs
 from sshlib import compression
+from sshlib.errors import KexError
 
 ZLIB_OPENSSH = algs.COMPRESSION_ZLIB_OPENSSH
 SIZE_64M = 64 << 20
@@ -217,3 +218,16 @@ def test_decompression_bomb_ends_connection_with_bounded_memory() -> None:
         tracemalloc.stop()
     assert peak < 16 << 20, f"peak traced memory {peak} bytes"
 
+
+
+def test_server_that_requires_compression() -> None:
+    """A server offering only zlib@openssh.com: a clear KexError without compression=True,
+    a working connection with it (before compression existed it could not be reached)."""
+    def script(server: ServerSide) -> None:
+        server.handshake(compression=[ZLIB_OPENSSH])
+        server.accept_auth()
+
+    with FakeServer(script) as fs, pytest.raises(KexError, match="compression"):
+        fs.connect()
+    with FakeServer(script) as fs, fs.connect(compression=True) as client:
+        _compressed_both_ways(client, ZLIB_OPENSSH)

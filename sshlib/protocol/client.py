@@ -67,10 +67,10 @@ class ClientConnection:
         self._userauth: UserAuth | None = None
         self.connection = Connection(self._send, config.window_size, config.max_packet_size)
         self.server_sig_algs: list[str] | None = None
-        #: The server's EXT_INFO said "agent-forward" (RFC 9987; OpenSSH >= 10.3).
-        self.server_agent_forward = False
         #: The server advertised publickey-hostbound@openssh.com in EXT_INFO.
         self.server_hostbound = False
+        #: The server's EXT_INFO said "agent-forward" (RFC 9987; OpenSSH >= 10.3).
+        self.server_agent_forward = False
         self.authenticated = False
         self.error: SSHError | None = None
         self.closed = False
@@ -338,11 +338,11 @@ class ClientConnection:
             if name == "server-sig-algs":
                 self.server_sig_algs = value.decode("ascii", "replace").split(",")
                 log.debug("server-sig-algs: %s", ",".join(self.server_sig_algs))
+            elif name == "publickey-hostbound@openssh.com" and value == b"0":
+                self.server_hostbound = True
             elif name == EXT_AGENT_FORWARD and value == b"0":  # version "0", as OpenSSH checks
                 self.server_agent_forward = True
                 log.debug("server speaks the RFC 9987 agent-forwarding names")
-            elif name == "publickey-hostbound@openssh.com" and value == b"0":
-                self.server_hostbound = True
         r.check_end()
 
     def _maybe_rekey(self) -> None:
