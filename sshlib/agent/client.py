@@ -125,9 +125,17 @@ class AgentSigner:
 
     @property
     def public_key(self) -> PublicKey:
+        """The agent key's public key (what the server is offered)."""
         return self._public_key
 
     def sign(self, data: bytes, algorithm: str | None = None) -> bytes:
+        """Have the agent sign `data` (None: the key's preferred algorithm) within the client's
+        timeout.
+
+        ValueError for an algorithm the key cannot use; AgentRefusedError if the agent refuses
+        (key removed, confirmation denied); AgentProtocolError if it signs with another
+        algorithm.  Blocks on the agent; thread-safe (requests are pipelined, see AgentClient).
+        """
         key = self._public_key
         if algorithm is None:
             algorithm = key.signature_algorithms[0]
@@ -210,6 +218,7 @@ class AgentClient:
 
     @property
     def closed(self) -> bool:
+        """True after `close()`; requests then raise AgentConnectError."""
         return self._closed
 
     def open_stream(self, timeout: float | None = None) -> Transport:
@@ -332,10 +341,12 @@ class AgentClient:
         self._simple(payload, f"add key {public_key.fingerprint()}", timeout)
 
     def remove_key(self, key: AgentKey | PublicKey | bytes, timeout: float | None = None) -> None:
+        """Make the agent forget one key; AgentRefusedError if it does not hold it."""
         blob = _key_blob(key)
         self._simple(p.remove_identity(blob), f"remove key {_blob_fingerprint(blob)}", timeout)
 
     def remove_all(self, timeout: float | None = None) -> None:
+        """Make the agent forget every key (ssh-add -D); AgentRefusedError if it refuses."""
         self._simple(p.remove_all_identities(), "remove all keys", timeout)
 
     def lock(self, passphrase: bytes, timeout: float | None = None) -> None:

@@ -87,9 +87,11 @@ class AsyncAgentClient:
 
     @property
     def endpoint(self) -> str:
+        """The endpoint string; `sshlib.agent.open_stream(endpoint)` reaches the same agent."""
         return self.sync.endpoint
 
     async def list_keys(self, timeout: float | None = None) -> list[AgentKey]:
+        """AgentClient.list_keys in a worker thread: every key the agent offers (none if locked)."""
         return await self._run(self.sync.list_keys, timeout=timeout)
 
     async def signers(self, timeout: float | None = None) -> list[AgentSigner]:
@@ -98,6 +100,12 @@ class AsyncAgentClient:
 
     async def sign(self, key: AgentKey | PublicKey | bytes, data: bytes, flags: int = 0,
                    timeout: float | None = None) -> bytes:
+        """AgentClient.sign in a worker thread: the signature blob over `data`.
+
+        AgentRefusedError when the agent refuses (unknown key, denied confirmation);
+        AgentTimeoutError after `timeout` (the client's default when None), also while
+        waiting for a free worker.
+        """
         return await self._run(self.sync.sign, key, data, flags, timeout=timeout)
 
     async def add_key(self, private_key: PrivateKey, comment: str | None = None, *,
@@ -112,22 +120,28 @@ class AsyncAgentClient:
 
     async def remove_key(self, key: AgentKey | PublicKey | bytes,
                          timeout: float | None = None) -> None:
+        """AgentClient.remove_key in a worker thread; AgentRefusedError if the agent lacks it."""
         await self._run(self.sync.remove_key, key, timeout=timeout)
 
     async def remove_all(self, timeout: float | None = None) -> None:
+        """AgentClient.remove_all in a worker thread: the agent forgets every key."""
         await self._run(self.sync.remove_all, timeout=timeout)
 
     async def lock(self, passphrase: bytes, timeout: float | None = None) -> None:
+        """AgentClient.lock in a worker thread: no keys listed, nothing signed until `unlock`."""
         await self._run(self.sync.lock, passphrase, timeout=timeout)
 
     async def unlock(self, passphrase: bytes, timeout: float | None = None) -> None:
+        """AgentClient.unlock in a worker thread; AgentRefusedError for a wrong passphrase."""
         await self._run(self.sync.unlock, passphrase, timeout=timeout)
 
     async def extension(self, name: str, body: bytes = b"",
                         timeout: float | None = None) -> bytes:
+        """AgentClient.extension in a worker: its reply body; AgentRefusedError on FAILURE."""
         return await self._run(self.sync.extension, name, body, timeout=timeout)
 
     async def query_extensions(self, timeout: float | None = None) -> list[str]:
+        """AgentClient.query_extensions in a worker thread: the names; [] if the agent can't say."""
         return await self._run(self.sync.query_extensions, timeout=timeout)
 
     async def close(self) -> None:
