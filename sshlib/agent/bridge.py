@@ -302,7 +302,7 @@ class Bridge:
     def start(self) -> None:
         """Start one accept thread per listener and return at once; call it once.
 
-        Clients past `max_clients` wait in the listener's backlog until a slot frees.
+        Clients past `max_clients` are not accepted until a slot frees (they wait unserved).
         """
         for listener in self.listeners:
             thread = threading.Thread(target=self._accept_loop, args=(listener,), daemon=True,
