@@ -98,6 +98,8 @@ class OpenRequest:
         self._driver = driver
         self._event = event
         self.answered = False
+        #: The channel accept() opened, if it did.
+        self.channel: StreamChannel | None = None
 
     def accept(self) -> StreamChannel:
         """Open the channel and return the front-end's channel object, already open.
@@ -116,6 +118,7 @@ class OpenRequest:
         channel.opened = True
         driver.channels[channel.id] = channel
         log.debug("accepted %s channel %d opened by the server", event.kind, channel.id)
+        self.channel = channel
         return channel
 
     def reject(self, reason: int = OPEN_ADMINISTRATIVELY_PROHIBITED, message: str = "") -> None:
@@ -341,6 +344,8 @@ class Driver:
             handler(request)
         except Exception:  # a handler bug refuses this channel, not the connection
             log.exception("handler for %s channels failed", event.kind)
+            if request.channel is not None:  # accepted, then failed: nobody would read it
+                self.close_channel(request.channel)
             request.reject(OPEN_CONNECT_FAILED, "internal error in the client's handler")
         request.reject()
 

@@ -108,6 +108,26 @@ def test_handle_channel_open_accepts_into_a_stream() -> None:
         fs.wait_script()
 
 
+def test_a_handler_that_accepts_then_raises_closes_the_channel() -> None:
+    """A bug in a handler must not leave an accepted channel open with nobody reading it."""
+    def script(s: ServerSide) -> None:
+        s.handshake()
+        s.accept_auth()
+        s.wait_gate()
+        open_from_server(s, "x11", 91, sshstr("127.0.0.1") + u32(6010))
+        kind, p = open_answer(s)
+        assert kind == CHANNEL_OPEN_CONFIRMATION and p.u32() == 91
+        s.recv_message(CHANNEL_CLOSE)
+
+    with FakeServer(script, gated=True) as fs, fs.connect() as client:
+        def handler(new_channel: Any) -> None:
+            new_channel.accept()
+            raise RuntimeError("handler bug")
+        client.handle_channel_open("x11", handler)
+        fs.open_gate()
+        fs.wait_script()
+
+
 @pytest.mark.parametrize("kind", ["auth-agent@openssh.com", "agent-connect"])
 def test_agent_channel_kinds_are_accepted_only_after_registration(kind: str) -> None:
     results: list[int] = []

@@ -77,7 +77,9 @@ def signal(name: str) -> bytes:
 
     ValueError for a name RFC 4254 does not define (names with "@" pass as extensions).
     """
+    if "@" in name:  # an extension name (RFC 4250 section 4.6.1): sent as given
+        return Writer().string(name).getvalue()
     name = name.upper().removeprefix("SIG")
-    if name not in SIGNALS and not name.endswith("@openssh.com") and "@" not in name:
+    if name not in SIGNALS:
         raise ValueError(f"unknown signal {name!r}; RFC 4254 names: {', '.join(sorted(SIGNALS))}")
     return Writer().string(name).getvalue()
