@@ -210,6 +210,10 @@ class Client(ConnectionFacts):
         channel = self.open_channel("session", timeout=timeout)
         return Session(channel)
 
+    def sftp(self, timeout: float | None = 30) -> SFTPClient:
+        """Start an SFTP session (see docs/sftp.md); use it as a context manager."""
+        return SFTPClient.start(self, timeout)
+
     def open_channel(self, kind: str, extra: bytes = b"",
                      timeout: float | None = None) -> ChannelIO:
         channel = ChannelIO(self, kind)
@@ -309,3 +313,4 @@ class _ThreadDriver(Driver):
 
 
 from .session import Session  # noqa: E402  (Session needs Client's module loaded first)
+from .sftp import SFTPClient  # noqa: E402
