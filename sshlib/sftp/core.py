@@ -314,8 +314,8 @@ class SFTPCore:
         if kind != FXP_STATUS and kind != expect[0]:
             raise SFTPProtocolError(f"SFTP reply type {kind} to a request that expects "
                                     f"{expect[0]} or a STATUS")
-        if kind == FXP_DATA and length > 13 + expect[1]:
-            raise SFTPProtocolError(f"SFTP DATA reply of {length - 13} bytes to a READ of "
+        if kind == FXP_DATA and length > 9 + expect[1]:
+            raise SFTPProtocolError(f"SFTP DATA reply of {length - 9} bytes to a READ of "
                                     f"{expect[1]}")
 
     def _version(self, body: memoryview) -> None:

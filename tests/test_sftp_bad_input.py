@@ -1,0 +1,145 @@
+"""Bad input: a scripted hostile SFTP server behind a real sshd, and the core on raw bytes."""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
+from helpers import connect
+from sftphelpers import open_sftp
+
+import sshlib
+from sshlib.sftp import core as c
+from sshlib.sftp.attrs import SFTPAttributes, decode_attrs, encode_attrs
+from sshlib.sftp.core import SFTPCore
+from sshlib.sftp.policy import ReadPlan, open_flags
+
+HOSTILE = Path(__file__).resolve().parent / "sftp_hostile_server.py"
+PYTHON = "/usr/bin/python3"  # the login user cannot reach a pyenv shim under /root
+
+
+
+@pytest.mark.parametrize(("scenario", "call", "error"), [
+    ("wrong-id", "stat", sshlib.SFTPProtocolError),
+    ("unsolicited", "stat", sshlib.SFTPProtocolError),
+    ("oversized", "listdir", sshlib.SFTPProtocolError),
+    ("huge-name", "listdir", sshlib.SFTPProtocolError),
+    ("truncated", "stat", sshlib.SFTPError),
+    ("stall", "get", sshlib.Timeout),
+    ("data-too-long", "get", sshlib.SFTPProtocolError),
+])
+def test_hostile_server(frontend: Any, openssh_factory: Any, tmp_path: Path, scenario: str,
+                        call: str, error: type[BaseException]) -> None:
+    server = openssh_factory({"Subsystem": f"sftp {PYTHON} {HOSTILE} {scenario}"})
+    with connect(server, frontend) as client:
+        t0 = time.monotonic()
+        with pytest.raises(error):
+            with open_sftp(frontend, client, timeout=3) as s:
+                if call == "stat":
+                    s.stat("/x")
+                elif call == "listdir":
+                    s.listdir("/")
+                else:
+                    s.get("/x", str(tmp_path / "x"))
+        assert time.monotonic() - t0 < 20
+        if scenario != "stall":  # the connection survives a broken SFTP session
+            client.send_keepalive(timeout=10)
+
+
+# --- the core on bytes -----------------------------------------------------------------------
+def _core() -> SFTPCore:
+    core = SFTPCore(max_packet=1 << 16)
+    assert core.hello() == b"\0\0\0\x05\x01\0\0\0\x03"
+    version = bytes([2]) + struct.pack(">I", 3) + struct.pack(">I", 5) + b"ext-a" \
+        + struct.pack(">I", 1) + b"1"
+    assert core.feed(struct.pack(">I", len(version)) + version) == []
+    assert core.version == 3 and core.has_extension("ext-a")
+    return core
+
+
+def _packet(kind: int, rid: int, body: bytes) -> bytes:
+    payload = bytes([kind]) + struct.pack(">I", rid) + body
+    return struct.pack(">I", len(payload)) + payload
+
+
+def test_core_frames_and_parses_byte_by_byte() -> None:
+    core = _core()
+    rid, pkt = core.request(c.FXP_STAT, "/tmp/ä")
+    assert pkt == _packet(c.FXP_STAT, rid, struct.pack(">I", 7) + "/tmp/ä".encode())
+    attrs = SFTPAttributes(st_size=5, st_uid=1, st_gid=2, st_mode=0o100644, st_atime=3,
+                           st_mtime=4, extended=[(b"a", b"b")])
+    wire = _packet(c.FXP_ATTRS, rid, encode_attrs(attrs))
+    got: list[c.Reply] = []
+    for i in range(len(wire)):  # one byte at a time
+        got += core.feed(wire[i:i + 1])
+    assert got == [c.Attrs(rid, attrs)]
+    rid2, _ = core.read(b"h", 0, 10)
+    (reply,) = core.feed(_packet(c.FXP_DATA, rid2, struct.pack(">I", 4) + b"abcd"))
+    assert isinstance(reply, c.Data) and bytes(reply.data) == b"abcd"
+    rid3, _ = core.request(c.FXP_REMOVE, "x")
+    (st,) = core.feed(_packet(c.FXP_STATUS, rid3, struct.pack(">I", 2)))  # no message: v3 ok
+    assert st == c.Status(rid3, 2, "")
+    assert decode_attrs(encode_attrs(None), 0)[0] == SFTPAttributes()
+
+
+@pytest.mark.parametrize(("name", "wire"), [
+    ("length over the limit", struct.pack(">I", (1 << 16) + 1)),
+    ("length too small", struct.pack(">I", 2) + b"\x65\0"),
+    ("unknown id", _packet(c.FXP_STATUS, 999, struct.pack(">I", 0))),
+    ("wrong reply type", _packet(c.FXP_HANDLE, 0, struct.pack(">I", 1) + b"h")),
+    ("huge NAME count", _packet(c.FXP_NAME, 1, struct.pack(">I", 0xFFFFFFFF) + b"\0" * 24)),
+    ("DATA longer than asked", _packet(c.FXP_DATA, 2, struct.pack(">I", 11) + b"x" * 11)),
+    ("string past the end", _packet(c.FXP_STATUS, 0, struct.pack(">II", 4, 50) + b"ab")),
+    ("trailing bytes", _packet(c.FXP_STATUS, 0, struct.pack(">III", 0, 0, 0) + b"!")),
+    ("attrs extended count", _packet(c.FXP_ATTRS, 3, struct.pack(">II", 0x80000000, 10**6))),
+])
+def test_core_refuses_bad_replies(name: str, wire: bytes) -> None:
+    core = _core()
+    core.request(c.FXP_REMOVE, "a")        # id 0: STATUS only
+    core.request(c.FXP_REALPATH, ".")      # id 1: NAME
+    core.read(b"h", 0, 10)                 # id 2: DATA of at most 10
+    core.request(c.FXP_STAT, "a")          # id 3: ATTRS
+    with pytest.raises(sshlib.SFTPProtocolError):
+        core.feed(wire)
+    with pytest.raises(sshlib.SFTPProtocolError):  # and it stays broken
+        core.feed(b"")
+
+
+def test_oversized_length_refused_before_buffering() -> None:
+    core = _core()
+    core.request(c.FXP_REMOVE, "a")
+    with pytest.raises(sshlib.SFTPProtocolError):
+        core.feed(struct.pack(">I", 0x7FFFFFFF) + b"\x65")  # 5 bytes: refused at once
+
+
+def test_status_mapping_and_modes() -> None:
+    assert isinstance(c.status_error(2, "x"), FileNotFoundError)
+    assert isinstance(c.status_error(3, "x"), PermissionError)
+    assert isinstance(c.status_error(11, "x"), FileExistsError)
+    assert isinstance(c.status_error(19, "x"), NotADirectoryError)
+    assert isinstance(c.status_error(24, "x"), IsADirectoryError)
+    err = c.status_error(4, "Failure", "/p")
+    assert type(err) is sshlib.SFTPError and isinstance(err, OSError)
+    assert (err.code, err.message, err.filename) == (4, "Failure", "/p")
+    assert open_flags("rb") == c.FXF_READ
+    assert open_flags("xb") == c.FXF_WRITE | c.FXF_CREAT | c.FXF_EXCL
+    with pytest.raises(ValueError):
+        open_flags("rt")
+
+
+def test_read_plan_short_reads_and_eof() -> None:
+    plan = ReadPlan(0, 100, 40, 2)
+    assert [plan.next(), plan.next(), plan.next()] == [(0, 40), (40, 40), None]
+    plan.on_data(0, 40, 30)          # short: the rest is asked again
+    assert plan.next() == (30, 10)
+    plan.on_data(40, 40, 40)
+    assert plan.next() == (80, 20)
+    plan.on_data(30, 10, 10)
+    plan.on_eof(80)
+    assert plan.done and plan.end == 80
+    with pytest.raises(sshlib.SFTPProtocolError):
+        ReadPlan(0, 10, 10, 1).on_data(0, 10, 0)  # an empty DATA would loop forever
