@@ -90,10 +90,17 @@ class ReadPlan:
         self.depth = depth
         self.inflight = 0
         self.received = 0
+        self.batch = max(1, depth // 4)
+        self._filling = True
         self._holes: deque[tuple[int, int]] = deque()
 
     def next(self) -> tuple[int, int] | None:
-        if self.inflight >= self.depth:
+        """The next READ to send, or None.  Once started, refills come in batches of a
+        quarter of the depth, so the front-end sends several requests per write."""
+        if self.inflight <= self.depth - self.batch:
+            self._filling = True
+        if not self._filling or self.inflight >= self.depth:
+            self._filling = False
             return None
         while self._holes:
             offset, length = self._holes.popleft()
