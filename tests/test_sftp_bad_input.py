@@ -114,6 +114,12 @@ def test_oversized_length_refused_before_buffering() -> None:
     core.request(c.FXP_REMOVE, "a")
     with pytest.raises(sshlib.SFTPProtocolError):
         core.feed(struct.pack(">I", 0x7FFFFFFF) + b"\x65")  # 5 bytes: refused at once
+    core = _core()
+    core.request(c.FXP_REMOVE, "a")
+    core.feed(b"\0\0")  # the length arrives in two pieces, then a lot of data
+    with pytest.raises(sshlib.SFTPProtocolError):
+        core.feed(b"\x7f\xff" + b"\0" * (1 << 20))
+    assert not core._buf  # nothing of it was kept (test-only peek)
 
 
 def test_status_mapping_and_modes() -> None:

@@ -263,20 +263,41 @@ class SFTPCore:
 
     def _feed(self, data: bytes) -> list[Reply]:
         replies: list[Reply] = []
-        if self._buf:
-            self._buf += data
-            view = memoryview(self._buf)
-            try:
-                used = self._parse(view, replies)
-            finally:
-                view.release()
-            del self._buf[:used]
-        else:
-            view = memoryview(data)
-            used = self._parse(view, replies)
-            if used < len(data):
-                self._buf += view[used:]
+        view = memoryview(data)
+        if self._buf:  # finish the packet that straddled the last chunk: copy only it
+            view = self._complete(view, replies)
+            if self._buf:
+                return replies
+        used = self._parse(view, replies)  # the rest in place: DATA lent, not copied
+        if used < len(view):
+            self._buf += view[used:]
         return replies
+
+    def _complete(self, view: memoryview, replies: list[Reply]) -> memoryview:
+        """Move bytes from `view` into the partial packet; parse it once whole."""
+        buf = self._buf
+        if len(buf) < 4:
+            take = min(4 - len(buf), len(view))
+            buf += view[:take]
+            view = view[take:]
+            if len(buf) < 4:
+                return view
+        (length,) = _U32.unpack_from(buf, 0)
+        if length > self.max_packet or length < 5:  # before buffering any of it
+            raise SFTPProtocolError(f"SFTP packet length {length} outside 5..{self.max_packet}")
+        take = min(4 + length - len(buf), len(view))
+        if take > 0:
+            buf += view[:take]
+            view = view[take:]
+        if len(buf) >= 4 + length or len(buf) >= 9:
+            whole = memoryview(buf)
+            try:
+                used = self._parse(whole, replies)
+            finally:
+                whole.release()
+            if used:
+                buf.clear()
+        return view
 
     def _parse(self, view: memoryview, replies: list[Reply]) -> int:
         """Parse every complete packet in `view`; return the bytes used.

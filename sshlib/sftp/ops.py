@@ -98,7 +98,7 @@ class Context:
     #: Bytes per READ and WRITE request (from limits@openssh.com when offered).
     block_size: int = 0
     #: Files transferred at once by recursive get/put.
-    parallel_files: int = 8
+    parallel_files: int = 32
 
     @property
     def read_depth(self) -> int:
