@@ -45,7 +45,9 @@ from .sftp.ops import (
     close_handle,
     diagnose,
     download,
+    isdir,
     makedirs,
+    mkdir,
     one_name,
     scandir,
     send,
@@ -166,17 +168,24 @@ def _preserve_local(local: LocalPath, attrs: SFTPAttributes) -> None:
 
 
 def _remote_tree(ctx: Context, top: str) -> Op[list[tuple[str, SFTPName]]]:
-    """Every entry under `top` as (path relative to top, entry), parents before children."""
+    """Every entry under `top` as (path relative to top, entry), parents before children.
+    The directories of each level are listed at once (`parallel`)."""
     found: list[tuple[str, SFTPName]] = []
-    todo = [""]
-    while todo:
-        rel = todo.pop(0)
-        entries = yield from scandir(ctx, posixpath.join(top, rel) if rel else top)
-        for entry in sorted(entries, key=lambda e: e.filename):
-            path = posixpath.join(rel, entry.filename) if rel else entry.filename
-            found.append((path, entry))
-            if entry.is_dir():
-                todo.append(path)
+    listings: dict[str, list[SFTPName]] = {}
+
+    def listing(rel: str) -> Op[None]:
+        listings[rel] = yield from scandir(ctx, posixpath.join(top, rel) if rel else top)
+    level = [""]
+    while level:
+        yield from parallel((listing(rel) for rel in level), ctx.parallel_files)
+        following: list[str] = []
+        for rel in level:
+            for entry in sorted(listings[rel], key=lambda e: e.filename):
+                path = posixpath.join(rel, entry.filename) if rel else entry.filename
+                found.append((path, entry))
+                if entry.is_dir():
+                    following.append(path)
+        level = following
     return found
 
 
@@ -325,7 +334,7 @@ def put(ctx: Context, local: LocalPath, remote: str, progress: ProgressCallback 
             if os.path.islink(lpath):
                 yield from _replace_symlink(ctx, os.readlink(lpath), rpath)
             elif name in dirnames:
-                yield from makedirs(ctx, rpath, exist_ok=True)
+                yield from _ensure_dir(ctx, rpath)  # its parent exists by now: one request
                 dirs.append((lpath, rpath))
             else:
                 files.append((lpath, rpath))
@@ -339,6 +348,14 @@ def put(ctx: Context, local: LocalPath, remote: str, progress: ProgressCallback 
             attrs = SFTPAttributes(st_mode=_stat.S_IMODE(info.st_mode),
                                    st_atime=int(info.st_atime), st_mtime=int(info.st_mtime))
             check_status((yield from call(c.FXP_SETSTAT, rpath, attrs)), rpath)
+
+
+def _ensure_dir(ctx: Context, path: str) -> Op[None]:
+    try:
+        yield from mkdir(ctx, path)
+    except FileExistsError:
+        if not (yield from isdir(ctx, path)):
+            raise
 
 
 def _replace_symlink(ctx: Context, target: str, rpath: str) -> Op[None]:
