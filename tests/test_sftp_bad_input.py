@@ -149,3 +149,26 @@ def test_read_plan_short_reads_and_eof() -> None:
     assert plan.done and plan.end == 80
     with pytest.raises(sshlib.SFTPProtocolError):
         ReadPlan(0, 10, 10, 1).on_data(0, 10, 0)  # an empty DATA would loop forever
+
+
+def test_aio_cancel_mid_transfer(openssh_factory: Any, tmp_path: Path) -> None:
+    """Cancelling a task stuck in get() raises CancelledError there (not the RuntimeError of a
+    generator whose cleanup wanted I/O), and closing afterwards does not hang."""
+    import asyncio
+
+    from helpers import config
+
+    import sshlib.aio
+
+    server = openssh_factory({"Subsystem": f"sftp {PYTHON} {HOSTILE} stall"})
+
+    async def go() -> None:
+        async with sshlib.aio.dial("tcp", server.address, config(server)) as client:
+            async with client.sftp(timeout=30) as s:
+                task = asyncio.ensure_future(s.get("/x", str(tmp_path / "x")))
+                await asyncio.sleep(0.5)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert task.cancelled()
+    asyncio.run(asyncio.wait_for(go(), 30))

@@ -112,7 +112,10 @@ class SFTPClient(ops.Tuning):
                 except BaseException as exc:  # hand it to the operation (its cleanup runs)
                     error = exc
         finally:
-            op.close()
+            try:
+                op.close()
+            except RuntimeError:  # interrupted (cancelled, Ctrl-C) where its cleanup needed I/O
+                pass
             if mine and not ok:  # a failed operation's replies are not wanted; a finished
                 self._abandon(mine)  # one may leave some for later (an open file's writes)
 
