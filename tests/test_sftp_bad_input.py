@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
 from helpers import connect
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sftphelpers import open_sftp
 
 import sshlib
@@ -172,3 +174,60 @@ def test_aio_cancel_mid_transfer(openssh_factory: Any, tmp_path: Path) -> None:
                     await task
                 assert task.cancelled()
     asyncio.run(asyncio.wait_for(go(), 30))
+
+
+@given(st.binary(max_size=300), st.integers(min_value=1, max_value=40))
+@settings(max_examples=300, deadline=None)
+def test_core_fuzz_only_typed_errors(noise: bytes, chunk: int) -> None:
+    """Random server bytes after VERSION, in random pieces: replies or SFTPProtocolError,
+    and the buffer never holds more than one packet's worth."""
+    core = _core()
+    for kind in (c.FXP_REMOVE, c.FXP_REALPATH, c.FXP_STAT, c.FXP_OPEN):
+        core.request(kind, "p")
+    core.read(b"h", 0, 64)
+    try:
+        for i in range(0, len(noise), chunk):
+            core.feed(noise[i:i + chunk])
+            assert len(core._buf) <= core.max_packet + 4  # test-only peek
+    except sshlib.SFTPProtocolError:
+        pass
+
+
+def test_parallel_and_pacer() -> None:
+    """parallel() interleaves operations and hands each its own reply; the pacer's rate."""
+    from sshlib.sftp import ops
+    from sshlib.sftp.policy import ProgressPacer
+    from sshlib.sftp_transfer import parallel
+
+    core = _core()
+    seen: list[tuple[str, int]] = []
+
+    def op(name: str) -> ops.Op[None]:
+        for _ in range(2):
+            reply = yield from ops.call(c.FXP_STAT, name)
+            seen.append((name, reply.id))
+
+    gen = parallel((op(n) for n in "abc"), 2)
+    cmd = next(gen)
+    waiting: list[int] = []
+    while True:
+        if isinstance(cmd, ops.Send):
+            rid, _ = cmd.build(core)
+            waiting.append(rid)
+            value: Any = rid
+        else:
+            assert isinstance(cmd, ops.WaitAny)
+            rid = waiting.pop()  # answer the newest first: order must not matter
+            assert rid in cmd.rids
+            value = c.Attrs(rid, SFTPAttributes())
+        try:
+            cmd = gen.send(value)
+        except StopIteration:
+            break
+    assert sorted(n for n, _ in seen) == ["a", "a", "b", "b", "c", "c"]
+    calls: list[tuple[int, int]] = []
+    pacer = ProgressPacer(lambda d, t: calls.append((d, t)), 100, now=0.0)
+    for i in range(10):
+        pacer.add(10, now=i * 0.01)  # 10 updates in 0.1 s: one call, plus the last
+    pacer.finish()
+    assert calls == [(10, 100), (100, 100)]
