@@ -16,7 +16,10 @@ alike, and reports medians over the rounds:
 - latency: TCP connect + key exchange + ed25519 auth + `exec true` + close;
 - sessions: 1,000 sessions one after another on one connection
   (open, exec `true`, read to EOF, close), total time and peak RSS;
-- agent: Ed25519 signatures per second through a real ssh-agent.
+- agent: Ed25519 signatures per second through a real ssh-agent;
+- compression: downloads of compressible text and of random bytes (a 16 MiB file
+  repeated by remote `cat`, so deflate cannot see the repeats) with compression
+  off and with zlib@openssh.com (OpenSSH: ``-o Compression=yes``, i.e. ``ssh -C``).
 
 Wall time and CPU time (user+sys) are those of the child process, read with
 os.wait4 (for OpenSSH, of the `ssh` process the driver script starts, see
@@ -65,8 +68,11 @@ CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
 CLIENTS = ("sshlib", "asyncssh", "paramiko", "openssh")
-KINDS = ("download", "upload", "latency", "sessions", "agent",
+KINDS = ("download", "upload", "latency", "sessions", "agent", "compression",
          "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put")
+#: What the compression rows download: text that deflates about 5:1, and random bytes.
+COMPRESSION_DATA = ("compressible", "random")
+SOURCE_SIZE = 16 << 20
 #: Measurements that move bytes: wall, MB/s and CPU per GiB in one table.
 TRANSFERS = ("download", "upload", "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put")
 #: The SFTP tree measurements: this many files of this size, in nested directories.
@@ -97,6 +103,7 @@ SSHD_CONFIG = {
     "Ciphers": ",".join(c for c, _ in CIPHERS),
     "MACs": ETM_MAC,
     "LogLevel": "INFO",
+    "Compression": "yes",
 }
 
 MiB = 1 << 20
@@ -119,9 +126,13 @@ class Measurement:
     kind: str
     cipher: str = DEFAULT_CIPHER
     mac: str = ETM_MAC
+    data: str = "zeros"  # download source: zeros, or one of COMPRESSION_DATA
+    compress: bool = False
 
     @property
     def label(self) -> str:
+        if self.data != "zeros":
+            return f"download {self.data}, compression {'on' if self.compress else 'off'}"
         if self.kind in ("download", "upload"):
             name = self.cipher if self.cipher in AEAD else f"{self.cipher} + {self.mac}"
             return f"{self.kind} {name}"
@@ -168,6 +179,10 @@ def plan(kinds: Sequence[str], ciphers: Sequence[str]) -> list[Measurement]:
             for cipher, mac in CIPHERS:
                 if cipher in ciphers:
                     out.append(Measurement(f"{kind}/{cipher}", kind, cipher, mac))
+        elif kind == "compression":
+            out += [Measurement(f"compression/{data}/{'on' if on else 'off'}", "download",
+                                data=data, compress=on)
+                    for data in COMPRESSION_DATA for on in (False, True)]
         else:
             out.append(Measurement(kind, kind))
     return out
@@ -187,6 +202,8 @@ class Env:
     known_hosts: str
     agent_sock: str
     workdir: Path
+    #: Remote files for the compression rows, by COMPRESSION_DATA name.
+    sources: dict[str, str] = field(default_factory=dict)
     sftp_dir: Path | None = None
 
 
@@ -199,6 +216,8 @@ def child_argv(client: str, m: Measurement, env: Env, nbytes: int, count: int,
         "--kex", KEX, "--host-key-alg", HOST_KEY_ALG, "--cipher", m.cipher, "--mac", m.mac,
         "--bytes", str(nbytes), "--count", str(count),
         "--agent-sock", env.agent_sock, "--pubkey", env.pubkey, "--result", str(result),
+        *(["--source", env.sources[m.data]] if m.data != "zeros" else []),
+        *(["--compression"] if m.compress else []),
         "--sftp-dir", str(env.sftp_dir or ""),
     ]
 
@@ -298,6 +317,21 @@ def ssh_agent(workdir: Path, key: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             agent.kill()
             agent.wait()
+
+
+def write_sources(directory: Path) -> dict[str, str]:
+    """The compression rows' remote files, readable by the server's login user."""
+    block = b"".join(b"%08d the quick brown fox jumps over the lazy dog %d\n" % (i, i * 7919)
+                     for i in range(16384))
+    contents = {"compressible": (block * (SOURCE_SIZE // len(block) + 1))[:SOURCE_SIZE],
+                "random": os.urandom(SOURCE_SIZE)}
+    paths: dict[str, str] = {}
+    for name in COMPRESSION_DATA:
+        path = directory / f"bench-{name}.bin"
+        path.write_bytes(contents[name])
+        path.chmod(0o644)
+        paths[name] = str(path)
+    return paths
 
 
 # --------------------------------------------------------------------------
@@ -681,7 +715,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             with ssh_agent(work, key) as agent_sock:
                 env = Env(host=server.host, port=server.port, user=server.user, key=key,
                           pubkey=key + ".pub", known_hosts=str(server.known_hosts_path),
-                          agent_sock=agent_sock, workdir=work)
+                          agent_sock=agent_sock, workdir=work,
+                          sources=write_sources(server.workdir))
                 if any(m.kind.startswith("sftp") for m in measurements):
                     env.sftp_dir = Path(tempfile.mkdtemp(prefix="sshlib-bench-sftp-"))
                     env.sftp_dir.rmdir()
@@ -721,12 +756,15 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "latency_and_sessions_cipher": DEFAULT_CIPHER,
             "sshd_config": SSHD_CONFIG,
             "upload_remote_command": "wc -c",
+            "compression_sources": {"bytes": SOURCE_SIZE, "data": list(COMPRESSION_DATA),
+                                    "remote_command": "while cat FILE; do :; done | head -c N"},
         },
         "measurements": {
             m.id: {
                 "kind": m.kind, "label": m.label,
                 **({"cipher": m.cipher, "mac": m.mac if m.cipher not in AEAD else None}
                    if m.kind in ("download", "upload") else {}),
+                **({"data": m.data, "compression": m.compress} if m.data != "zeros" else {}),
                 "clients": {c: {**results[m.id][c],
                                 "rounds": [o.to_json() for o in outcomes[m.id][c]]}
                             for c in args.clients},

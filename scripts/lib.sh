@@ -59,3 +59,31 @@ venv_install() {
     echo "sshlib already installed in .venv (pyproject.toml unchanged)"
   fi
 }
+
+# find_python VERSION : the path of a python VERSION (e.g. 3.10): pyenv's, else on PATH.
+find_python() {
+  local want="$1" candidate
+  for candidate in $(ls -d "$HOME"/.pyenv/versions/"$want".*/bin/python3 2>/dev/null | sort -V -r) \
+                   "$(command -v "python$want" || true)"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] &&
+       "$candidate" -c "import sys; assert '%d.%d' % sys.version_info[:2] == '$want'" 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# venv_at DIR PYTHON SPEC : like venv_install, for another interpreter in DIR.
+venv_at() {
+  local dir="$1" python="$2" spec="$3" want
+  if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c 'import sys' 2>/dev/null; then
+    rm -rf "$dir"
+    run "$python" -m venv "$dir" || return 1
+  fi
+  want="$(sha256sum pyproject.toml | cut -d' ' -f1) $("$python" -V 2>&1)"
+  if [ "$(cat "$dir/.sshlib-installed" 2>/dev/null)" != "$want" ]; then
+    run "$dir/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" || return 1
+    echo "$want" > "$dir/.sshlib-installed"
+  fi
+}

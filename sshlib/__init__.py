@@ -50,9 +50,12 @@ from .errors import (
     UnknownHostKeyError,
 )
 from .keys import (
+    Certificate,
+    CertSigner,
     PrivateKey,
     PublicKey,
     Signer,
+    load_certificate,
     load_private_key,
     load_public_key,
     parse_openssh_public_key,
@@ -118,6 +121,9 @@ __all__ = [
     "RequestDeniedError",
     "Session",
     "dial",
+    "Certificate",
+    "CertSigner",
+    "load_certificate",
     "SFTPError",
     "SFTPFileExistsError",
     "SFTPIsADirectoryError",

@@ -39,6 +39,16 @@ HOSTKEY_RSA_SHA2_512 = "rsa-sha2-512"
 HOSTKEY_RSA_SHA2_256 = "rsa-sha2-256"
 INSECURE_HOSTKEY_SSH_RSA = "ssh-rsa"  # RSA with SHA-1 signatures
 
+# OpenSSH host certificates (PROTOCOL.certkeys): offered first, automatically, for
+# hosts a known_hosts @cert-authority line names; or ask for them by name.
+HOSTKEY_ED25519_CERT = "ssh-ed25519-cert-v01@openssh.com"
+HOSTKEY_ECDSA_NISTP256_CERT = "ecdsa-sha2-nistp256-cert-v01@openssh.com"
+HOSTKEY_ECDSA_NISTP384_CERT = "ecdsa-sha2-nistp384-cert-v01@openssh.com"
+HOSTKEY_ECDSA_NISTP521_CERT = "ecdsa-sha2-nistp521-cert-v01@openssh.com"
+HOSTKEY_RSA_SHA2_512_CERT = "rsa-sha2-512-cert-v01@openssh.com"
+HOSTKEY_RSA_SHA2_256_CERT = "rsa-sha2-256-cert-v01@openssh.com"
+INSECURE_HOSTKEY_SSH_RSA_CERT = "ssh-rsa-cert-v01@openssh.com"  # SHA-1 signatures
+
 # --- ciphers ----------------------------------------------------------------
 CIPHER_CHACHA20_POLY1305 = "chacha20-poly1305@openssh.com"
 CIPHER_AES128_GCM = "aes128-gcm@openssh.com"
@@ -54,6 +64,8 @@ MAC_HMAC_SHA2_256 = "hmac-sha2-256"
 MAC_HMAC_SHA2_512 = "hmac-sha2-512"
 
 COMPRESSION_NONE = "none"
+COMPRESSION_ZLIB_OPENSSH = "zlib@openssh.com"  # zlib, started after authentication
+COMPRESSION_ZLIB = "zlib"
 
 DEFAULT_KEX: tuple[str, ...] = (
     KEX_MLKEM768X25519_SHA256,
@@ -78,6 +90,19 @@ DEFAULT_HOST_KEY: tuple[str, ...] = (
     HOSTKEY_RSA_SHA2_256,
 )
 SUPPORTED_HOST_KEY: tuple[str, ...] = (*DEFAULT_HOST_KEY, INSECURE_HOSTKEY_SSH_RSA)
+
+#: Host certificate algorithms, in OpenSSH's order; not in DEFAULT_HOST_KEY (a server
+#: would then send a certificate no known_hosts line can vouch for), but put first
+#: by ClientConfig.for_host() when known_hosts has a @cert-authority line for the host.
+CERT_HOST_KEY: tuple[str, ...] = (
+    HOSTKEY_ED25519_CERT,
+    HOSTKEY_ECDSA_NISTP256_CERT,
+    HOSTKEY_ECDSA_NISTP384_CERT,
+    HOSTKEY_ECDSA_NISTP521_CERT,
+    HOSTKEY_RSA_SHA2_512_CERT,
+    HOSTKEY_RSA_SHA2_256_CERT,
+)
+SUPPORTED_CERT_HOST_KEY: tuple[str, ...] = (*CERT_HOST_KEY, INSECURE_HOSTKEY_SSH_RSA_CERT)
 
 DEFAULT_CIPHERS: tuple[str, ...] = (
     CIPHER_AES128_GCM,

@@ -115,6 +115,9 @@ class ClientConfig:
     max_packet_size: int = 32 * 1024
     banner_callback: Callable[[str], None] | None = None
     client_version: str | None = None
+    #: Offer zlib@openssh.com (started after authentication), then zlib, then none.  Off by
+    #: default: it costs CPU and only pays on slow links with compressible data.
+    compression: bool = False
     #: Whether host_key_algorithms was given (then for_host() keeps its order).
     _host_key_algorithms_chosen: bool = field(default=False, init=False, repr=False,
                                               compare=False)
@@ -136,7 +139,7 @@ class ClientConfig:
         self._host_key_algorithms_chosen = self.host_key_algorithms is not None
         self.host_key_algorithms = algs.check_names(
             "host_key_algorithms", self.host_key_algorithms, algs.DEFAULT_HOST_KEY,
-            algs.SUPPORTED_HOST_KEY)
+            algs.SUPPORTED_HOST_KEY + algs.SUPPORTED_CERT_HOST_KEY)
         if not 1024 <= self.max_packet_size <= 256 * 1024 - 1024:
             raise ValueError("max_packet_size must be between 1 KiB and 255 KiB")
         if not self.max_packet_size <= self.window_size <= 0xFFFFFFFF:
@@ -158,7 +161,9 @@ class ClientConfig:
         if self._host_key_algorithms_chosen or not callable(known_for):
             return self
         enabled = list(self.host_key_algorithms or ())
-        known = [name for name in known_for(host, port) if name in enabled]
+        # Host certificate algorithms come in only this way (for a @cert-authority host).
+        known = [name for name in known_for(host, port)
+                 if name in enabled or name in algs.CERT_HOST_KEY]
         if not known:
             return self
         ordered = known + [name for name in enabled if name not in known]

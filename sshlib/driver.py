@@ -32,11 +32,13 @@ from .errors import (
 from .keys import PublicKey
 from .messages import OPEN_ADMINISTRATIVELY_PROHIBITED
 from .protocol import events as ev
-from .protocol.client import ClientConnection
+from .protocol.client import AGENT_REQ_OPENSSH, ClientConnection
 
 log = logging.getLogger("sshlib.client")
 
 AGENT_CHANNEL = "auth-agent@openssh.com"
+#: Forwarded-agent channel kinds we accept: OpenSSH's and RFC 9987's (OpenSSH >= 10.3).
+AGENT_CHANNELS = frozenset({AGENT_CHANNEL, "agent-connect"})
 STDERR_KEEP = 64 * 1024  # bytes of stderr kept for ExitError by run()/output()
 WRITE_CHUNK = 256 * 1024  # most bytes handed to the core per send_data call
 
@@ -230,7 +232,7 @@ class Driver:
         return Channel(kind)
 
     def start_agent_channel(self, channel: Channel) -> None:
-        """Serve an accepted auth-agent@openssh.com channel from `agent_target`."""
+        """Serve an accepted forwarded-agent channel (either name) from `agent_target`."""
 
     def wake_connection(self) -> None:
         """A global reply arrived or the connection ended: wake connection-level waiters."""
@@ -238,13 +240,30 @@ class Driver:
     # --- handshake: the core's questions ---------------------------------------------------------
     @staticmethod
     def sign(event: ev.SignatureRequested) -> bytes | None:
-        """Run the signer (a key file or an agent round trip); None if it failed."""
+        """Run the signer (a key file or an agent round trip); None if it failed.
+
+        A signer that can bind an agent session (`bind_session`, as AgentSigner)
+        is told the server's host key first (session-bind@openssh.com).
+        """
+        bind = getattr(event.signer, "bind_session", None)
+        if callable(bind) and event.session_id:
+            try:
+                bind(event.host_key_blob, event.session_id, event.session_signature)
+            except Exception as exc:  # agents without the extension: authenticate anyway
+                log.debug("session-bind with %s failed: %s", event.signer.public_key, exc)
         try:
             signature: bytes = event.signer.sign(event.data, event.algorithm)
         except Exception as exc:
             log.info("signing with %s failed: %s", event.signer.public_key, exc)
             return None
         return signature
+
+    def session_binding(self) -> tuple[bytes, bytes, bytes] | None:
+        """(host key blob, session id, exchange signature) for an agent's session-bind."""
+        core = self.core
+        if core.host_key is None or not core.session_id:
+            return None
+        return core.host_key.blob, core.session_id, core.session_signature
 
     def signature_answer(self, signature: bytes | None) -> list[ev.Event]:
         if signature is None:
@@ -353,13 +372,13 @@ class Driver:
     def _on_channel_open_requested(self, event: ev.ChannelOpenRequested) -> None:
         """Accept forwarded agent channels when asked to; refuse everything else."""
         connection = self.core.connection
-        if event.kind == AGENT_CHANNEL and self.agent_target is not None:
+        if event.kind in AGENT_CHANNELS and self.agent_target is not None:
             channel = self.make_channel(event.kind)
             channel.id = connection.accept_channel(event.sender_channel, event.kind,
                                                    event.initial_window, event.max_packet)
             channel.opened = True
             self.channels[channel.id] = channel
-            log.debug("accepted forwarded agent channel %d", channel.id)
+            log.debug("accepted forwarded agent channel %d (%s)", channel.id, event.kind)
             self.start_agent_channel(channel)
             return
         log.info("refusing %s channel opened by the server", event.kind)
@@ -403,8 +422,14 @@ class Driver:
 
     def channel_request(self, channel: Channel, name: str, payload: bytes,
                         want_reply: bool) -> int:
-        """Send a channel request; returns the reply ticket (-1 without want_reply)."""
+        """Send a channel request; returns the reply ticket (-1 without want_reply).
+
+        The front-ends ask for agent forwarding as auth-agent-req@openssh.com; it goes
+        out under the name this server speaks (core.agent_request_name, RFC 9987).
+        """
         self.check_alive()
+        if name == AGENT_REQ_OPENSSH:
+            name = self.core.agent_request_name
         if channel.closed:
             raise ChannelClosedError(f"cannot send {name!r}: channel is closed")
         self.core.connection.send_request(channel.id, name, payload, want_reply)
@@ -495,3 +520,14 @@ class ConnectionFacts:
     @property
     def session_id(self) -> bytes:
         return self._core.session_id or b""
+
+    @property
+    def bytes_sent(self) -> int:
+        """Wire bytes of the SSH packets sent on this connection so far (after compression,
+        encryption and MAC; the version line not included).  Counts, does not block."""
+        return self._core.bytes_sent
+
+    @property
+    def bytes_received(self) -> int:
+        """Wire bytes of the SSH packets received on this connection so far (as bytes_sent)."""
+        return self._core.bytes_received

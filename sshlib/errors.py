@@ -38,6 +38,8 @@ __all__ = [
     "AgentProtocolError",
     "AgentRefusedError",
     "AgentTimeoutError",
+    "CertificateError",
+    "HostCertificateError",
     "SFTPError",
     "SFTPNoSuchFileError",
     "SFTPPermissionError",
@@ -203,6 +205,42 @@ class AgentRefusedError(AgentError):
 
 class AgentTimeoutError(AgentError, Timeout):
     """The agent did not answer within the timeout."""
+
+
+class CertificateError(SSHError):
+    """An OpenSSH certificate cannot be used; `reason` says which check failed.
+
+    `reason` is one of the class constants (EXPIRED, NOT_YET_VALID,
+    WRONG_PRINCIPAL, WRONG_TYPE, REVOKED, UNKNOWN_CA, BAD_SIGNATURE,
+    UNSUPPORTED_OPTION); `certificate` is the certificate, when there is one.
+    Host certificate failures raise `HostCertificateError`, which is also a
+    HostKeyError.
+    """
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not yet valid"
+    WRONG_PRINCIPAL = "wrong principal"
+    WRONG_TYPE = "wrong type"
+    REVOKED = "revoked"
+    UNKNOWN_CA = "unknown CA"
+    BAD_SIGNATURE = "bad signature"
+    UNSUPPORTED_OPTION = "unsupported critical option"
+
+    def __init__(self, message: str, *, reason: str, certificate: object = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.certificate = certificate
+
+
+class HostCertificateError(CertificateError, HostKeyError):
+    """A server's host certificate was refused (a CertificateError and a HostKeyError)."""
+
+    def __init__(self, message: str, *, reason: str, certificate: object = None,
+                 host: str | None = None, port: int | None = None,
+                 key: PublicKey | None = None, known: Sequence[PublicKey] = ()) -> None:
+        HostKeyError.__init__(self, message, host=host, port=port, key=key, known=known)
+        self.reason = reason
+        self.certificate = certificate
 
 
 # --- SFTP (sshlib.sftp) ----------------------------------------------------------------------

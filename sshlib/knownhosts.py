@@ -12,8 +12,15 @@ ssh-keyscan means the same thing here as it does to OpenSSH:
 
 One deliberate difference: a ``@revoked`` key is refused for every host, not
 just the hosts its line names (as Go's x/crypto/ssh/knownhosts does), because
-a revoked key should never be trusted anywhere.  ``@cert-authority`` lines are
-parsed but not used: host certificates are not supported yet.
+a revoked key should never be trusted anywhere.
+
+Host certificates (PROTOCOL.certkeys) are trusted when a ``@cert-authority``
+line whose patterns match the host names the certificate's CA key, the
+certificate is a host certificate for the host name (or the HostKeyAlias),
+and it is valid at the time the callback's clock gives; ``@revoked`` lines
+may name a CA key, a certificate or a certified key.  A certificate no CA
+line vouches for is still accepted if its plain key is known for the host,
+as OpenSSH does.
 """
 
 from __future__ import annotations
@@ -25,11 +32,20 @@ import hmac
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .errors import HostKeyError, HostKeyMismatchError, KeyLoadError, UnknownHostKeyError
-from .keys import PublicKey, parse_public_key
+from . import algorithms as algs
+from .errors import (
+    CertificateError,
+    HostCertificateError,
+    HostKeyError,
+    HostKeyMismatchError,
+    KeyLoadError,
+    UnknownHostKeyError,
+)
+from .keys import Certificate, PublicKey, parse_public_key
 
 __all__ = [
     "HostKeyCallback",
@@ -283,17 +299,35 @@ class KnownHosts:
         mismatch when it has several host keys (OpenSSH does the same).
         """
         result: list[str] = []
-        for entry in self.lookup(host, port):
+        entries = self.lookup(host, port)
+        if any(e.marker == MARKER_CERT_AUTHORITY for e in entries):
+            result.extend(algs.CERT_HOST_KEY)  # as OpenSSH: certificates first for CA hosts
+        for entry in entries:
             if entry.marker is None:
                 for name in entry.key.signature_algorithms:
                     if name not in result:
                         result.append(name)
         return result
 
-    def check(self, host: str, port: int, key: PublicKey) -> None:
-        """Return if `key` is known for this host; otherwise raise a HostKeyError subclass."""
+    def check(self, host: str, port: int, key: PublicKey, *, now: float | None = None,
+              host_key_alias: str | None = None) -> None:
+        """Return if `key` is known for this host; otherwise raise a HostKeyError subclass.
+
+        A host certificate needs `now` (seconds since the epoch) to check its
+        validity; its failures raise HostCertificateError saying which check
+        failed.  `host_key_alias` replaces `host` for the lookup and as the
+        principal, like OpenSSH's HostKeyAlias.
+        """
+        if host_key_alias:
+            host = host_key_alias
         target = normalize(host, port)
         offered = f"{key.key_type} key {key.fingerprint()}"
+        if isinstance(key, Certificate):
+            if self._check_certificate(host, port, key, now):
+                return
+            offered = f"{key.public_key.key_type} key {key.fingerprint()} (from an untrusted " \
+                      "host certificate)"
+            key = key.public_key
         for entry in self.entries:
             if entry.marker == MARKER_REVOKED and entry.key == key:
                 raise HostKeyError(
@@ -320,12 +354,53 @@ class KnownHosts:
         ca_note = ""
         if any(e.marker == MARKER_CERT_AUTHORITY and e._matches_normalized(target)
                for e in self.entries):
-            ca_note = (" (a @cert-authority entry matches this host, but host certificates"
-                       " are not supported)")
+            ca_note = (" (a @cert-authority entry matches this host, but the server sent"
+                       " no certificate signed by it)")
         raise UnknownHostKeyError(
             f"unknown host {target}: no known_hosts entry{ca_note}; the server offered "
             f"{offered}. If you trust this key, append this line to {file}:\n"
             f"{line([target], key)}", host=host, port=port, key=key)
+
+
+    def _check_certificate(self, host: str, port: int, cert: Certificate,
+                           now: float | None) -> bool:
+        """True if a CA line vouches for `cert`; False if none names its CA (fall back to
+        the plain key); HostCertificateError if it is revoked or fails a check."""
+        target = normalize(host, port)
+
+        def fail(message: str, reason: str) -> HostCertificateError:
+            return HostCertificateError(
+                f"host certificate for {target} refused: {message}", reason=reason,
+                certificate=cert, host=host, port=port, key=cert)
+
+        for entry in self.entries:
+            if entry.marker != MARKER_REVOKED:
+                continue
+            for what, revoked in (("certificate", cert), ("CA key", cert.signature_key),
+                                  ("certified key", cert.public_key)):
+                if entry.key == revoked:
+                    raise fail(f"its {what} {revoked.fingerprint()} is marked @revoked at "
+                               f"{entry.location}", CertificateError.REVOKED)
+        authorities = [e for e in self.entries if e.marker == MARKER_CERT_AUTHORITY
+                       and e._matches_normalized(target)]
+        if not any(e.key == cert.signature_key for e in authorities):
+            if any(e.marker is None and e.key == cert.public_key
+                   and e._matches_normalized(target) for e in self.entries):
+                return False
+            known = (f"; the @cert-authority lines for it name "
+                     f"{', '.join(e.key.fingerprint() for e in authorities)}"
+                     if authorities else "; no @cert-authority line matches this host")
+            raise fail(f"it is signed by CA {cert.signature_key.fingerprint()}, which "
+                       f"known_hosts does not trust for {target}{known}",
+                       CertificateError.UNKNOWN_CA)
+        if now is None:
+            raise ValueError("checking a host certificate needs now= (seconds since the epoch)")
+        try:
+            cert.check(now=now, cert_type="host", principal=host.lower(),
+                       principal_patterns=True)
+        except CertificateError as exc:
+            raise fail(str(exc), exc.reason) from None
+        return True
 
 
 class KnownHostsCallback:
@@ -336,24 +411,34 @@ class KnownHostsCallback:
     the server for one of those first, as OpenSSH does.
     """
 
-    def __init__(self, db: KnownHosts) -> None:
+    def __init__(self, db: KnownHosts, *, clock: Callable[[], float] = time.time,
+                 host_key_alias: str | None = None) -> None:
         self.known_hosts = db
+        self.clock = clock
+        self.host_key_alias = host_key_alias
 
     def __call__(self, hostname: str, port: int, key: PublicKey) -> None:
-        self.known_hosts.check(hostname, port, key)
+        now = self.clock() if isinstance(key, Certificate) else None
+        self.known_hosts.check(hostname, port, key, now=now, host_key_alias=self.host_key_alias)
 
     def host_key_algorithms(self, hostname: str, port: int) -> list[str]:
-        return self.known_hosts.host_key_algorithms(hostname, port)
+        return self.known_hosts.host_key_algorithms(self.host_key_alias or hostname, port)
 
     def __repr__(self) -> str:
         return f"KnownHostsCallback({', '.join(self.known_hosts.sources) or '<lines>'})"
 
 
-def callback(*paths: str | os.PathLike[str]) -> KnownHostsCallback:
+def callback(*paths: str | os.PathLike[str], clock: Callable[[], float] = time.time,
+             host_key_alias: str | None = None) -> KnownHostsCallback:
     """A host key callback backed by known_hosts files (Go's knownhosts.New).
 
     The files are read now, not per connection; missing files count as empty.
+    `clock` gives the time (seconds since the epoch) a host certificate's
+    validity is checked against, when one is presented; `host_key_alias`
+    is looked up (and checked as the certificate principal) instead of the
+    host name, like OpenSSH's HostKeyAlias.
     """
     if not paths:
         raise ValueError("callback() needs at least one known_hosts path")
-    return KnownHostsCallback(KnownHosts.from_files(paths))
+    return KnownHostsCallback(KnownHosts.from_files(paths), clock=clock,
+                              host_key_alias=host_key_alias)

@@ -191,6 +191,7 @@ def _remote_tree(ctx: Context, top: str) -> Op[list[tuple[str, SFTPName]]]:
 
 def get(ctx: Context, remote: str, local: LocalPath, progress: ProgressCallback | None,
         resume: bool, preserve: bool, recursive: bool) -> Op[None]:
+    """The operation behind SFTPClient.get (a file, or a tree with recursive=True)."""
     attrs = yield from stat(ctx, remote)
     now = yield NOW
     if not attrs.is_dir():
@@ -313,6 +314,7 @@ def _read_into(fh: FileIO, view: memoryview) -> int:
 
 def put(ctx: Context, local: LocalPath, remote: str, progress: ProgressCallback | None,
         resume: bool, preserve: bool, recursive: bool) -> Op[None]:
+    """The operation behind SFTPClient.put (a file, or a tree with recursive=True)."""
     now = yield NOW
     if not os.path.isdir(local):
         pacer = ProgressPacer(progress, os.path.getsize(local), now)

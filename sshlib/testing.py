@@ -862,7 +862,8 @@ def _render_sshd_config(base: Mapping[str, str], extra: Mapping[str, str]) -> st
 
 def start_openssh(*, workdir: Path | None = None, extra_config: Mapping[str, str] | None = None,
                   user: str | None = None, password: str | None = None,
-                  timeout: float = 10, fresh_keys: bool = False) -> TestServer:
+                  timeout: float = 10, fresh_keys: bool = False,
+                  sshd: str | None = None) -> TestServer:
     """Start a private OpenSSH sshd on 127.0.0.1 with generated host and user keys.
 
     The server uses only our config file (never /etc/ssh/sshd_config): host
@@ -877,15 +878,23 @@ def start_openssh(*, workdir: Path | None = None, extra_config: Mapping[str, str
     value repeat the option, and a "Match" key is appended last.  `password`
     is the password of `user` if you know it (for the test account it is
     managed for you).  `workdir` (default: a new temp dir, removed by stop())
-    must be reachable by the login user.
+    must be reachable by the login user.  `sshd` is the absolute path of
+    another sshd binary to run (default /usr/sbin/sshd), for example a newer
+    OpenSSH in a private directory; pass the options it needs beyond ours
+    (such as SshdSessionPath) in `extra_config`.
     """
     started = time.monotonic()
-    _require_tools(_SSHD, "ssh-keygen", "openssl")
+    if sshd is not None and not os.path.isabs(sshd):
+        raise ValueError(f"sshd must be an absolute path (sshd re-executes itself), not {sshd!r}")
+    if sshd is not None and not os.access(sshd, os.X_OK):
+        raise RuntimeError(f"{sshd} is not an executable sshd")
+    _require_tools(*([_SSHD] if sshd is None else []), "ssh-keygen", "openssl")
     login_user, login_password = _login_account(user, password)
     account = pwd.getpwnam(login_user)
     work, owns = _make_workdir(workdir, "sshlib-openssh-")
     return _launched(started, work, owns, lambda: _start_openssh(
-        work, owns, dict(extra_config or {}), account, login_password, timeout, fresh_keys))
+        work, owns, dict(extra_config or {}), account, login_password, timeout, fresh_keys,
+        sshd or _SSHD))
 
 
 def _launched(started: float, work: Path, owns: bool,
@@ -904,7 +913,8 @@ def _launched(started: float, work: Path, owns: bool,
 
 
 def _start_openssh(work: Path, owns: bool, extra: dict[str, str], account: pwd.struct_passwd,
-                   login_password: str | None, timeout: float, fresh_keys: bool) -> TestServer:
+                   login_password: str | None, timeout: float, fresh_keys: bool,
+                   sshd: str) -> TestServer:
     if not _traversable_by(work, account.pw_uid, account.pw_gid):
         raise RuntimeError(f"{work} is not reachable by {account.pw_name!r}, so sshd could not "
                            "read authorized_keys there; use a world-traversable directory")
@@ -941,7 +951,7 @@ def _start_openssh(work: Path, owns: bool, extra: dict[str, str], account: pwd.s
             **_OPENSSH_BASE_CONFIG,
         }
         config_path.write_text(_render_sshd_config(base, extra))
-        return [_SSHD, "-D", "-e", "-f", str(config_path)]
+        return [sshd, "-D", "-e", "-f", str(config_path)]
 
     server._launch(make_args, timeout, ready_line="Server listening on")
     server._write_known_hosts()

@@ -26,22 +26,27 @@ _U64 = struct.Struct(">Q")
 
 
 def uint32(value: int) -> bytes:
+    """Encodes an unsigned 32-bit big-endian integer; `struct.error` if out of range."""
     return _U32.pack(value)
 
 
 def uint64(value: int) -> bytes:
+    """Encodes an unsigned 64-bit big-endian integer; `struct.error` if out of range."""
     return _U64.pack(value)
 
 
 def byte(value: int) -> bytes:
+    """Encodes one byte (0-255); `ValueError` otherwise."""
     return bytes((value,))
 
 
 def boolean(value: bool) -> bytes:
+    """Encodes an SSH boolean: 1 for true, 0 for false."""
     return b"\x01" if value else b"\x00"
 
 
 def string(value: bytes | bytearray | memoryview | str) -> bytes:
+    """Encodes an SSH string: a uint32 length, then the bytes (a `str` is sent as UTF-8)."""
     if isinstance(value, str):
         value = value.encode("utf-8")
     return _U32.pack(len(value)) + bytes(value)
@@ -61,6 +66,7 @@ def mpint(value: int) -> bytes:
 
 
 def name_list(names: list[str] | tuple[str, ...]) -> bytes:
+    """Encodes a comma-separated name-list; names must be ASCII and contain no comma."""
     return string(",".join(names).encode("ascii"))
 
 
@@ -77,38 +83,47 @@ class Writer:
             self._parts.append(first)
 
     def byte(self, value: int) -> Writer:
+        """Appends one byte."""
         self._parts.append(bytes((value,)))
         return self
 
     def boolean(self, value: bool) -> Writer:
+        """Appends an SSH boolean."""
         self._parts.append(b"\x01" if value else b"\x00")
         return self
 
     def uint32(self, value: int) -> Writer:
+        """Appends a big-endian uint32."""
         self._parts.append(_U32.pack(value))
         return self
 
     def uint64(self, value: int) -> Writer:
+        """Appends a big-endian uint64."""
         self._parts.append(_U64.pack(value))
         return self
 
     def string(self, value: bytes | bytearray | memoryview | str) -> Writer:
+        """Appends a length-prefixed string (a `str` as UTF-8)."""
         self._parts.append(string(value))
         return self
 
     def mpint(self, value: int) -> Writer:
+        """Appends an mpint (see `mpint()`)."""
         self._parts.append(mpint(value))
         return self
 
     def name_list(self, names: list[str] | tuple[str, ...]) -> Writer:
+        """Appends a name-list."""
         self._parts.append(name_list(names))
         return self
 
     def raw(self, value: bytes) -> Writer:
+        """Appends bytes as they are, with no length prefix."""
         self._parts.append(value)
         return self
 
     def getvalue(self) -> bytes:
+        """The message so far, as one `bytes` (the writer can keep growing)."""
         return b"".join(self._parts)
 
     __bytes__ = getvalue
@@ -126,6 +141,7 @@ class Reader:
 
     @property
     def remaining(self) -> int:
+        """Bytes not yet read."""
         return self._end - self._pos
 
     def _take(self, count: int) -> bytes:
@@ -139,6 +155,7 @@ class Reader:
         return self._data[pos:end]
 
     def byte(self) -> int:
+        """Reads one byte; `DecodeError` at the end of the buffer."""
         if self._pos >= self._end:
             raise DecodeError("message truncated: wanted a byte")
         value = self._data[self._pos]
@@ -146,23 +163,32 @@ class Reader:
         return value
 
     def boolean(self) -> bool:
+        """Reads an SSH boolean (any non-zero byte is true, as RFC 4251 says)."""
         return self.byte() != 0
 
     def uint32(self) -> int:
+        """Reads a big-endian uint32; `DecodeError` if fewer than 4 bytes are left."""
         value: int = _U32.unpack(self._take(4))[0]
         return value
 
     def uint64(self) -> int:
+        """Reads a big-endian uint64; `DecodeError` if fewer than 8 bytes are left."""
         value: int = _U64.unpack(self._take(8))[0]
         return value
 
     def string(self, max_length: int | None = None) -> bytes:
+        """Reads a length-prefixed string.
+
+        Raises `DecodeError` when the announced length runs past the buffer or over
+        `max_length`, so a hostile length never makes a big allocation.
+        """
         length = self.uint32()
         if max_length is not None and length > max_length:
             raise DecodeError(f"string of {length} bytes exceeds limit of {max_length}")
         return self._take(length)
 
     def text(self, max_length: int | None = None) -> str:
+        """Reads a string and decodes it as UTF-8; `DecodeError` if it is not UTF-8."""
         raw = self.string(max_length)
         try:
             return raw.decode("utf-8")
@@ -170,12 +196,14 @@ class Reader:
             raise DecodeError(f"string is not valid UTF-8: {exc}") from None
 
     def mpint(self) -> int:
+        """Reads an mpint (two's complement, big-endian); the empty string is 0."""
         raw = self.string()
         if not raw:
             return 0
         return int.from_bytes(raw, "big", signed=True)
 
     def name_list(self) -> list[str]:
+        """Reads a name-list; `DecodeError` if it is not ASCII. Empty gives `[]`."""
         raw = self.string()
         if not raw:
             return []
@@ -186,11 +214,14 @@ class Reader:
         return text.split(",")
 
     def raw(self, count: int) -> bytes:
+        """Reads exactly `count` bytes; `DecodeError` if fewer are left."""
         return self._take(count)
 
     def rest(self) -> bytes:
+        """Reads everything that is left (possibly nothing)."""
         return self._take(self._end - self._pos)
 
     def check_end(self) -> None:
+        """Raises `DecodeError` if any byte is left unread: every parser ends with it."""
         if self._pos != self._end:
             raise DecodeError(f"{self._end - self._pos} unexpected trailing bytes in message")

@@ -8,9 +8,11 @@ log appended to its report.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
+import peers
 import pytest
 
 from sshlib import testing
@@ -52,9 +54,13 @@ class ServerFactory:
 
 
 class OpenSSHFactory(ServerFactory):
-    def __call__(self, extra_config: Mapping[str, str] | None = None, **kwargs: Any) -> TestServer:
-        """start_openssh(extra_config=..., **kwargs), stopped when the test ends."""
-        server = testing.start_openssh(extra_config=extra_config, **kwargs)
+    def __call__(self, extra_config: Mapping[str, str] | None = None, *,
+                 version: str = "9.2", **kwargs: Any) -> TestServer:
+        """start_openssh(extra_config=..., **kwargs), stopped when the test ends.
+
+        `version` picks the sshd: "9.2" (the system's), "10.0" or "newest" (tests/peers.py).
+        """
+        server = start_openssh_version(version, extra_config, **kwargs)
         self.servers.append(server)
         return server
 
@@ -65,6 +71,45 @@ class DropbearFactory(ServerFactory):
         server = testing.start_dropbear(extra_args=extra_args, **kwargs)
         self.servers.append(server)
         return server
+
+
+def start_openssh_version(version: str, extra_config: Mapping[str, str] | None = None,
+                          **kwargs: Any) -> TestServer:
+    """testing.start_openssh with the sshd of OpenSSH `version` (see tests/peers.py)."""
+    if version == "9.2":
+        return testing.start_openssh(extra_config=extra_config, **kwargs)
+    peer = peers.openssh(version)
+    return testing.start_openssh(sshd=peer.sshd,
+                                 extra_config={**peer.sshd_config, **(extra_config or {})},
+                                 **kwargs)
+
+
+class OpenSSHVersions(ServerFactory):
+    """One session-long sshd per OpenSSH version, started on first use."""
+
+    def __init__(self) -> None:
+        super().__init__("openssh")
+        self._by_version: dict[str, TestServer] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, version: str) -> TestServer:
+        """The shared server of `version` ("9.2", "10.0", "newest"); do not change its state."""
+        with self._lock:
+            if version not in self._by_version:
+                server = start_openssh_version(version)
+                self._by_version[version] = server
+                self.servers.append(server)
+            return self._by_version[version]
+
+
+@pytest.fixture(scope="session")
+def openssh_servers(ssh_tools: None) -> Iterator[OpenSSHVersions]:
+    """openssh_servers("10.0") -> one session-long sshd of that version (see tests/peers.py)."""
+    versions = OpenSSHVersions()
+    try:
+        yield versions
+    finally:
+        versions.stop_all()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import sshlib
@@ -41,16 +42,36 @@ def need_password(server: Any) -> str:
     return str(server.password)
 
 
-def cat_round_trip(client: Any, size: int) -> None:
-    """Send `size` random bytes through remote `cat` while reading them back; compare sha256."""
-    data = os.urandom(1 << 20) * (size >> 20)
+def cat_round_trip(client: Any, size: int, data: bytes | None = None,
+                   midway: Callable[[], None] | None = None) -> None:
+    """Send `size` random bytes (or `data`) through remote `cat` while reading them back;
+    compare sha256.  `midway` runs once half of the data is written (e.g. a rekey)."""
+    if data is None:
+        data = os.urandom(1 << 20) * (size >> 20)
     session = client.new_session()
     session.start("cat")
-    writer = threading.Thread(target=lambda: (session.stdin.write(data, timeout=120),
-                                              session.stdin.close()))
+
+    def write() -> None:
+        half = len(data) // 2
+        session.stdin.write(data[:half], timeout=120)
+        if midway is not None:
+            midway()
+        session.stdin.write(data[half:], timeout=120)
+        session.stdin.close()
+    writer = threading.Thread(target=write)
     writer.start()
     received = session.stdout.read(timeout=120)
     writer.join()
     session.wait(timeout=30)
     assert len(received) == len(data)
     assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+
+
+def assert_negotiated(client: Any, kex: str, host_key: str, cipher: str,
+                      mac: str | None) -> None:
+    """The client negotiated exactly these algorithms, in both directions."""
+    got = client.algorithms
+    assert (got.kex, got.host_key) == (kex, host_key)
+    assert got.cipher_client_to_server == got.cipher_server_to_client == cipher
+    if mac:
+        assert got.mac_client_to_server == got.mac_server_to_client == mac

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,14 @@ pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.timeout(300)]
 T = TypeVar("T")
 
 
+async def within(awaitable: Awaitable[T], delay: float) -> T:
+    """asyncio's own deadline: asyncio.timeout() on 3.11+, wait_for() on 3.10 (no timeout())."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(delay):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, delay)
+
+
 def run(main: Callable[[], Awaitable[T]], timeout: float = 60) -> T:
     """asyncio.run(main()) with the checks the module docstring lists."""
     problems: list[str] = []
@@ -41,8 +50,7 @@ def run(main: Callable[[], Awaitable[T]], timeout: float = 60) -> T:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(lambda _, ctx: problems.append(
             f"{ctx.get('message')}: {ctx.get('exception')!r}"))
-        async with asyncio.timeout(timeout):
-            result = await main()
+        result = await within(main(), timeout)
         await asyncio.sleep(0.05)  # let closed transports finish their callbacks
         left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         assert not left, f"tasks left running: {left}"
@@ -143,9 +151,8 @@ def test_timeout_argument_keeps_the_session_and_asyncio_timeout_cooperates(
             s = c.new_session()
             await s.start("sleep 30")
             started = time.monotonic()
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.2):
-                    await s.wait()
+            with pytest.raises(asyncio.TimeoutError):  # TimeoutError itself on 3.11+
+                await within(s.wait(), 0.2)
             assert time.monotonic() - started < 2
             with pytest.raises(sshlib.Timeout):
                 await asyncio.wait_for(s.wait(timeout=0.1), 5)

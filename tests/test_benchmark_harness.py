@@ -28,7 +28,8 @@ SIZE = 4 << 20
 CLIENTS = ("sshlib", "asyncssh", "paramiko", "openssh")
 TRANSFERS = [f"{kind}/{cipher}" for kind in ("download", "upload") for cipher in (
     "chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
-    "aes128-ctr")]
+    "aes128-ctr")] + [f"compression/{data}/{on}" for data in ("compressible", "random")
+                      for on in ("off", "on")]
 
 
 def harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -113,6 +114,8 @@ def test_quick_run_measures_every_client(ssh_tools: None, tmp_path: Path) -> Non
         assert "not implemented yet" in agent["sshlib"]["reason"]
 
     # The printed table: every client, paramiko's missing cipher, the machine line.
+    assert report["measurements"]["compression/random/on"]["compression"] is True
+    assert "| download compressible, compression on | openssh |" in done.stdout
     assert "| download aes128-gcm@openssh.com | sshlib |" in done.stdout
     assert "n/a (paramiko has no chacha20-poly1305)" in done.stdout
     assert "Machine:" in done.stdout

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from sshlib import algorithms
 from sshlib.errors import HostKeyError, HostKeyMismatchError, UnknownHostKeyError
 from sshlib.keys import PublicKey, generate_private_key, load_public_key
 from sshlib.knownhosts import (
@@ -299,7 +300,9 @@ def test_multiple_keys_per_host_and_algorithms(keys: dict[str, PublicKey]) -> No
                f"@cert-authority m {keys['rsa'].openssh()}\n")
     known.check("m", 22, keys["ec"])
     known.check("m", 22, keys["ed"])
-    assert known.host_key_algorithms("m") == ["ecdsa-sha2-nistp256", "ssh-ed25519"]
+    # The @cert-authority line puts the host certificate algorithms first (as OpenSSH does).
+    assert known.host_key_algorithms("m") == [*algorithms.CERT_HOST_KEY,
+                                              "ecdsa-sha2-nistp256", "ssh-ed25519"]
     assert known.host_key_algorithms("unknown") == []
     with pytest.raises(HostKeyMismatchError):
         known.check("m", 22, keys["rsa"])  # a CA key is not a host key

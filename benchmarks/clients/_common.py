@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import struct
 import subprocess
 import time
@@ -30,7 +31,10 @@ CHUNK = 1 << 20
 UPLOAD_COMMAND = "wc -c"
 
 
-def download_command(nbytes: int) -> str:
+def download_command(nbytes: int, source: str = "") -> str:
+    """Zeros, or the file `source` over and over (compression rows), cut at `nbytes`."""
+    if source:
+        return f"while cat {shlex.quote(source)}; do :; done | head -c {nbytes}"
     return f"head -c {nbytes} /dev/zero"
 
 
@@ -53,6 +57,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pubkey", default="", help="public key the agent holds (to verify)")
     p.add_argument("--sftp-dir", default="", help="directory of the SFTP sources/results")
     p.add_argument("--result", required=True, help="write the JSON result here")
+    p.add_argument("--source", default="", help="download: repeat this remote file, not zeros")
+    p.add_argument("--compression", action="store_true",
+                   help="offer zlib@openssh.com (else compression is off)")
     return p.parse_args(argv)
 
 

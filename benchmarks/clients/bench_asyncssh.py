@@ -41,7 +41,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "server_host_key_algs": [args.host_key_alg],
         "encryption_algs": [args.cipher],
         "mac_algs": [args.mac],
-        "compression_algs": ["none"],
+        "compression_algs": ["zlib@openssh.com"] if args.compression else ["none"],
         "agent_path": None,
         "config": None,
         "preferred_auth": "publickey",
@@ -52,7 +52,7 @@ async def download(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     async with asyncssh.connect(args.host, **_options(args)) as conn:
         chan, base = await conn.create_session(
-            _Counter, _common.download_command(args.bytes), encoding=None)
+            _Counter, _common.download_command(args.bytes, args.source), encoding=None)
         session = cast(_Counter, base)
         exc = await session.done
         if exc is not None:

@@ -40,7 +40,8 @@ def ssh_argv(args: argparse.Namespace, *extra: str) -> list[str]:
         "-o", f"UserKnownHostsFile={args.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no",
         "-o", f"KexAlgorithms={args.kex}", "-o", f"HostKeyAlgorithms={args.host_key_alg}",
-        "-c", args.cipher, "-m", args.mac, "-o", "Compression=no", "-o", "LogLevel=ERROR",
+        "-c", args.cipher, "-m", args.mac, "-o", "LogLevel=ERROR",
+        "-o", f"Compression={'yes' if args.compression else 'no'}",
         *extra, f"{args.user}@{args.host}",
     ]
 
@@ -65,7 +66,8 @@ def _check(proc: dict[str, float], what: str) -> None:
 
 
 def download(args: argparse.Namespace) -> dict[str, Any]:
-    argv = [*ssh_argv(args, "-o", "ControlPath=none"), _common.download_command(args.bytes)]
+    argv = [*ssh_argv(args, "-o", "ControlPath=none"),
+            _common.download_command(args.bytes, args.source)]
     buf = memoryview(bytearray(1 << 20))
     got = 0
     r, w = _pipe()

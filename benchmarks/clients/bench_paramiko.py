@@ -31,6 +31,7 @@ class _Connection:
         opts.key_types = [args.host_key_alg]
         opts.ciphers = [args.cipher]
         opts.digests = [args.mac]
+        opts.compression = ["zlib@openssh.com"] if args.compression else ["none"]
         self.transport.connect(hostkey=host_key, username=args.user, pkey=key)
 
     def __enter__(self) -> paramiko.Transport:
@@ -66,7 +67,7 @@ def download(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     got = 0
     with _Connection(args, key, host_key) as t:
-        chan = _exec(t, _common.download_command(args.bytes))
+        chan = _exec(t, _common.download_command(args.bytes, args.source))
         recv = chan.recv
         while chunk := recv(1 << 20):
             got += len(chunk)

@@ -27,6 +27,7 @@ def config(args: argparse.Namespace, cipher: str | None = None) -> sshlib.Client
         host_key_algorithms=[args.host_key_alg],
         ciphers=[cipher],
         macs=[args.mac],
+        compression=args.compression,
     )
     # Tuning experiments only (docs/performance.md): the harness never sets these.
     if os.environ.get("SSHLIB_BENCH_WINDOW"):
@@ -44,7 +45,7 @@ def download(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     got = 0
     with dial(args) as client, client.new_session() as s:
-        s.start(_common.download_command(args.bytes))
+        s.start(_common.download_command(args.bytes, args.source))
         read = s.stdout.read
         while chunk := read(1 << 20):
             got += len(chunk)

@@ -107,12 +107,16 @@ ERROR_IO_PENDING = 997
 
 
 class OVERLAPPED(ctypes.Structure):
+    """Win32 OVERLAPPED: one per pending pipe read or write; `hEvent` is set when it completes."""
+
     _fields_ = [("Internal", ctypes.c_size_t), ("InternalHigh", ctypes.c_size_t),
                 ("Offset", ctypes.c_uint32), ("OffsetHigh", ctypes.c_uint32),
                 ("hEvent", ctypes.c_void_p)]
 
 
 class SECURITY_ATTRIBUTES(ctypes.Structure):
+    """Win32 SECURITY_ATTRIBUTES; `nLength` must be its own size (russh 565 got this wrong)."""
+
     _fields_ = [("nLength", ctypes.c_uint32), ("lpSecurityDescriptor", ctypes.c_void_p),
                 ("bInheritHandle", ctypes.c_int)]
 
@@ -125,6 +129,8 @@ class COPYDATASTRUCT(ctypes.Structure):
 
 
 class MSG(ctypes.Structure):
+    """Win32 MSG, filled by GetMessageW in the hidden Pageant window's message loop."""
+
     _fields_ = [("hwnd", ctypes.c_void_p), ("message", ctypes.c_uint), ("wParam", ctypes.c_size_t),
                 ("lParam", ctypes.c_ssize_t), ("time", ctypes.c_uint32),
                 ("pt_x", ctypes.c_long), ("pt_y", ctypes.c_long), ("lPrivate", ctypes.c_uint32)]
@@ -137,6 +143,8 @@ WNDPROC: Any = _functype(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_uint, ctype
 
 
 class WNDCLASSW(ctypes.Structure):
+    """Win32 WNDCLASSW: registers the window class "Pageant" for the pageant-window listener."""
+
     _fields_ = [("style", ctypes.c_uint), ("lpfnWndProc", WNDPROC), ("cbClsExtra", ctypes.c_int),
                 ("cbWndExtra", ctypes.c_int), ("hInstance", ctypes.c_void_p),
                 ("hIcon", ctypes.c_void_p), ("hCursor", ctypes.c_void_p),
@@ -145,6 +153,8 @@ class WNDCLASSW(ctypes.Structure):
 
 
 class MEMORY_BASIC_INFORMATION(ctypes.Structure):
+    """Win32 MEMORY_BASIC_INFORMATION: VirtualQuery gives a mapping's real `RegionSize`."""
+
     _fields_ = [("BaseAddress", ctypes.c_void_p), ("AllocationBase", ctypes.c_void_p),
                 ("AllocationProtect", ctypes.c_uint32), ("PartitionId", ctypes.c_uint16),
                 ("RegionSize", ctypes.c_size_t), ("State", ctypes.c_uint32),
@@ -358,6 +368,7 @@ class OwnedSecurityAttributes:
                                               ctypes.addressof(self.descriptor), 0)
 
     def pointer(self) -> Any:
+        """`LPSECURITY_ATTRIBUTES` for a Win32 call; valid while this object lives."""
         return ctypes.byref(self.attributes)
 
 
@@ -400,9 +411,11 @@ class SddlSecurityAttributes:
                                               descriptor.value, 0)
 
     def pointer(self) -> Any:
+        """`LPSECURITY_ATTRIBUTES` for a Win32 call; valid until `close()`."""
         return ctypes.byref(self.attributes)
 
     def close(self) -> None:
+        """Frees the descriptor (LocalFree); idempotent. Objects made with it keep a copy."""
         if self.descriptor.value:
             self._w.LocalFree(self.descriptor)
             self.descriptor = ctypes.c_void_p()

@@ -26,6 +26,8 @@ _FILE_RE = re.compile(rb"([0-9]{1,5})\n(.{16})", re.DOTALL)
 
 @dataclass(frozen=True)
 class AssuanSocketFile:
+    """The parsed contents of a libassuan socket file: the TCP port on 127.0.0.1 and the nonce."""
+
     port: int
     nonce: bytes = field(repr=False)
 
@@ -36,6 +38,10 @@ def is_assuan_data(data: bytes) -> bool:
 
 
 def parse_assuan_socket_file(data: bytes, endpoint: str | None = None) -> AssuanSocketFile:
+    """Parses a libassuan socket file (`PORT\n` then 16 nonce bytes).
+
+    Raises `AgentConnectError` for any other layout or a port outside 1-65535.
+    """
     match = _FILE_RE.fullmatch(data)
     if match is None:
         raise AgentConnectError(
@@ -49,6 +55,12 @@ def parse_assuan_socket_file(data: bytes, endpoint: str | None = None) -> Assuan
 
 def open_assuan_data(data: bytes, path: str, timeout: float | None,
                      endpoint: str) -> SocketTransport:
+    """Connects using socket file contents already read from `path` (the sniffer has them).
+
+    Connects to 127.0.0.1:PORT and sends the nonce; nothing comes back, so a wrong
+    nonce only shows as the agent closing the stream. `timeout` bounds connect and
+    nonce together; failures are `AgentConnectError` naming the port.
+    """
     info = parse_assuan_socket_file(data, endpoint)
     deadline = Deadline(timeout)
     sock = connect_tcp("127.0.0.1", info.port, timeout, endpoint)

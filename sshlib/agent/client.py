@@ -56,9 +56,10 @@ def _blob_type(blob: bytes) -> str:
 class AgentKey:
     """A key the agent holds: its public blob, comment and (if sshlib supports it) key.
 
-    `public_key` is None for key types sshlib does not parse (certificates,
-    security keys, DSA); such keys are still listed and can still be removed
-    or used with `AgentClient.sign`, but they cannot act as a `Signer`.
+    `public_key` is None for key types sshlib does not parse (DSA, unknown
+    types; certificates give a `sshlib.keys.Certificate`).  Such keys are
+    still listed and can still be removed or used with `AgentClient.sign`,
+    but they cannot act as a `Signer`.
     """
 
     blob: bytes = field(repr=False)
@@ -121,12 +122,24 @@ class AgentSigner:
             algorithm = key.signature_algorithms[0]
         elif algorithm not in key.signature_algorithms:
             raise ValueError(f"a {key.key_type} key cannot sign with {algorithm!r}")
-        signature = self.client.sign(key, data, flags=p.sign_flags_for_algorithm(algorithm))
+        # A certificate algorithm (rsa-sha2-512-cert-v01@...) signs as the plain one.
+        wanted = key.signature_name(algorithm)
+        signature = self.client.sign(key, data, flags=p.sign_flags_for_algorithm(wanted))
         got = _blob_type(signature)
-        if got != algorithm:
-            raise AgentProtocolError(f"asked for a {algorithm} signature, the agent made {got}",
+        if got != wanted:
+            raise AgentProtocolError(f"asked for a {wanted} signature, the agent made {got}",
                                      endpoint=self.client.endpoint)
         return signature
+
+    def bind_session(self, host_key_blob: bytes, session_id: bytes, signature: bytes) -> bool:
+        """Send session-bind@openssh.com before authenticating (the driver calls this).
+
+        Lets the agent enforce ``ssh-add -h`` destination constraints.  False if
+        the agent does not accept it (older agents, or a socket already bound to
+        another connection: use one agent connection per SSH connection for
+        constrained keys); authentication goes on either way.
+        """
+        return self.client.session_bind(host_key_blob, session_id, signature, False)
 
     def __repr__(self) -> str:
         return f"<AgentSigner {self._public_key.key_type} {self._public_key.fingerprint()}>"
@@ -315,7 +328,7 @@ class AgentClient:
         if confirm:
             constraints.append(p.confirm_constraint())
         public_key = private_key.public_key
-        payload = p.add_identity(public_key.key_type, private_key._private_fields(),
+        payload = p.add_identity(public_key.key_type, private_key.private_fields(),
                                  private_key.comment if comment is None else comment,
                                  constraints)
         self._simple(payload, f"add key {public_key.fingerprint()}", timeout)

@@ -72,7 +72,8 @@ class Endpoint:
             host = f"[{self.address}]" if ":" in self.address else self.address
             return f"tcp:{host}:{self.port}"
         if self.kind == "vsock":
-            return f"vsock:{self.cid}:{self.port}"
+            cid = "any" if self.cid == 0xFFFFFFFF else self.cid  # VMADDR_CID_ANY (listening)
+            return f"vsock:{cid}:{self.port}"
         return f"{self.kind}:{self.address}"
 
 
@@ -80,9 +81,9 @@ def _bad(text: str, why: str) -> AgentError:
     return AgentError(f"bad agent endpoint {text!r}: {why}")
 
 
-def _port(text: str, value: str) -> int:
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise _bad(text, f"port {value!r} is not a number in 1..65535")
+def _port(text: str, value: str, highest: int = 65535) -> int:
+    if not value.isdigit() or not 0 < int(value) <= highest:
+        raise _bad(text, f"port {value!r} is not a number in 1..{highest}")
     return int(value)
 
 
@@ -126,7 +127,8 @@ def parse_endpoint(text: str) -> Endpoint:
     host, sep, port_text = rest.rpartition(":")
     if not sep or not host:
         raise _bad(text, f"{kind}: wants {'HOST' if kind == 'tcp' else 'CID'}:PORT")
-    port = _port(text, port_text)
+    # vsock ports are 32 bits (the kernel picks ones above 2**31); 0xFFFFFFFF means "any".
+    port = _port(text, port_text, 65535 if kind == "tcp" else 0xFFFFFFFE)
     if kind == "tcp":
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]

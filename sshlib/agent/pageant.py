@@ -180,6 +180,13 @@ def find_pageant_window() -> int:
 
 def open_pageant_window(timeout: float | None, endpoint: str,
                         max_message: int = DEFAULT_MAX_MESSAGE) -> PageantWindowTransport:
+    """Talks to Pageant through its window (WM_COPYDATA and a shared file mapping).
+
+    Windows only (`AgentUnsupportedError` elsewhere); `AgentConnectError` when no
+    "Pageant" window exists in this desktop session. Each request is one
+    SendMessageTimeout, bounded by the request's timeout; Pageant answers one
+    request at a time, so concurrent callers queue.
+    """
     if sys.platform != "win32":
         raise _unsupported("Pageant's WM_COPYDATA window", endpoint)
     hwnd = find_pageant_window()

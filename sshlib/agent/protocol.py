@@ -301,8 +301,11 @@ def parse_sign_response(reply: Reply, endpoint: str | None = None) -> bytes:
         signature = reader.string()
         reader.check_end()
         inner = Reader(signature)
-        inner.string(256)
+        name = inner.string(256)
         inner.string()
+        if name.startswith((b"sk-", b"webauthn-sk-")):
+            inner.byte()  # security keys add flags and a counter (PROTOCOL.u2f)
+            inner.uint32()
         inner.check_end()
     except DecodeError as exc:
         raise AgentProtocolError(f"malformed signature: {exc}", endpoint=endpoint) from None

@@ -38,4 +38,8 @@ def connect_tcp(host: str, port: int, timeout: float | None, endpoint: str) -> s
 
 
 def open_tcp(host: str, port: int, timeout: float | None, endpoint: str) -> SocketTransport:
+    """A raw agent stream over TCP. There is no authentication: use loopback only.
+
+    `timeout` bounds the connect; `AgentConnectError` names the address on failure.
+    """
     return SocketTransport(connect_tcp(host, port, timeout, endpoint), endpoint)

@@ -110,18 +110,33 @@ class BaseTransport(abc.ABC):
 
     @property
     def endpoint(self) -> str:
+        """The endpoint string this stream was opened for (it appears in every error)."""
         return self._endpoint
 
     @abc.abstractmethod
-    def send_all(self, data: bytes, timeout: float | None) -> None: ...
+    def send_all(self, data: bytes, timeout: float | None) -> None:
+        """Sends every byte of `data` within `timeout` seconds.
+
+        Raises `AgentTimeoutError` when time runs out and `AgentConnectError` when the
+        stream is closed or broken; after either, what reached the agent is unknown.
+        """
 
     @abc.abstractmethod
-    def recv(self, max_bytes: int, timeout: float | None) -> bytes: ...
+    def recv(self, max_bytes: int, timeout: float | None) -> bytes:
+        """Up to `max_bytes` bytes as soon as any arrive; `b""` at the end of the stream.
+
+        Raises `AgentTimeoutError` when nothing arrives within `timeout` seconds.
+        """
 
     @abc.abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Releases the stream; idempotent, and from any thread it wakes blocked calls."""
 
     def recv_exact(self, count: int, timeout: float | None) -> bytes:
+        """Exactly `count` bytes, or fewer only if the stream ended first.
+
+        `timeout` bounds the whole read, not each piece: `AgentTimeoutError` when it runs out.
+        """
         deadline = Deadline(timeout)
         parts: list[bytes] = []
         got = 0

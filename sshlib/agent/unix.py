@@ -36,6 +36,13 @@ def _connect(sock: socket.socket, path: str) -> None:
 
 
 def open_unix(path: str, timeout: float | None, endpoint: str) -> SocketTransport:
+    """Connects to an agent's Unix socket at `path` within `timeout` seconds.
+
+    Paths longer than `sun_path` work on Linux (through `/proc/self/fd`). On Windows
+    it uses Winsock's AF_UNIX. Raises `AgentConnectError` saying whether the socket
+    is missing, stale (nothing listens) or timed out, and `AgentUnsupportedError`
+    where the platform has no AF_UNIX.
+    """
     family = getattr(socket, "AF_UNIX", None)
     if family is None:
         if sys.platform == "win32":

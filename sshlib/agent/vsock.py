@@ -34,6 +34,11 @@ def vsock_socket(endpoint: str) -> socket.socket:
 
 
 def open_vsock(cid: int, port: int, timeout: float | None, endpoint: str) -> SocketTransport:
+    """Connects to an agent over AF_VSOCK (`cid` 2 is the host, as seen from WSL2).
+
+    `AgentUnsupportedError` where Python or the kernel lacks vsock,
+    `AgentConnectError` on a refused or timed-out connect.
+    """
     sock = vsock_socket(endpoint)
     try:
         sock.settimeout(timeout)

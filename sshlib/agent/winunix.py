@@ -33,6 +33,8 @@ _ENOENT_CODES = (2, 3, 10061)  # file / path not found, refused (no listener)
 
 
 class SOCKADDR_UN(ctypes.Structure):
+    """Winsock's `sockaddr_un` (afunix.h): family, then a NUL-terminated path of up to 108 bytes."""
+
     _fields_ = [("sun_family", ctypes.c_ushort), ("sun_path", ctypes.c_char * _UNIX_PATH_MAX)]
 
 

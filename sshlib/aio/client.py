@@ -42,9 +42,10 @@ T = TypeVar("T")
 async def with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None, what: str) -> T:
     """Await `coro`, raising sshlib.Timeout (not asyncio's) after `timeout` seconds.
 
-    On Python 3.11+ this uses asyncio.timeout(): there, wait_for() can swallow
-    a cancellation that arrives just as the awaited work finishes (fixed in
-    3.12), and a cancelled dial() must never hand back a live connection.
+    On Python 3.11+ this uses asyncio.timeout(), on 3.10 an equivalent scope:
+    wait_for() can swallow a cancellation that arrives just as the awaited work
+    finishes (fixed in 3.12), and a cancelled dial() must never hand back a live
+    connection.
     """
     if timeout is None:
         return await coro
@@ -57,10 +58,27 @@ async def with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None, what
             if scope.expired():
                 raise Timeout(f"timed out {what}") from None
             raise
+    # 3.10: no asyncio.timeout(), and wait_for() has the race above; cancel this task
+    # ourselves when the time is up, so the work runs in the caller's task as on 3.11+.
+    # (3.10 has no Task.uncancel(): a cancellation from outside in the same loop
+    # iteration as the expiry is reported as Timeout.)
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+    handle = asyncio.get_running_loop().call_later(timeout, expire)
     try:
-        return await asyncio.wait_for(coro, timeout)
-    except asyncio.TimeoutError:
-        raise Timeout(f"timed out {what}") from None
+        return await coro
+    except asyncio.CancelledError:
+        if expired:
+            raise Timeout(f"timed out {what}") from None
+        raise
+    finally:
+        handle.cancel()
 
 
 class _Dial:
@@ -287,7 +305,7 @@ class Client(ConnectionFacts):
         Sessions then ask for forwarding with ``await session.request_agent_forwarding()``.
         Agent I/O runs in worker threads (some agent transports only have blocking calls).
         """
-        self._driver.agent_target = AgentForwarder(target)
+        self._driver.agent_target = AgentForwarder(target, self._driver.session_binding())
 
     async def send_keepalive(self, timeout: float | None = None) -> None:
         """Ask the server for a reply (OpenSSH's keepalive@openssh.com) to prove it is alive."""

@@ -231,67 +231,88 @@ class SFTPClient(ops.Tuning):
         return _FileOpener(self, path, mode)
 
     async def copy(self, src: str, dst: str) -> None:
+        """Copy a remote file to a remote path (server-side with copy-data when offered)."""
         await self._drive(ops.copy(self._ctx, src, dst))
 
     async def stat(self, path: str) -> SFTPAttributes:
+        """Attributes of `path`, following symlinks."""
         return await self._drive(ops.stat(self._ctx, path))
 
     async def lstat(self, path: str) -> SFTPAttributes:
+        """Attributes of `path` itself (a symlink is not followed)."""
         return await self._drive(ops.stat(self._ctx, path, c.FXP_LSTAT))
 
     async def setstat(self, path: str, attrs: SFTPAttributes) -> None:
+        """Set the attributes that are not None in `attrs`."""
         await self._drive(ops.setstat(self._ctx, path, attrs))
 
     async def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of `path` (SETSTAT)."""
         await self.setstat(path, SFTPAttributes(st_mode=mode))
 
     async def chown(self, path: str, uid: int, gid: int) -> None:
+        """Set owner and group of `path` (SFTP v3 sets both at once)."""
         await self.setstat(path, SFTPAttributes(st_uid=uid, st_gid=gid))
 
     async def utime(self, path: str, times: tuple[float, float] | None = None) -> None:
+        """Set (atime, mtime); None means now (whole seconds)."""
         atime, mtime = times if times is not None else (time.time(), time.time())
         await self.setstat(path, SFTPAttributes(st_atime=int(atime), st_mtime=int(mtime)))
 
     async def truncate(self, path: str, size: int) -> None:
+        """Set the size of `path` to `size` bytes."""
         await self.setstat(path, SFTPAttributes(st_size=size))
 
     async def statvfs(self, path: str) -> SFTPVFSAttributes:
+        """File system statistics (statvfs@openssh.com)."""
         return await self._drive(ops.statvfs(self._ctx, path))
 
     async def listdir(self, path: str = ".") -> list[str]:
+        """Names in directory `path` (without . and ..)."""
         return [e.filename for e in await self._drive(ops.scandir(self._ctx, path))]
 
     async def scandir(self, path: str = ".") -> Iterator[SFTPName]:
+        """An iterator of SFTPName entries (.filename, .longname, .attrs) of directory `path`."""
         return iter(await self._drive(ops.scandir(self._ctx, path)))
 
     async def mkdir(self, path: str, mode: int = 0o777) -> None:
+        """Create directory `path`; FileExistsError if something is there."""
         await self._drive(ops.mkdir(self._ctx, path, mode))
 
     async def makedirs(self, path: str, mode: int = 0o777, exist_ok: bool = False) -> None:
+        """Create `path` and missing parents; FileExistsError if it exists unless exist_ok."""
         await self._drive(ops.makedirs(self._ctx, path, mode, exist_ok))
 
     async def rmdir(self, path: str) -> None:
+        """Remove an empty directory (SFTPError FAILURE if it is not empty)."""
         await self._drive(ops.simple(self._ctx, "rmdir", c.FXP_RMDIR, path))
 
     async def remove(self, path: str) -> None:
+        """Remove a file (IsADirectoryError for a directory: use rmdir)."""
         await self._drive(ops.simple(self._ctx, "remove", c.FXP_REMOVE, path))
 
     async def rename(self, old: str, new: str) -> None:
+        """Rename, replacing `new` if it exists (posix-rename@openssh.com when offered)."""
         await self._drive(ops.rename(self._ctx, old, new))
 
     async def symlink(self, target: str, link: str) -> None:
+        """Make `link` a symlink pointing at `target`."""
         await self._drive(ops.symlink(self._ctx, target, link))
 
     async def readlink(self, path: str) -> str:
+        """The target a symlink points at."""
         return await self._drive(ops.one_name(self._ctx, c.FXP_READLINK, path))
 
     async def realpath(self, path: str = ".") -> str:
+        """The canonical absolute path ("~" expanded with expand-path@openssh.com)."""
         return await self._drive(ops.one_name(self._ctx, c.FXP_REALPATH, path))
 
     async def exists(self, path: str) -> bool:
+        """True if `path` exists (following symlinks); other errors still raise."""
         return await self._drive(ops.exists(self._ctx, path))
 
     async def isdir(self, path: str) -> bool:
+        """True if `path` is a directory (following symlinks); False if it does not exist."""
         return await self._drive(ops.isdir(self._ctx, path))
 
     async def walk(self, top: str) -> AsyncIterator[tuple[str, list[str], list[str]]]:
@@ -300,9 +321,11 @@ class SFTPClient(ops.Tuning):
             yield triple
 
     async def glob(self, pattern: str) -> list[str]:
+        """Paths matching a shell pattern (*, ?, [..] in any component), sorted."""
         return await self._drive(ops.glob(self._ctx, pattern))
 
     async def hardlink(self, old: str, new: str) -> None:
+        """Make `new` a hard link to `old` (hardlink@openssh.com)."""
         await self._drive(ops.hardlink(self._ctx, old, new))
 
     async def close(self) -> None:
@@ -375,12 +398,15 @@ class SFTPFile:
 
     @property
     def closed(self) -> bool:
+        """True once close() ran."""
         return self._state.closed
 
     async def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (everything to EOF if size < 0); b"" at EOF."""
         return await self._sftp._drive(ops.file_read(self._sftp._ctx, self._state, size))
 
     async def readline(self, size: int = -1) -> bytes:
+        """One line including its newline (at most `size` bytes if size >= 0); b"" at EOF."""
         return await self._sftp._drive(ops.file_readline(self._sftp._ctx, self._state, size))
 
     def __aiter__(self) -> SFTPFile:
@@ -393,23 +419,29 @@ class SFTPFile:
         return line
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Buffer or send `data`; returns len(data).  Server errors surface at a later call."""
         return await self._sftp._drive(ops.file_write(self._sftp._ctx, self._state, data))
 
     async def flush(self) -> None:
+        """Send buffered data and wait until the server confirmed every write."""
         await self._sftp._drive(ops.file_flush(self._sftp._ctx, self._state))
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position (whence: os.SEEK_SET, SEEK_CUR, SEEK_END); flushes writes first."""
         return await self._sftp._drive(ops.file_seek(self._sftp._ctx, self._state, offset,
                                                      whence))
 
     def tell(self) -> int:
+        """The current position."""
         return self._state.pos
 
     async def stat(self) -> SFTPAttributes:
+        """Attributes of the open file (FSTAT), after flushing writes."""
         await self.flush()
         return await self._sftp._drive(ops.fstat(self._sftp._ctx, self._state))
 
     async def close(self) -> None:
+        """Flush buffered writes, wait for their acknowledgements and close the handle."""
         await self._sftp._drive(ops.file_close(self._sftp._ctx, self._state))
 
     async def __aenter__(self) -> SFTPFile:

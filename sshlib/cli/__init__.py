@@ -33,6 +33,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `sshlib` argument parser with every subcommand (also what `--help` prints)."""
     common = _common_options()
     parser = argparse.ArgumentParser(prog="sshlib", parents=[common],
                                      description="sshlib command line tools")

@@ -129,6 +129,11 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                      "and GnuPG socket files, WSL) and say how to use each. Exit status 0 "
                      "if any agent answered.")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("--format", choices=("table", "json", "dot", "svg"),
+                        help="table (default), json, or a picture: Graphviz dot source, or "
+                             "SVG drawn by dot (needs Graphviz)")
+    doctor.add_argument("--svg", action="store_const", const="svg", dest="format",
+                        help="the same as --format svg")
     doctor.add_argument("--timeout", type=float, default=3.0, metavar="S",
                         help="per agent (default %(default)s)")
 
@@ -276,10 +281,11 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import MachineState, diagnose, render_json, render_table
+    from .doctor import MachineState, diagnose
+    from .doctor_graph import render_report
 
     report = diagnose(MachineState.current(), timeout=args.timeout)
-    print(render_json(report) if args.json else render_table(report), end="")
+    print(render_report(report, args.format or ("json" if args.json else "table")), end="")
     return 0 if report.any_usable else 1
 
 

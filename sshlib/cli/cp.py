@@ -40,6 +40,8 @@ _REMOTE = re.compile(r"^(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/\[\]]+)"
 
 @dataclass(frozen=True)
 class Remote:
+    """The remote side of `sshlib cp`: user (None: the local user), host, port, path."""
+
     user: str | None
     host: str
     port: int
@@ -60,6 +62,7 @@ def parse_remote(spec: str) -> Remote | None:
 
 
 def add_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the `cp` subcommand to the `sshlib` parser."""
     p = commands.add_parser("cp", parents=[common], help="copy files over SFTP",
                             description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("-r", "--recursive", action="store_true", help="copy directories")

@@ -47,6 +47,7 @@ class MachineState:
 
     @classmethod
     def current(cls) -> MachineState:
+        """This process's real environment, home, platform, uid and temporary folders."""
         environ = dict(os.environ)
         getuid = getattr(os, "getuid", None)
         uid = getuid() if getuid is not None else None
@@ -95,6 +96,11 @@ class Finding:
 
 @dataclass
 class Report:
+    """Everything the doctor found: one `Finding` per endpoint looked at, and notes.
+
+    `render_table()` and `render_json()` print it; the exit status follows `any_usable`.
+    """
+
     platform: str
     wsl: WslInfo
     findings: list[Finding]
@@ -102,6 +108,7 @@ class Report:
 
     @property
     def any_usable(self) -> bool:
+        """Whether any endpoint answered as an agent (the command then exits 0)."""
         return any(f.reachable for f in self.findings)
 
 
@@ -298,6 +305,7 @@ def diagnose(state: MachineState, timeout: float = 3.0) -> Report:
 
 
 def render_table(report: Report) -> str:
+    """The report as the aligned text table `sshlib agent doctor` prints."""
     lines: list[str] = []
     if not report.findings:
         lines.append("No agent endpoints found.")
@@ -325,6 +333,7 @@ def render_table(report: Report) -> str:
 
 
 def render_json(report: Report) -> str:
+    """The report as JSON (`--json`): one object per agent, with `key_count` added."""
     data = {
         "platform": report.platform,
         "wsl": dataclasses.asdict(report.wsl),

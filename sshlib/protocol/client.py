@@ -42,6 +42,10 @@ _TRANSPORT_OK_DURING_KEX = frozenset({m.MSG_DISCONNECT, m.MSG_IGNORE, m.MSG_UNIM
                                       m.MSG_DEBUG})
 # Numbers RFC 4250 assigns in the user auth and connection ranges; anything else there
 # gets UNIMPLEMENTED (RFC 4253 11.4), as OpenSSH does.
+#: Agent forwarding, as OpenSSH always named it and as RFC 9987 names it.
+AGENT_REQ_OPENSSH = "auth-agent-req@openssh.com"
+AGENT_REQ = "agent-req"
+EXT_AGENT_FORWARD = "agent-forward"
 _ASSIGNED_AUTH_CONN = frozenset({50, 51, 52, 53, 60, 61, 80, 81, 82, *range(90, 101)})
 
 
@@ -63,6 +67,10 @@ class ClientConnection:
         self._userauth: UserAuth | None = None
         self.connection = Connection(self._send, config.window_size, config.max_packet_size)
         self.server_sig_algs: list[str] | None = None
+        #: The server advertised publickey-hostbound@openssh.com in EXT_INFO.
+        self.server_hostbound = False
+        #: The server's EXT_INFO said "agent-forward" (RFC 9987; OpenSSH >= 10.3).
+        self.server_agent_forward = False
         self.authenticated = False
         self.error: SSHError | None = None
         self.closed = False
@@ -166,12 +174,37 @@ class ClientConnection:
         return self._handshake.session_id if self._handshake else None
 
     @property
+    def session_signature(self) -> bytes:
+        """The host key's signature over the session id (first key exchange), or b""."""
+        return self._handshake.session_signature if self._handshake else b""
+
+    @property
     def host_key(self) -> PublicKey | None:
         return self._handshake.host_key if self._handshake else None
 
     @property
     def server_version(self) -> bytes | None:
         return self._version.server_version
+
+    @property
+    def agent_request_name(self) -> str:
+        """The channel request that asks for agent forwarding on this connection.
+
+        RFC 9987's ``agent-req`` when the server advertised ``agent-forward`` in
+        EXT_INFO (OpenSSH >= 10.3), else ``auth-agent-req@openssh.com``; the
+        server then opens ``agent-connect`` or ``auth-agent@openssh.com`` channels.
+        """
+        return AGENT_REQ if self.server_agent_forward else AGENT_REQ_OPENSSH
+
+    @property
+    def bytes_received(self) -> int:
+        """Wire bytes of all packets received so far (after the version line)."""
+        return self._packets.total_bytes_in
+
+    @property
+    def bytes_sent(self) -> int:
+        """Wire bytes of all packets queued for sending so far (after the version line)."""
+        return self._packets.total_bytes_out
 
     @property
     def kex_in_progress(self) -> bool:
@@ -225,6 +258,14 @@ class ClientConnection:
 
     def _dispatch(self, hs: Handshake, seq: int, msg_type: int, payload: bytes) -> None:
         events = self._events
+        if msg_type == m.MSG_DISCONNECT:
+            # Always allowed, even inside a strict initial key exchange (OpenSSH's packet.c
+            # handles it before the strict-KEX check too): a server that gives up during
+            # the exchange says why, and the caller must get that reason, not a KEX error.
+            r = Reader(payload, 1)
+            reason = r.uint32()
+            description = r.text()
+            raise DisconnectError(reason, description[:1024])
         is_kex = m.MSG_KEXINIT <= msg_type <= m.MSG_KEX_LAST
         if not hs.first_kex_done:
             if not hs.receiving_kex and msg_type != m.MSG_KEXINIT:
@@ -240,11 +281,6 @@ class ClientConnection:
             return
         if hs.receiving_kex and msg_type not in _TRANSPORT_OK_DURING_KEX:
             raise ProtocolError(f"unexpected {m.name(msg_type)} during key exchange")
-        if msg_type == m.MSG_DISCONNECT:
-            r = Reader(payload, 1)
-            reason = r.uint32()
-            description = r.text()
-            raise DisconnectError(reason, description[:1024])
         if msg_type == m.MSG_IGNORE:
             return
         if msg_type == m.MSG_DEBUG:
@@ -269,6 +305,7 @@ class ClientConnection:
                 events.append(event)
                 if isinstance(event, AuthSucceeded):
                     self.authenticated = True
+                    hs.start_delayed_compression()
             return
         if 80 <= msg_type <= 127:
             if not self.authenticated:
@@ -282,8 +319,12 @@ class ClientConnection:
         hs = self._handshake
         assert hs is not None and hs.session_id is not None
         rsa_sha1 = algs.INSECURE_HOSTKEY_SSH_RSA in (self.config.host_key_algorithms or ())
+        assert hs.host_key is not None
         self._userauth = UserAuth(self.config.user, list(self.config.auth), self._send,
-                                  lambda: self.server_sig_algs, rsa_sha1)
+                                  lambda: self.server_sig_algs, rsa_sha1,
+                                  host_key_blob=hs.host_key.blob,
+                                  session_signature=hs.session_signature,
+                                  hostbound=lambda: self.server_hostbound)
         self._userauth.start(hs.session_id)
 
     def _on_ext_info(self, payload: bytes) -> None:
@@ -297,6 +338,11 @@ class ClientConnection:
             if name == "server-sig-algs":
                 self.server_sig_algs = value.decode("ascii", "replace").split(",")
                 log.debug("server-sig-algs: %s", ",".join(self.server_sig_algs))
+            elif name == "publickey-hostbound@openssh.com" and value == b"0":
+                self.server_hostbound = True
+            elif name == EXT_AGENT_FORWARD and value == b"0":  # version "0", as OpenSSH checks
+                self.server_agent_forward = True
+                log.debug("server speaks the RFC 9987 agent-forwarding names")
         r.check_end()
 
     def _maybe_rekey(self) -> None:

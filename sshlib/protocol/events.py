@@ -42,6 +42,11 @@ class KexCompleted(Event):
 
 @dataclass(frozen=True, slots=True)
 class AuthBannerReceived(Event):
+    """The server sent a USERAUTH_BANNER (text to show the user before login).
+
+    The text is the server's: strip terminal control characters before printing it.
+    """
+
     message: str
 
 
@@ -52,6 +57,11 @@ class SignatureRequested(Event):
     signer: Any  # keys.Signer; Any keeps this module free of import cycles at run time
     algorithm: str
     data: bytes
+    #: For an agent's session-bind@openssh.com: the server's host key blob, the session
+    #: id and the host key's signature over it from the key exchange (empty if unknown).
+    host_key_blob: bytes = b""
+    session_id: bytes = b""
+    session_signature: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,8 @@ class PromptsRequested(Event):
 
 @dataclass(frozen=True, slots=True)
 class AuthSucceeded(Event):
+    """Authentication finished with `method`; channels can be opened now."""
+
     method: str
 
 
@@ -73,11 +85,15 @@ class AuthSucceeded(Event):
 
 @dataclass(frozen=True, slots=True)
 class ChannelOpened(Event):
+    """The server confirmed our CHANNEL_OPEN: `channel` (our id) is ready for requests and data."""
+
     channel: int
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelOpenFailed(Event):
+    """The server refused our CHANNEL_OPEN; `reason` is an RFC 4254 code (`messages.OPEN_*`)."""
+
     channel: int
     reason: int
     description: str
@@ -85,6 +101,13 @@ class ChannelOpenFailed(Event):
 
 @dataclass(frozen=True, slots=True)
 class ChannelDataReceived(Event):
+    """Data arrived on `channel` (`stderr` for extended data type 1).
+
+    The core has not given the window back yet: the front-end calls the core's
+    consume method once the application has taken the bytes, which keeps buffers
+    bounded by the window.
+    """
+
     channel: int
     data: bytes
     stderr: bool
@@ -92,6 +115,8 @@ class ChannelDataReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class ChannelEOFReceived(Event):
+    """The server will send no more data on `channel`; it may still send requests and close."""
+
     channel: int
 
 
@@ -111,6 +136,8 @@ class ChannelWindowAdjusted(Event):
 
 @dataclass(frozen=True, slots=True)
 class ChannelRequestReplied(Event):
+    """The answer to a channel request sent with want_reply (`success` False: FAILURE)."""
+
     channel: int
     request: str
     success: bool
@@ -118,12 +145,16 @@ class ChannelRequestReplied(Event):
 
 @dataclass(frozen=True, slots=True)
 class ExitStatusReceived(Event):
+    """The remote command exited with `status` (the `exit-status` request)."""
+
     channel: int
     status: int
 
 
 @dataclass(frozen=True, slots=True)
 class ExitSignalReceived(Event):
+    """The remote command was killed by `signal` (a name such as "TERM", without "SIG")."""
+
     channel: int
     signal: str
     core_dumped: bool
@@ -143,6 +174,8 @@ class ChannelOpenRequested(Event):
 
 @dataclass(frozen=True, slots=True)
 class GlobalRequestReplied(Event):
+    """The answer to our global request with want_reply; `data` is the reply's payload."""
+
     success: bool
     data: bytes
 

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from .. import algorithms as algs
-from .. import cipher, kex, keys
+from .. import cipher, compression, kex, keys
 from .. import messages as m
 from ..config import ClientConfig
 from ..errors import KexError, ProtocolError
@@ -68,6 +68,7 @@ class Handshake:
         self.now = now
         self.last_kex_time = now
         self.session_id: bytes | None = None
+        self.session_signature = b""
         self.algorithms: algs.Algorithms | None = None
         self.host_key: keys.PublicKey | None = None
         self.strict = False
@@ -83,6 +84,8 @@ class Handshake:
         self._next_algorithms: algs.Algorithms | None = None
         self._newkeys_sent = False
         self._queue: list[bytes] = []
+        #: Set once USERAUTH_SUCCESS arrived: delayed compression applies from then on.
+        self.authenticated = False
 
     # --- state queries used by the connection's dispatcher -------------------
     @property
@@ -126,7 +129,8 @@ class Handshake:
         w.name_list(kex_names).name_list(list(cfg.host_key_algorithms or ()))
         w.name_list(list(cfg.ciphers or ())).name_list(list(cfg.ciphers or ()))
         w.name_list(list(cfg.macs or ())).name_list(list(cfg.macs or ()))
-        w.name_list([algs.COMPRESSION_NONE]).name_list([algs.COMPRESSION_NONE])
+        offered = compression.offered(cfg.compression)
+        w.name_list(offered).name_list(offered)
         w.name_list([]).name_list([]).boolean(False).uint32(0)
         self._our_kexinit = w.getvalue()
         self._newkeys_sent = False
@@ -181,9 +185,11 @@ class Handshake:
                    else algs.choose("client-to-server MAC", ours.mac_c2s, theirs.mac_c2s))
         mac_s2c = (MAC_IMPLICIT if cipher.is_aead(s2c)
                    else algs.choose("server-to-client MAC", ours.mac_s2c, theirs.mac_s2c))
-        algs.choose("client-to-server compression", ours.compression_c2s, theirs.compression_c2s)
-        algs.choose("server-to-client compression", ours.compression_s2c, theirs.compression_s2c)
-        return algs.Algorithms(kex_name, host_key, c2s, s2c, mac_c2s, mac_s2c)
+        comp_c2s = algs.choose("client-to-server compression", ours.compression_c2s,
+                               theirs.compression_c2s)
+        comp_s2c = algs.choose("server-to-client compression", ours.compression_s2c,
+                               theirs.compression_s2c)
+        return algs.Algorithms(kex_name, host_key, c2s, s2c, mac_c2s, mac_s2c, comp_c2s, comp_s2c)
 
     def _on_kex_message(self, payload: bytes) -> list[Event]:
         if self._kex is None:
@@ -214,6 +220,8 @@ class Handshake:
             raise KexError("host key signature over the exchange hash does not verify")
         if self.session_id is None:
             self.session_id = result.exchange_hash
+            # The host key's signature over the session id, for agent session-bind.
+            self.session_signature = result.signature
         self._install_keys(result, negotiated)
         if not self.first_kex_done:
             self.host_key = host_key
@@ -256,9 +264,11 @@ class Handshake:
         self._send_newkeys()
 
     def _send_newkeys(self) -> None:
-        assert self._next_sealer is not None
+        assert self._next_sealer is not None and self._next_algorithms is not None
         self._packets.send(bytes((m.MSG_NEWKEYS,)))
-        self._packets.set_sealer(self._next_sealer, reset_seq=self.strict)
+        self._packets.set_sealer(self._compressing(
+            self._next_sealer, self._next_algorithms.compression_client_to_server, False),
+            reset_seq=self.strict)
         self._next_sealer = None
         self._newkeys_sent = True
         queued, self._queue = self._queue, []
@@ -270,7 +280,10 @@ class Handshake:
             raise ProtocolError("NEWKEYS with trailing bytes")
         if self._next_opener is None or self._kex is not None or not self._newkeys_sent:
             raise ProtocolError("NEWKEYS before the key exchange finished")
-        self._packets.set_opener(self._next_opener, reset_seq=self.strict)
+        assert self._next_algorithms is not None
+        self._packets.set_opener(self._decompressing(
+            self._next_opener, self._next_algorithms.compression_server_to_client, False),
+            reset_seq=self.strict)
         self._next_opener = None
         first = not self.first_kex_done
         self.first_kex_done = True
@@ -285,3 +298,46 @@ class Handshake:
                  self.algorithms.host_key, self.algorithms.cipher_client_to_server,
                  self.algorithms.cipher_server_to_client)
         return [KexCompleted(self.algorithms, first)]
+
+    # --- compression ---------------------------------------------------------------
+    def _active(self, name: str, at_auth: bool, direction: str) -> compression.Method | None:
+        """The method to start now: at NEWKEYS (at_auth False) or at USERAUTH_SUCCESS."""
+        method = compression.method(name)
+        if method is None:
+            return None
+        # zlib starts at NEWKEYS; zlib@openssh.com at USERAUTH_SUCCESS and, once
+        # authenticated, again at every NEWKEYS (fresh streams, as OpenSSH does).
+        starts = method.delayed if at_auth else not method.delayed or self.authenticated
+        if not starts:
+            return None
+        log.debug("%s compression %s starts", direction, name)
+        return method
+
+    def _compressing(self, sealer: cipher.PacketSealer, name: str,
+                     at_auth: bool) -> cipher.PacketSealer:
+        method = self._active(name, at_auth, "outgoing")
+        return sealer if method is None else compression.CompressingSealer(
+            sealer, method.new_deflater())
+
+    def _decompressing(self, opener: cipher.PacketOpener, name: str,
+                       at_auth: bool) -> cipher.PacketOpener:
+        method = self._active(name, at_auth, "incoming")
+        return opener if method is None else compression.DecompressingOpener(
+            opener, method.new_inflater())
+
+    def start_delayed_compression(self) -> None:
+        """USERAUTH_SUCCESS arrived: zlib@openssh.com starts with the next packet each way.
+
+        Every later NEWKEYS starts fresh streams (as OpenSSH does).
+        """
+        if self.authenticated:
+            return
+        self.authenticated = True
+        current = self.algorithms
+        if current is None:
+            return
+        p = self._packets
+        p.set_sealer(self._compressing(p.sealer, current.compression_client_to_server, True),
+                     reset_seq=False)
+        p.set_opener(self._decompressing(p.opener, current.compression_server_to_client, True),
+                     reset_seq=False)

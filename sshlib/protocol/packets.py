@@ -14,6 +14,7 @@ from ..cipher import (
     plaintext_opener,
     plaintext_sealer,
 )
+from ..compression import SLACK as _COMPRESSION_SLACK
 from ..errors import ProtocolError
 from .rand import Random
 
@@ -26,6 +27,8 @@ _EMPTY_VIEW = memoryview(b"")
 #: 64 KiB, 1,000 idle fan-out connections held 60 MiB) and doubles as bulk sends need.
 _OUT_INITIAL = 4 * 1024
 _OUT_KEEP = 4 * 1024 * 1024
+#: Room kept beyond each payload for sealing (and a compressed payload's growth).
+_ROOM = SEAL_OVERHEAD + _COMPRESSION_SLACK
 
 
 class PacketLayer:
@@ -60,12 +63,14 @@ class PacketLayer:
         self.bytes_out = 0
         self.packets_in = 0
         self.packets_out = 0
+        self._bytes_in_before = 0  # wire bytes of the key sets before the current one
+        self._bytes_out_before = 0
 
     # --- outgoing ---------------------------------------------------------
     def send(self, payload: bytes) -> None:
         pos = self._out_pos
-        if pos + len(payload) + SEAL_OVERHEAD > len(self._out):
-            self._grow(pos + len(payload) + SEAL_OVERHEAD)
+        if pos + len(payload) + _ROOM > len(self._out):
+            self._grow(pos + len(payload) + _ROOM)
         size = self._sealer.seal_into(self.seq_out, payload, self._out_view[pos:])
         self._out_pos = pos + size
         self.seq_out = (self.seq_out + 1) & _SEQ_MASK
@@ -93,6 +98,16 @@ class PacketLayer:
 
     def has_data_to_send(self) -> bool:
         return self._out_pos > 0
+
+    @property
+    def sealer(self) -> PacketSealer:
+        """The protection applied to outgoing packets now."""
+        return self._sealer
+
+    @property
+    def opener(self) -> PacketOpener:
+        """The protection removed from incoming packets now."""
+        return self._opener
 
     def set_sealer(self, sealer: PacketSealer, reset_seq: bool) -> None:
         self._sealer = sealer
@@ -201,6 +216,18 @@ class PacketLayer:
         del buf[:total]
         return seq, total, payload
 
+    @property
+    def total_bytes_in(self) -> int:
+        """Wire bytes of every packet received (the version line not included)."""
+        return self._bytes_in_before + self.bytes_in
+
+    @property
+    def total_bytes_out(self) -> int:
+        """Wire bytes of every packet queued to send (the version line not included)."""
+        return self._bytes_out_before + self.bytes_out
+
     def reset_counters(self) -> None:
+        self._bytes_in_before += self.bytes_in
+        self._bytes_out_before += self.bytes_out
         self.bytes_in = self.bytes_out = 0
         self.packets_in = self.packets_out = 0

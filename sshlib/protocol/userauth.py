@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from .. import algorithms as algs
 from .. import messages as m
 from ..config import AuthMethod, KeyboardInteractive, Password, Prompt, PublicKeys
-from ..errors import AuthError, DecodeError, ProtocolError
+from ..errors import AuthError, DecodeError, ProtocolError, SSHError
+from ..keys.certs import Certificate, CertSigner, plain_algorithm
 from ..wire import Reader, Writer, string
 from .events import (
     AuthBannerReceived,
@@ -30,6 +31,7 @@ log = logging.getLogger("sshlib.userauth")
 SERVICE_USERAUTH = "ssh-userauth"
 SERVICE_CONNECTION = "ssh-connection"
 MAX_PROMPTS = 64
+METHOD_HOSTBOUND = "publickey-hostbound-v00@openssh.com"
 
 
 @dataclass
@@ -42,13 +44,31 @@ class _Attempt:
     algorithm: str = ""
 
 
+def _with_certificates(signers: Sequence[object]) -> Iterator[object]:
+    """Each signer, preceded by its certificate when it has one (key.certificate), as
+    OpenSSH offers a key's certificate before the plain key."""
+    for signer in signers:
+        cert = getattr(signer, "certificate", None)
+        if isinstance(cert, Certificate) and not isinstance(signer, CertSigner):
+            try:
+                yield CertSigner(signer, cert)  # type: ignore[arg-type]
+            except (ValueError, SSHError) as exc:
+                log.info("not offering certificate %r: %s", cert.key_id, exc)
+        yield signer
+
+
 class UserAuth:
     """The client side of the ssh-userauth service."""
 
     def __init__(self, user: str, methods: Sequence[AuthMethod],
                  send: Callable[[bytes], None], server_sig_algs: Callable[[], list[str] | None],
-                 rsa_sha1_allowed: bool) -> None:
+                 rsa_sha1_allowed: bool, *, host_key_blob: bytes = b"",
+                 session_signature: bytes = b"",
+                 hostbound: Callable[[], bool] = lambda: False) -> None:
         self._user = user
+        self._host_key_blob = host_key_blob
+        self._session_signature = session_signature
+        self._hostbound = hostbound
         self._send = send
         self._server_sig_algs = server_sig_algs
         self._rsa_sha1_allowed = rsa_sha1_allowed
@@ -163,38 +183,48 @@ class UserAuth:
 
     def _attempts(self, method: AuthMethod) -> Iterator[_Attempt]:
         if isinstance(method, PublicKeys):
-            for signer in method.signers:
-                algorithm = self._pick_algorithm(signer)
-                if algorithm is not None:
+            for signer in _with_certificates(method.signers):
+                for algorithm in self._pick_algorithms(signer):
                     yield _Attempt("publickey", method, signer, algorithm)
         elif isinstance(method, (Password, KeyboardInteractive)):
             yield _Attempt(method.method_name, method)
 
-    def _pick_algorithm(self, signer: object) -> str | None:
+    def _pick_algorithms(self, signer: object) -> list[str]:
+        """The signature algorithms to try with this key, in order (usually one)."""
         key = signer.public_key  # type: ignore[attr-defined]
         offered: tuple[str, ...] = key.signature_algorithms
-        if key.key_type != "ssh-rsa":
-            return offered[0]
+        if len(offered) == 1:
+            return [offered[0]]
+        # RSA keys and certificates: rsa-sha2-512, rsa-sha2-256, then SHA-1 if allowed.
+        candidates = [name for name in offered if self._rsa_sha1_allowed
+                      or plain_algorithm(name) != algs.INSECURE_HOSTKEY_SSH_RSA]
         server = self._server_sig_algs()
-        candidates = [algs.HOSTKEY_RSA_SHA2_512, algs.HOSTKEY_RSA_SHA2_256]
-        if self._rsa_sha1_allowed:
-            candidates.append(algs.INSECURE_HOSTKEY_SSH_RSA)
         if server is None:
-            # No server-sig-algs (very old server): SHA-2 is still the safe bet.
-            return candidates[0]
+            # No server-sig-algs (old server): SHA-2 first, and if that is refused,
+            # SHA-1 for users who allowed it (such servers often know nothing else).
+            return [candidates[0], *[n for n in candidates[1:]
+                                     if plain_algorithm(n) == algs.INSECURE_HOSTKEY_SSH_RSA]]
         for name in candidates:
-            if name in server and name in offered:
-                return name
+            # server-sig-algs names the plain algorithms, also for certificates.
+            if name in server or plain_algorithm(name) in server:
+                return [name]
         log.info("skipping RSA key: server accepts none of %s", ",".join(candidates))
-        return None
+        return []
 
     def _publickey_request(self, attempt: _Attempt, signature: bytes | None,
                            signed: bool = False) -> bytes:
         """The request; with signed=True, the part the signature covers (RFC 4252 7)."""
         blob = attempt.signer.public_key.blob  # type: ignore[attr-defined]
+        # publickey-hostbound-v00@openssh.com (PROTOCOL 2.5) when the server offers it:
+        # the request names the server's host key, which lets an agent enforce
+        # destination constraints (ssh-add -h).
+        hostbound = self._hostbound() and bool(self._host_key_blob)
         w = (Writer(m.MSG_USERAUTH_REQUEST).string(self._user).string(SERVICE_CONNECTION)
-             .string("publickey").boolean(signed or signature is not None)
+             .string(METHOD_HOSTBOUND if hostbound else "publickey")
+             .boolean(signed or signature is not None)
              .string(attempt.algorithm).string(blob))
+        if hostbound:
+            w.string(self._host_key_blob)
         if signature is not None:
             w.string(signature)
         return w.getvalue()
@@ -209,11 +239,16 @@ class UserAuth:
             r.check_end()
             if blob != attempt.signer.public_key.blob:  # type: ignore[attr-defined]
                 raise ProtocolError("PK_OK for a key we did not offer")
-            if algorithm != attempt.algorithm:
+            # Some servers name the key type (ssh-rsa) instead of the algorithm we asked
+            # for (rsa-sha2-256); the blob is what identifies the key.
+            key_type = attempt.signer.public_key.key_type  # type: ignore[attr-defined]
+            if algorithm not in (attempt.algorithm, key_type):
                 raise ProtocolError("PK_OK for a different signature algorithm")
             self._stage = "signing"
             to_sign = string(self.session_id) + self._publickey_request(attempt, None, True)
-            return [SignatureRequested(attempt.signer, attempt.algorithm, to_sign)]
+            return [SignatureRequested(attempt.signer, attempt.algorithm, to_sign,
+                                       self._host_key_blob, self.session_id,
+                                       self._session_signature)]
         if attempt.method == "password":
             # PASSWD_CHANGEREQ: we cannot change passwords; count it as a failure.
             log.info("server asks for a password change; treating password auth as failed")

@@ -40,12 +40,15 @@ class SFTPAttributes:
     extended: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def is_dir(self) -> bool:
+        """True if st_mode says directory (False when the mode is unknown)."""
         return self.st_mode is not None and _stat.S_ISDIR(self.st_mode)
 
     def is_file(self) -> bool:
+        """True if st_mode says regular file (False when the mode is unknown)."""
         return self.st_mode is not None and _stat.S_ISREG(self.st_mode)
 
     def is_symlink(self) -> bool:
+        """True if st_mode says symlink (only lstat() and directory listings can say so)."""
         return self.st_mode is not None and _stat.S_ISLNK(self.st_mode)
 
 
@@ -58,12 +61,15 @@ class SFTPName:
     attrs: SFTPAttributes
 
     def is_dir(self) -> bool:
+        """True if the entry is a directory (listings do not follow symlinks)."""
         return self.attrs.is_dir()
 
     def is_file(self) -> bool:
+        """True if the entry is a regular file."""
         return self.attrs.is_file()
 
     def is_symlink(self) -> bool:
+        """True if the entry is a symlink."""
         return self.attrs.is_symlink()
 
 

@@ -96,6 +96,8 @@ def status_error(code: int, message: str, path: str | None = None) -> SFTPError:
 # --- replies ---------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Status:
+    """SSH_FXP_STATUS: `code` (SSH_FX_*) and the server's `message`."""
+
     id: int
     code: int
     message: str
@@ -103,30 +105,40 @@ class Status:
 
 @dataclass(slots=True)
 class Handle:
+    """SSH_FXP_HANDLE: the opaque handle of an opened file or directory."""
+
     id: int
     handle: bytes
 
 
 @dataclass(slots=True)
 class Data:
+    """SSH_FXP_DATA: bytes read (a view into the fed chunk when that was immutable bytes)."""
+
     id: int
     data: memoryview | bytes
 
 
 @dataclass(slots=True)
 class Name:
+    """SSH_FXP_NAME: directory entries (or the one name of REALPATH/READLINK)."""
+
     id: int
     names: list[SFTPName]
 
 
 @dataclass(slots=True)
 class Attrs:
+    """SSH_FXP_ATTRS: the attributes of a STAT, LSTAT or FSTAT."""
+
     id: int
     attrs: SFTPAttributes
 
 
 @dataclass(slots=True)
 class ExtendedReply:
+    """SSH_FXP_EXTENDED_REPLY: the raw payload of an extension's answer."""
+
     id: int
     payload: bytes
 
@@ -182,6 +194,7 @@ class SFTPCore:
         return _U32.pack(5) + bytes((FXP_INIT,)) + _U32.pack(3)
 
     def has_extension(self, name: str, version: bytes = b"1") -> bool:
+        """True if the server's VERSION announced extension `name` at `version`."""
         return self.extensions.get(name) == version
 
     @property
@@ -244,9 +257,11 @@ class SFTPCore:
 
     @staticmethod
     def write_header_size(handle: bytes) -> int:
+        """Bytes of a WRITE request before its data, for a buffer that reserves room for it."""
         return 4 + 1 + 4 + 4 + len(handle) + 12
 
     def is_pending(self, rid: int) -> bool:
+        """True while request `rid` has been sent and not answered."""
         return rid in self._pending
 
     # --- incoming --------------------------------------------------------------------------

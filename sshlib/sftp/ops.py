@@ -55,21 +55,29 @@ Parts = Sequence[bytes | bytearray | memoryview]
 
 @dataclass(slots=True)
 class Send:
+    """Command: frame requests with build(core) under the front-end's lock and send the parts."""
+
     build: Callable[[SFTPCore], tuple[int, Parts]]
 
 
 @dataclass(slots=True)
 class Wait:
+    """Command: wait for the reply to request `rid` (it is sent back)."""
+
     rid: int
 
 
 @dataclass(slots=True)
 class WaitAny:
+    """Command: wait for the first reply to any of `rids` (it is sent back)."""
+
     rids: Collection[int]
 
 
 @dataclass(slots=True)
 class Discard:
+    """Command: the reply to `rid` is not wanted; drop it when it arrives."""
+
     rid: int
 
 
@@ -102,13 +110,16 @@ class Context:
 
     @property
     def read_depth(self) -> int:
+        """READs kept in flight: twice the channel window in blocks, within max_requests."""
         return choose_depth(self.block_size, self.window, self.max_requests)
 
     @property
     def write_depth(self) -> int:
+        """WRITEs left unacknowledged at most (max_requests)."""
         return self.max_requests
 
     def openssh_symlink(self) -> bool:
+        """True if the server takes SYMLINK's arguments in OpenSSH's reversed order."""
         return any(name in self.server_version for name in OPENSSH_SYMLINK_ORDER)
 
 
@@ -426,10 +437,12 @@ class FileState:
 
     @property
     def readable(self) -> bool:
+        """True if the file was opened for reading."""
         return bool(self.flags & c.FXF_READ)
 
     @property
     def writable(self) -> bool:
+        """True if the file was opened for writing."""
         return bool(self.flags & c.FXF_WRITE)
 
 

@@ -56,12 +56,15 @@ class Limits:
 
     @classmethod
     def decode(cls, payload: bytes) -> Limits:
+        """Parse the limits@openssh.com reply payload."""
         return cls(*decode_u64s(payload, 4))
 
     def read_block(self) -> int:
+        """Bytes per READ: the server's limit up to 255 KiB, or 32 KiB if it gave none."""
         return min(self.max_read, DEFAULT_BLOCK) if self.max_read else SAFE_BLOCK
 
     def write_block(self) -> int:
+        """Bytes per WRITE: the server's limit up to 255 KiB, or 32 KiB if it gave none."""
         return min(self.max_write, DEFAULT_BLOCK) if self.max_write else SAFE_BLOCK
 
 
@@ -116,6 +119,7 @@ class ReadPlan:
         return offset, length
 
     def on_data(self, offset: int, asked: int, got: int) -> None:
+        """A DATA reply of `got` bytes for the READ (offset, asked); a short one is re-asked."""
         self.inflight -= 1
         if got == 0 or got > asked:
             raise SFTPProtocolError(f"SFTP server returned {got} bytes for a READ of {asked}")
@@ -130,6 +134,7 @@ class ReadPlan:
 
     @property
     def done(self) -> bool:
+        """True when every byte arrived (or EOF ended the file) and nothing is in flight."""
         return self.inflight == 0 and self.next_offset >= self.end and not any(
             off < self.end for off, _ in self._holes)
 
@@ -147,6 +152,7 @@ class WritePlan:
         self.inflight = 0
 
     def next(self) -> tuple[int, int] | None:
+        """The next (offset, length) WRITE to send, or None while `depth` are unacknowledged."""
         if self.inflight >= self.depth or self.next_offset >= self.end:
             return None
         offset = self.next_offset
@@ -156,6 +162,7 @@ class WritePlan:
         return offset, length
 
     def on_ack(self) -> None:
+        """A WRITE was acknowledged."""
         self.inflight -= 1
 
     def shorten(self, end: int) -> None:
@@ -165,6 +172,7 @@ class WritePlan:
 
     @property
     def done(self) -> bool:
+        """True when every block was sent and acknowledged."""
         return self.inflight == 0 and self.next_offset >= self.end
 
 
@@ -181,6 +189,7 @@ class ProgressPacer:
         self._reported = -1
 
     def add(self, count: int, now: float) -> None:
+        """Count `count` more bytes at time `now`; call the callback if due."""
         self.done += count
         if self.callback is not None and (now - self._last >= self.interval
                                           or self.done >= self.total):
@@ -199,6 +208,7 @@ _MAGIC = re.compile(r"[*?[]")
 
 
 def has_magic(part: str) -> bool:
+    """True if a path component contains glob characters (*, ? or [)."""
     return _MAGIC.search(part) is not None
 
 

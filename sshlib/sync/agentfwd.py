@@ -29,17 +29,35 @@ IO_TIMEOUT = 120.0  # an agent may wait for a confirmation prompt
 class AgentForwarder:
     """Bridges forwarded agent channels to a local agent endpoint."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, session_bind: tuple[bytes, bytes, bytes] | None = None
+                 ) -> None:
         # target: an endpoint string ("unix:/path", "pageant", ...) or an AgentClient
         self._endpoint: str | None = getattr(target, "endpoint", target)
         if not isinstance(self._endpoint, str) and self._endpoint is not None:
             raise TypeError("forward_agent() takes an endpoint string or an AgentClient")
+        #: (host key blob, session id, exchange signature) of the connection forwarding.
+        self._session_bind = session_bind
 
     def open_upstream(self) -> Any:
-        """A new blocking stream to the local agent (one per forwarded channel)."""
-        from ..agent import open_stream  # sshlib.agent loads only when forwarding is used
+        """A new blocking stream to the local agent (one per forwarded channel).
 
-        return open_stream(self._endpoint)
+        Like OpenSSH, it starts with session-bind@openssh.com (is_forwarding
+        true) so the agent can apply ``ssh-add -h`` constraints to the hops;
+        an agent that answers FAILURE is used all the same.
+        """
+        from ..agent import open_stream  # sshlib.agent loads only when forwarding is used
+        from ..agent import protocol as p
+
+        upstream = open_stream(self._endpoint)
+        if self._session_bind is not None:
+            body = p.session_bind_body(*self._session_bind, True)
+            request = p.extension("session-bind@openssh.com", body)
+            try:
+                exchange(upstream, len(request).to_bytes(4, "big") + request)
+            except BaseException:
+                upstream.close()
+                raise
+        return upstream
 
     def start(self, channel: ChannelIO) -> None:
         thread = threading.Thread(target=self._serve, args=(channel,), daemon=True,

@@ -248,7 +248,7 @@ class Client(ConnectionFacts):
         Sessions then ask for forwarding with session.request_agent_forwarding().
         Each forwarded channel opens its own connection to the local agent.
         """
-        forwarder = AgentForwarder(target)
+        forwarder = AgentForwarder(target, self._driver.session_binding())
         with self._lock:
             self._driver.agent_target = forwarder
 

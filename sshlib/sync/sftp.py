@@ -264,9 +264,11 @@ class SFTPClient(ops.Tuning):
         self._drive(ops.setstat(self._ctx, path, attrs))
 
     def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of `path` (SETSTAT)."""
         self.setstat(path, SFTPAttributes(st_mode=mode))
 
     def chown(self, path: str, uid: int, gid: int) -> None:
+        """Set owner and group of `path` (SFTP v3 sets both at once)."""
         self.setstat(path, SFTPAttributes(st_uid=uid, st_gid=gid))
 
     def utime(self, path: str, times: tuple[float, float] | None = None) -> None:
@@ -275,6 +277,7 @@ class SFTPClient(ops.Tuning):
         self.setstat(path, SFTPAttributes(st_atime=int(atime), st_mtime=int(mtime)))
 
     def truncate(self, path: str, size: int) -> None:
+        """Set the size of `path` to `size` bytes."""
         self.setstat(path, SFTPAttributes(st_size=size))
 
     def statvfs(self, path: str) -> SFTPVFSAttributes:
@@ -291,15 +294,19 @@ class SFTPClient(ops.Tuning):
         return iter(self._drive(ops.scandir(self._ctx, path)))
 
     def mkdir(self, path: str, mode: int = 0o777) -> None:
+        """Create directory `path`; FileExistsError if something is there."""
         self._drive(ops.mkdir(self._ctx, path, mode))
 
     def makedirs(self, path: str, mode: int = 0o777, exist_ok: bool = False) -> None:
+        """Create `path` and missing parents; FileExistsError if it exists unless exist_ok."""
         self._drive(ops.makedirs(self._ctx, path, mode, exist_ok))
 
     def rmdir(self, path: str) -> None:
+        """Remove an empty directory (SFTPError FAILURE if it is not empty)."""
         self._drive(ops.simple(self._ctx, "rmdir", c.FXP_RMDIR, path))
 
     def remove(self, path: str) -> None:
+        """Remove a file (IsADirectoryError for a directory: use rmdir)."""
         self._drive(ops.simple(self._ctx, "remove", c.FXP_REMOVE, path))
 
     def rename(self, old: str, new: str) -> None:
@@ -311,6 +318,7 @@ class SFTPClient(ops.Tuning):
         self._drive(ops.symlink(self._ctx, target, link))
 
     def readlink(self, path: str) -> str:
+        """The target a symlink points at."""
         return self._drive(ops.one_name(self._ctx, c.FXP_READLINK, path))
 
     def realpath(self, path: str = ".") -> str:
@@ -318,9 +326,11 @@ class SFTPClient(ops.Tuning):
         return self._drive(ops.one_name(self._ctx, c.FXP_REALPATH, path))
 
     def exists(self, path: str) -> bool:
+        """True if `path` exists (following symlinks); other errors still raise."""
         return self._drive(ops.exists(self._ctx, path))
 
     def isdir(self, path: str) -> bool:
+        """True if `path` is a directory (following symlinks); False if it does not exist."""
         return self._drive(ops.isdir(self._ctx, path))
 
     def walk(self, top: str) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -366,15 +376,19 @@ class SFTPFile:
 
     @property
     def closed(self) -> bool:
+        """True once close() ran."""
         return self._state.closed
 
     def readable(self) -> bool:
+        """True if opened for reading."""
         return self._state.readable
 
     def writable(self) -> bool:
+        """True if opened for writing."""
         return self._state.writable
 
     def seekable(self) -> bool:
+        """Always True: SFTP files are read and written at explicit offsets."""
         return True
 
     def read(self, size: int = -1) -> bytes:
@@ -382,6 +396,7 @@ class SFTPFile:
         return self._sftp._drive(ops.file_read(self._sftp._ctx, self._state, size))
 
     def readline(self, size: int = -1) -> bytes:
+        """One line including its newline (at most `size` bytes if size >= 0); b"" at EOF."""
         return self._sftp._drive(ops.file_readline(self._sftp._ctx, self._state, size))
 
     def __iter__(self) -> Iterator[bytes]:
@@ -389,6 +404,7 @@ class SFTPFile:
             yield line
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Buffer or send `data`; returns len(data).  Server errors surface at a later call."""
         return self._sftp._drive(ops.file_write(self._sftp._ctx, self._state, data))
 
     def flush(self) -> None:
@@ -396,16 +412,20 @@ class SFTPFile:
         self._sftp._drive(ops.file_flush(self._sftp._ctx, self._state))
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position (whence: os.SEEK_SET, SEEK_CUR, SEEK_END); flushes writes first."""
         return self._sftp._drive(ops.file_seek(self._sftp._ctx, self._state, offset, whence))
 
     def tell(self) -> int:
+        """The current position."""
         return self._state.pos
 
     def stat(self) -> SFTPAttributes:
+        """Attributes of the open file (FSTAT), after flushing writes."""
         self.flush()
         return self._sftp._drive(ops.fstat(self._sftp._ctx, self._state))
 
     def close(self) -> None:
+        """Flush buffered writes, wait for their acknowledgements and close the handle."""
         self._sftp._drive(ops.file_close(self._sftp._ctx, self._state))
 
     def __enter__(self) -> SFTPFile:

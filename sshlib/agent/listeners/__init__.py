@@ -120,6 +120,11 @@ class SocketListener(Listener):
         self._closed = False
 
     def make_client(self, conn: socket.socket, address: object) -> PendingClient:
+        """Wraps one accepted connection; listeners with a handshake (Cygwin, assuan) override it.
+
+        Called on the accepting thread, so it must not block: the handshake itself runs
+        later on the client's own thread.
+        """
         return SocketPendingClient(conn, self.endpoint, _peer_name(address))
 
     def accept(self) -> PendingClient:

@@ -75,6 +75,7 @@ class SocketFileListener(SocketListener):
             raise
 
     def file_contents(self) -> bytes:
+        """The bytes written to the socket file: what a client reads to find the port and secret."""
         raise NotImplementedError
 
     def _check_existing(self, path: str, endpoint: str) -> None:

@@ -66,6 +66,7 @@ class WindowClient(BaseTransport):
 
     @property
     def closed(self) -> bool:
+        """Whether the bridge side closed this client (then the window answers 0)."""
         return self._closed
 
     def exchange(self, request: bytes, timeout: float | None) -> bytes | None:

@@ -1,17 +1,13 @@
-"""Private key files: the ``openssh-key-v1`` container and PEM/DER forms.
+"""The ``openssh-key-v1`` private key container (OpenSSH PROTOCOL.key).
 
-Split from `keys` (which knows keys and signatures) because file formats are
-their own job.  We parse and decrypt the openssh-key-v1 container ourselves
-(ciphers from `cryptography`, the KDF from `bcrypt`) because it holds the key
-comment, which `cryptography` drops, and because OpenSSH writes it with more
-ciphers than `cryptography` reads.  PEM and DER go through `cryptography`.
+We parse and decrypt it ourselves (ciphers from `cryptography`, the KDF from
+`bcrypt`) because it holds the key comment, which `cryptography` drops, and
+because OpenSSH writes it with more ciphers than `cryptography` reads.
 """
 
 from __future__ import annotations
 
 import base64
-import logging
-import os
 import secrets
 from dataclasses import dataclass
 
@@ -21,25 +17,23 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import poly1305, serialization
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
-from .errors import DecodeError, KeyLoadError, PassphraseRequiredError
-from .keys import (
-    _SUPPORTED_TYPES,
-    KEY_ED25519,
-    KEY_RSA,
+from ...errors import KeyLoadError, PassphraseRequiredError
+from ...wire import Reader, Writer, string
+from ..model import (
     PrivateKey,
-    _b64decode,
-    _unsupported_type_message,
+    PrivateKeyFormat,
     from_crypto_key,
+    key_types,
+    register_private_encoder,
+    unsupported_type_message,
 )
-from .wire import Reader, Writer, string
+from .text import b64decode
 
-log = logging.getLogger("sshlib.keyfiles")
-
-# --- openssh-key-v1 ---------------------------------------------------------
+__all__ = ["FORMAT", "BEGIN", "END", "encode_openssh_private", "parse_openssh_private"]
 
 _OPENSSH_MAGIC = b"openssh-key-v1\x00"
-_OPENSSH_BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----"
-_OPENSSH_END = "-----END OPENSSH PRIVATE KEY-----"
+BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----"
+END = "-----END OPENSSH PRIVATE KEY-----"
 
 
 def _pad_private(data: bytes, block_size: int) -> bytes:
@@ -120,13 +114,14 @@ _KEY_CIPHERS: dict[str, _KeyCipher] = {
 }
 
 
-def _parse_openssh_private(text: bytes, passphrase: bytes | None) -> PrivateKey:
-    start = text.find(_OPENSSH_BEGIN.encode())
-    end = text.find(_OPENSSH_END.encode(), start)
+def parse_openssh_private(text: bytes, passphrase: bytes | None) -> PrivateKey:
+    """An ``openssh-key-v1`` PEM private key (KeyLoadError / PassphraseRequiredError)."""
+    start = text.find(BEGIN.encode())
+    end = text.find(END.encode(), start)
     if end < 0:
         raise KeyLoadError("OpenSSH private key has no END line")
-    b64 = b"".join(text[start + len(_OPENSSH_BEGIN):end].split())
-    data = _b64decode(b64, "OpenSSH private key")
+    b64 = b"".join(text[start + len(BEGIN):end].split())
+    data = b64decode(b64, "OpenSSH private key")
     if not data.startswith(_OPENSSH_MAGIC):
         raise KeyLoadError("not an openssh-key-v1 private key")
     reader = Reader(data, len(_OPENSSH_MAGIC))
@@ -137,8 +132,9 @@ def _parse_openssh_private(text: bytes, passphrase: bytes | None) -> PrivateKey:
         raise KeyLoadError("OpenSSH private key files with more than one key are not supported")
     public_blob = reader.string()
     key_type = Reader(public_blob).string(256).decode("ascii", "replace")
-    if key_type not in _SUPPORTED_TYPES:
-        raise KeyLoadError(_unsupported_type_message(key_type))
+    entry = key_types().get(key_type)
+    if entry is None or not entry.private_field_count:
+        raise KeyLoadError(unsupported_type_message(key_type))
     private = reader.string()
 
     if cipher_name == "none":
@@ -183,58 +179,19 @@ def _parse_openssh_private(text: bytes, passphrase: bytes | None) -> PrivateKey:
     # parses and cross-checks the key material; we only need the comment.
     plain = (_OPENSSH_MAGIC + Writer().string("none").string("none").string(b"").uint32(1)
              .string(public_blob).string(_pad_private(private, 8)).getvalue())
-    pem = b"\n".join([_OPENSSH_BEGIN.encode(), base64.encodebytes(plain), _OPENSSH_END.encode()])
+    pem = b"\n".join([BEGIN.encode(), base64.encodebytes(plain), END.encode()])
     try:
         crypto_key = serialization.load_ssh_private_key(pem, None)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyLoadError(f"corrupt private key: {exc}") from None
-    comment = _read_comment(key_type, section)
+    # Skip the private fields (already validated by cryptography) to the comment.
+    for _ in range(entry.private_field_count):
+        section.string()
+    comment = section.string().decode("utf-8", "replace")
     key = from_crypto_key(crypto_key, comment)
     if key.public_key.blob != public_blob:
         raise KeyLoadError("corrupt private key (public and private parts differ)")
     return key
-
-
-# How many string/mpint fields each key type has in the private section.
-_PRIVATE_FIELD_COUNT = {KEY_ED25519: 2, KEY_RSA: 6}  # ecdsa: curve, Q, d
-
-
-def _read_comment(key_type: str, section: Reader) -> str:
-    """Skip the private fields (already validated by cryptography) and read the comment."""
-    for _ in range(_PRIVATE_FIELD_COUNT.get(key_type, 3)):
-        section.string()
-    return section.string().decode("utf-8", "replace")
-
-
-# --- PEM / DER --------------------------------------------------------------
-
-
-def _parse_pem_or_der(data: bytes, passphrase: bytes | None) -> PrivateKey:
-    is_pem = b"-----BEGIN" in data
-    if is_pem:
-        encrypted = b"BEGIN ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
-        if encrypted and not passphrase:
-            raise PassphraseRequiredError("private key is encrypted and no passphrase was given")
-        password = passphrase if encrypted else None
-    else:
-        password = passphrase or None
-    loader = (serialization.load_pem_private_key if is_pem
-              else serialization.load_der_private_key)
-    try:
-        try:
-            crypto_key = loader(data, password)
-        except TypeError:
-            if password is None:  # DER input: we could not tell it was encrypted
-                raise PassphraseRequiredError(
-                    "private key is encrypted and no passphrase was given") from None
-            crypto_key = loader(data, None)  # passphrase given for a plain key
-    except ValueError as exc:
-        if password is not None:
-            raise KeyLoadError("wrong passphrase (or corrupt key file)") from None
-        raise KeyLoadError(f"cannot parse private key: {exc}") from None
-    except UnsupportedAlgorithm as exc:
-        raise KeyLoadError(f"unsupported private key: {exc}") from None
-    return from_crypto_key(crypto_key)
 
 
 def encode_openssh_private(key: PrivateKey, passphrase: bytes | str | None = None, *,
@@ -244,7 +201,7 @@ def encode_openssh_private(key: PrivateKey, passphrase: bytes | str | None = Non
         passphrase = passphrase.encode("utf-8")
     key_type = key.public_key.key_type
     check = secrets.token_bytes(4)
-    private = (check + check + string(key_type) + key._private_fields()
+    private = (check + check + string(key_type) + key.private_fields()
                + string(key.comment))
     writer = Writer(_OPENSSH_MAGIC)
     if passphrase:
@@ -266,56 +223,17 @@ def encode_openssh_private(key: PrivateKey, passphrase: bytes | str | None = Non
     body = writer.uint32(1).string(key.public_key.blob).string(encrypted).raw(tag).getvalue()
     b64 = base64.b64encode(body).decode("ascii")
     lines = [b64[i:i + 70] for i in range(0, len(b64), 70)]
-    text = "\n".join([_OPENSSH_BEGIN, *lines, _OPENSSH_END]) + "\n"
+    text = "\n".join([BEGIN, *lines, END]) + "\n"
     return text.encode("ascii")
 
 
-def _parse_private_key(data: bytes, passphrase: str | bytes | None) -> PrivateKey:
-    if isinstance(passphrase, str):
-        passphrase = passphrase.encode("utf-8")
-    stripped = data.lstrip()
-    try:
-        if _OPENSSH_BEGIN.encode() in data:
-            return _parse_openssh_private(data, passphrase)
-        if stripped.startswith(b"PuTTY-User-Key-File"):
-            raise KeyLoadError("PuTTY key files are not supported; convert with puttygen")
-        if b"BEGIN SSH2 ENCRYPTED PRIVATE KEY" in data:
-            raise KeyLoadError("SSH.com private keys are not supported")
-        first = stripped.split(None, 1)[0] if stripped else b""
-        if first.decode("ascii", "replace") in _SUPPORTED_TYPES or first.startswith(
-                (b"ssh-", b"ecdsa-", b"sk-")):
-            raise KeyLoadError("this is a public key, not a private key")
-        if b"-----BEGIN" in data and b"PRIVATE KEY-----" not in data:
-            raise KeyLoadError("no private key found in PEM data")
-        if not stripped:
-            raise KeyLoadError("empty private key data")
-        return _parse_pem_or_der(data, passphrase)
-    except DecodeError as exc:
-        raise KeyLoadError(f"corrupt private key: {exc}") from None
+def _sniff(data: bytes) -> bool:
+    return BEGIN.encode() in data
 
 
-def parse_private_key(data: bytes, passphrase: str | bytes | None = None) -> PrivateKey:
-    """Parse a private key in openssh-key-v1, PKCS#1/SEC1 PEM or PKCS#8 (PEM or DER) form.
-
-    Raises PassphraseRequiredError if the key is encrypted and `passphrase` is
-    None, KeyLoadError for a wrong passphrase, corruption or an unsupported type.
-    A passphrase given for an unencrypted key is ignored.
-    """
-    return _parse_private_key(bytes(data), passphrase)
+def _parse(data: bytes, passphrase: bytes | None) -> PrivateKey:
+    return parse_openssh_private(data, passphrase)
 
 
-def load_private_key(path: str | os.PathLike[str],
-                     passphrase: str | bytes | None = None) -> PrivateKey:
-    """Read and parse a private key file (see `parse_private_key`); ~ is expanded."""
-    filename = os.path.expanduser(os.fspath(path))
-    try:
-        with open(filename, "rb") as fh:
-            data = fh.read(1 << 20)
-    except OSError as exc:
-        raise KeyLoadError(f"{filename}: cannot read private key: {exc.strerror}") from None
-    try:
-        return _parse_private_key(data, passphrase)
-    except PassphraseRequiredError as exc:
-        raise PassphraseRequiredError(f"{filename}: {exc}") from None
-    except KeyLoadError as exc:
-        raise KeyLoadError(f"{filename}: {exc}") from None
+FORMAT = PrivateKeyFormat("openssh", _sniff, _parse)
+register_private_encoder("openssh", encode_openssh_private)
