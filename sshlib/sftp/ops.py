@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import posixpath
-import stat as _stat
 from collections import deque
 from collections.abc import Callable, Collection, Generator, Sequence
 from dataclasses import dataclass, field
@@ -718,10 +717,6 @@ def copy(ctx: Context, src: str, dst: str) -> Op[None]:
             yield from file_close(ctx, d)
     finally:
         yield from file_close(ctx, s)
-
-
-def mode_of(attrs: SFTPAttributes) -> int:
-    return _stat.S_IMODE(attrs.st_mode or 0)
 
 
 __all__ = ["Context", "Send", "Wait", "WaitAny", "Discard", "NOW", "Op", "Cmd", "FileState",
