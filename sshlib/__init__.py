@@ -64,7 +64,7 @@ from .keys import (
 )
 from .protocol.version import __version__
 from .sftp.attrs import SFTPAttributes, SFTPName, SFTPVFSAttributes
-from .sync import Client, Session, dial
+from .sync import Client, Listener, NewChannel, Session, Stream, dial
 from .sync.sftp import SFTPClient, SFTPFile
 
 if TYPE_CHECKING:
@@ -124,6 +124,9 @@ __all__ = [
     "Certificate",
     "CertSigner",
     "load_certificate",
+    "Listener",
+    "NewChannel",
+    "Stream",
     "SFTPError",
     "SFTPFileExistsError",
     "SFTPIsADirectoryError",

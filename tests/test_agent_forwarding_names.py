@@ -89,7 +89,7 @@ def test_forwarded_agent_under_the_servers_names(version: str, frontend: Any,
     other = {r for r, _ in NAMES.values()} - {request}
     assert not other & set(requests), requests
     # sshd does not log the kind of the channel it opens back; the driver does.
-    kinds = re.findall(r"accepted forwarded agent channel \d+ \((\S+)\)", caplog.text)
+    kinds = re.findall(r"accepted (\S+) channel \d+ opened by the server", caplog.text)
     assert kinds and set(kinds) == {channel_kind}, caplog.text[-2000:]
 
 
