@@ -49,6 +49,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   echo "all test peers are installed"
 fi
+# A private passwd entry for tests of OpenSSH's ~ (a library, not executable: not in NEED).
+[ -e /usr/lib/x86_64-linux-gnu/libnss_wrapper.so ] ||
+  install_missing "the agent discovery tests" libnss-wrapper
 if ! is_root; then
   echo "warning: not root; password, keyboard-interactive and Dropbear tests will fail" >&2
 fi

@@ -16,8 +16,10 @@ stdio relay to SOCK, for the ``exec:`` tests.
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -27,11 +29,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import sshlib
 from sshlib import keys
@@ -120,9 +123,12 @@ class AgentProcess:
                 self.process.wait()
 
 
-def start_ssh_agent(workdir: Path) -> AgentProcess:
-    """``ssh-agent -D -a SOCK`` with an askpass that says yes iff ``workdir/allow`` exists."""
-    binary = need_tool("ssh-agent")
+def start_ssh_agent(workdir: Path, binary: str | None = None) -> AgentProcess:
+    """``ssh-agent -D -a SOCK`` with an askpass that says yes iff ``workdir/allow`` exists.
+
+    `binary`: another OpenSSH's ssh-agent (tests/peers.py), default the system's.
+    """
+    binary = binary or need_tool("ssh-agent")
     need_tool("ssh-add")
     workdir.mkdir(parents=True, exist_ok=True)
     sock = str(workdir / "agent.sock")
@@ -382,13 +388,13 @@ class ScriptedAgent(_Server):
     tests can send broken frames), ThenClose(bytes), HANG or CLOSE.
     """
 
-    def __init__(self, path: Path, handler: Handler) -> None:
+    def __init__(self, path: Path, handler: Handler, backlog: int = 64) -> None:
         self.path = str(path)
         self.handler = handler
         self.requests: list[bytes] = []
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.path)
-        listener.listen(64)
+        listener.listen(backlog)
         super().__init__(listener)
 
     @property
@@ -421,6 +427,31 @@ class ScriptedAgent(_Server):
             assert isinstance(reply, bytes)
             conn.sendall(reply)
         conn.close()
+
+
+def ssh_args(server: Any, agent_sock: str | os.PathLike[str], pub: Path) -> list[str]:
+    """OpenSSH's ssh to `server` with only the agent key matching `pub` (no passwords)."""
+    return ["ssh", "-F", "/dev/null", "-p", str(server.port),
+            "-o", f"IdentityAgent={agent_sock}", "-o", "IdentitiesOnly=yes",
+            "-o", f"IdentityFile={pub}", "-o", "PasswordAuthentication=no",
+            "-o", "KbdInteractiveAuthentication=no",
+            "-o", f"UserKnownHostsFile={server.known_hosts_path}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", f"{server.user}@127.0.0.1"]
+
+
+def captured_add(path: Path, *args: str, ssh_add: str = "ssh-add",
+                 env: dict[str, str] | None = None) -> bytes:
+    """The one ADD_IDENTITY(_CONSTRAINED) request ``ssh-add ARGS`` sends (to a recording
+    ScriptedAgent at `path`)."""
+    with ScriptedAgent(path, recording_success) as recorder:
+        run_env = {**(env or os.environ), "SSH_AUTH_SOCK": recorder.path}
+        done = subprocess.run([ssh_add, *args], env=run_env, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        adds = [r for r in recorder.requests if r[0] in (17, 25)]
+    assert len(adds) == 1, recorder.requests
+    return adds[0]
 
 
 def framed(payload: bytes) -> bytes:
@@ -489,6 +520,145 @@ def ssh_agent(ssh_agent_process: AgentProcess) -> Iterator[AgentProcess]:
     reset()
 
 
+# --- sshlib agent bridge as a process -------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for ``python -m sshlib``: the checkout's sshlib, whether installed or not."""
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", ""))
+                                        if p)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m sshlib ARGS`` as a subprocess; text output."""
+    return subprocess.run([sys.executable, "-m", "sshlib", *args], env=env or cli_env(),
+                          input=None if input is None else input.decode(),
+                          stdin=None if input is not None else subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout,
+                          start_new_session=True)
+
+
+class BridgeProcess:
+    """``python -m sshlib -v agent bridge ...`` running in the background."""
+
+    def __init__(self, tmp: Path, listen: list[str], to: str, *extra: str) -> None:
+        self.log_path = tmp / f"bridge-{time.monotonic_ns()}.log"
+        args = [sys.executable, "-m", "sshlib", "-v", "agent", "bridge", "--to", to, *extra]
+        for endpoint in listen:
+            args += ["--listen", endpoint]
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
+                                        stdin=subprocess.DEVNULL, env=cli_env())
+        self.endpoints: list[str] = []
+        assert self.process.stdout is not None
+        lines: list[str] = []
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for _ in listen:
+                line = self.process.stdout.readline().decode()
+                if not line:
+                    return
+                lines.append(line.strip())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(20)
+        if len(lines) != len(listen):
+            self.stop()
+            raise AssertionError(f"bridge did not start (exit {self.process.returncode}): "
+                                 f"{self.log_text()}")
+        for line in lines:
+            assert line.startswith("listening on "), line
+            self.endpoints.append(line[len("listening on "):])
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(f"bridge ignored signal {signum}: "
+                                     f"{self.log_text()}") from None
+        self.log.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def bridges(tmp_path: Path) -> Iterator[Any]:
+    """bridges(listen, to, *extra) -> BridgeProcess, stopped after the test."""
+    started: list[BridgeProcess] = []
+
+    def start(listen: list[str], to: str, *extra: str) -> BridgeProcess:
+        bridge = BridgeProcess(tmp_path, listen, to, *extra)
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        bridge.stop()
+
+
+@pytest.fixture
+def loaded_agent(ssh_agent: AgentProcess, agent_keys: KeySet) -> AgentProcess:
+    for name in ("ed25519", "rsa", "ecdsa-384"):
+        ssh_agent.run_client("ssh-add", str(agent_keys.paths[name]))
+    return ssh_agent
+
+
+def ssh_add_l(sock: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SSH_AUTH_SOCK": sock}
+    return subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
+
+
+def private_passwd_env(tmp_path: Path, home: Path) -> dict[str, str]:
+    """os.environ without SSH_AUTH_SOCK and HOME, and with a passwd entry (via
+    libnss-wrapper) whose home is `home` for the current user."""
+    assert os.path.exists(NSS_WRAPPER), ("libnss-wrapper is not installed: run bash "
+                                         "scripts/test.sh as root (it installs it)")
+    me = pwd.getpwuid(os.getuid())
+    passwd = tmp_path / "passwd"
+    group = tmp_path / "group"
+    passwd.write_text(f"{me.pw_name}:x:{me.pw_uid}:{me.pw_gid}:test:{home}:/bin/sh\n")
+    group.write_text(f"{me.pw_name}:x:{me.pw_gid}:\n")
+    env = cli_env(LD_PRELOAD=NSS_WRAPPER, NSS_WRAPPER_PASSWD=str(passwd),
+                  NSS_WRAPPER_GROUP=str(group))
+    env.pop("SSH_AUTH_SOCK", None)
+    env.pop("HOME", None)
+    return env
+
+
+@pytest.fixture
+def scripted(tmp_path: Path) -> Iterator[Callable[[Handler], ScriptedAgent]]:
+    """Make ScriptedAgents on Unix sockets in tmp_path (closed at the end of the test)."""
+    made: list[ScriptedAgent] = []
+
+    def make(handler: Handler) -> ScriptedAgent:
+        agent = ScriptedAgent(tmp_path / f"scripted{len(made)}.sock", handler)
+        made.append(agent)
+        return agent
+
+    yield make
+    for agent in made:
+        agent.close()
+
+
 def main(argv: list[str]) -> int:
     """``relay SOCK``: copy stdin to the Unix socket SOCK and its output to stdout."""
     if len(argv) != 2 or argv[0] != "relay":
@@ -532,6 +702,13 @@ def verify_ssh_signature(pub_line: str, data: bytes, signature: bytes) -> str:
     key = serialization.load_ssh_public_key(pub_line.encode())
     if isinstance(key, ed25519.Ed25519PublicKey):
         key.verify(raw, data)
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        r_len = int.from_bytes(raw[:4], "big")
+        r = int.from_bytes(raw[4:4 + r_len], "big")
+        s = int.from_bytes(raw[8 + r_len:], "big")
+        digest = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[
+            key.curve.key_size]
+        key.verify(encode_dss_signature(r, s), data, ec.ECDSA(digest))
     else:
         assert isinstance(key, rsa.RSAPublicKey)
         digest = {b"rsa-sha2-256": hashes.SHA256(), b"rsa-sha2-512": hashes.SHA512(),

@@ -43,20 +43,6 @@ TIMEOUT = 1.5
 SLACK = 2.0  # scheduling headroom on a loaded 2-core CI machine
 
 
-@pytest.fixture
-def scripted(tmp_path: Path) -> Iterator[Callable[[Handler], ScriptedAgent]]:
-    made: list[ScriptedAgent] = []
-
-    def make(handler: Handler) -> ScriptedAgent:
-        agent = ScriptedAgent(tmp_path / f"scripted{len(made)}.sock", handler)
-        made.append(agent)
-        return agent
-
-    yield make
-    for agent in made:
-        agent.close()
-
-
 def expect(error: type[AgentError], call: Callable[[], object], endpoint: str,
            match: str | None = None) -> AgentError:
     """`call` raises exactly `error` (or a subclass) naming `endpoint`, within the timeout."""

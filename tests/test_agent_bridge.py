@@ -15,7 +15,6 @@ import stat
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +29,18 @@ from agentfixtures import (  # noqa: E402
     ScriptedAgent,
     framed,
     recording_success,
+    run_cli,
+    ssh_add_l,
+    ssh_args,
     start_ssh_agent,
     wait_for,
 )
+
+# Other test modules import these from here (they moved to agentfixtures).
+from agentfixtures import BridgeProcess as BridgeProcess  # noqa: E402
+from agentfixtures import bridges as bridges  # noqa: E402
+from agentfixtures import cli_env as cli_env  # noqa: E402
+from agentfixtures import loaded_agent as loaded_agent  # noqa: E402
 
 import sshlib.agent  # noqa: E402
 from sshlib.agent import AgentClient  # noqa: E402
@@ -41,108 +49,6 @@ from sshlib.agent.listeners import open_listener  # noqa: E402
 from sshlib.errors import AgentConnectError, AgentError, AgentRefusedError  # noqa: E402
 
 pytest_plugins = ["agentfixtures"]
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment for ``python -m sshlib``: the checkout's sshlib, whether installed or not."""
-    env = {**os.environ, **extra}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", ""))
-                                        if p)
-    return env
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python -m sshlib ARGS`` as a subprocess; text output."""
-    return subprocess.run([sys.executable, "-m", "sshlib", *args], env=env or cli_env(),
-                          input=None if input is None else input.decode(),
-                          stdin=None if input is not None else subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout,
-                          start_new_session=True)
-
-
-class BridgeProcess:
-    """``python -m sshlib -v agent bridge ...`` running in the background."""
-
-    def __init__(self, tmp: Path, listen: list[str], to: str, *extra: str) -> None:
-        self.log_path = tmp / f"bridge-{time.monotonic_ns()}.log"
-        args = [sys.executable, "-m", "sshlib", "-v", "agent", "bridge", "--to", to, *extra]
-        for endpoint in listen:
-            args += ["--listen", endpoint]
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
-                                        stdin=subprocess.DEVNULL, env=cli_env())
-        self.endpoints: list[str] = []
-        assert self.process.stdout is not None
-        lines: list[str] = []
-
-        def read() -> None:
-            assert self.process.stdout is not None
-            for _ in listen:
-                line = self.process.stdout.readline().decode()
-                if not line:
-                    return
-                lines.append(line.strip())
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(20)
-        if len(lines) != len(listen):
-            self.stop()
-            raise AssertionError(f"bridge did not start (exit {self.process.returncode}): "
-                                 f"{self.log_text()}")
-        for line in lines:
-            assert line.startswith("listening on "), line
-            self.endpoints.append(line[len("listening on "):])
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise AssertionError(f"bridge ignored signal {signum}: "
-                                     f"{self.log_text()}") from None
-        self.log.close()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        return self.process.returncode
-
-
-@pytest.fixture
-def bridges(tmp_path: Path) -> Iterator[Any]:
-    """bridges(listen, to, *extra) -> BridgeProcess, stopped after the test."""
-    started: list[BridgeProcess] = []
-
-    def start(listen: list[str], to: str, *extra: str) -> BridgeProcess:
-        bridge = BridgeProcess(tmp_path, listen, to, *extra)
-        started.append(bridge)
-        return bridge
-
-    yield start
-    for bridge in started:
-        bridge.stop()
-
-
-@pytest.fixture
-def loaded_agent(ssh_agent: AgentProcess, agent_keys: KeySet) -> AgentProcess:
-    for name in ("ed25519", "rsa", "ecdsa-384"):
-        ssh_agent.run_client("ssh-add", str(agent_keys.paths[name]))
-    return ssh_agent
-
-
-def ssh_add_l(sock: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SSH_AUTH_SOCK": sock}
-    return subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
 
 def expected_listing(agent: AgentProcess) -> str:
     """What ssh-add -l prints talking to the agent directly."""
@@ -200,14 +106,7 @@ def test_real_ssh_logs_in_through_the_bridge(openssh_server: Any, ssh_agent: Age
     pub.write_text(openssh_server.user_public_keys[key_name] + "\n")
     sock = sockdir / "bridge.sock"
     bridge = bridges([f"unix:{sock}"], f"unix:{ssh_agent.sock}")
-    args = ["ssh", "-F", "/dev/null", "-p", str(openssh_server.port),
-            "-o", f"IdentityAgent={sock}", "-o", "IdentitiesOnly=yes",
-            "-o", f"IdentityFile={pub}", "-o", "PasswordAuthentication=no",
-            "-o", "KbdInteractiveAuthentication=no",
-            "-o", f"UserKnownHostsFile={openssh_server.known_hosts_path}",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
-            f"{openssh_server.user}@127.0.0.1"]
+    args = ssh_args(openssh_server, sock, pub)
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
     procs = [subprocess.Popen([*args, f"echo login-{i}"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)

@@ -102,8 +102,10 @@ def test_connect_discovers_ssh_auth_sock(loaded_agent: AgentProcess, agent_keys:
     stream.close()
 
 
-def test_connect_without_ssh_auth_sock(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connect_without_ssh_auth_sock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # and no ~/.ssh/agent/ sockets either
+    monkeypatch.setattr("sshlib.agent.paths.user_home", lambda: str(tmp_path))
     with pytest.raises(AgentConnectError, match="SSH_AUTH_SOCK is not set"):
         sshlib.agent.connect()
 
@@ -211,7 +213,7 @@ def test_exec_socat(loaded_agent: AgentProcess, agent_keys: KeySet) -> None:
     need_tool("socat")
     with sshlib.agent.connect(f"exec:socat - UNIX-CONNECT:{loaded_agent.sock}") as agent:
         exercise(agent, agent_keys)
-        transport = agent._transport
+        transport = agent.transport
         assert isinstance(transport, RelayTransport)
     assert transport.process.returncode is not None  # reaped on close
 
@@ -225,7 +227,7 @@ def test_exec_python_relay(loaded_agent: AgentProcess, agent_keys: KeySet,
     command = f"{sys.executable} {HERE} relay {loaded_agent.sock}"
     with sshlib.agent.connect(f"exec:{command}") as agent:
         exercise(agent, agent_keys)
-        transport = agent._transport
+        transport = agent.transport
         assert isinstance(transport, RelayTransport)
         # A second stream for the same endpoint is a second relay process.
         other = agent.open_stream()
@@ -240,7 +242,7 @@ def test_exec_python_relay(loaded_agent: AgentProcess, agent_keys: KeySet,
 def test_exec_close_reaps_a_relay_that_ignores_eof() -> None:
     start = time.monotonic()
     agent = sshlib.agent.connect("exec:sleep 60", timeout=2)
-    transport = agent._transport
+    transport = agent.transport
     assert isinstance(transport, RelayTransport)
     agent.close()
     assert transport.process.returncode is not None

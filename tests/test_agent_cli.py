@@ -20,8 +20,15 @@ import pytest
 
 pytest.register_assert_rewrite("agentfixtures", "test_agent_bridge")
 import test_agent_bridge  # noqa: E402
-from agentfixtures import AgentProcess, KeySet, framed, need_tool  # noqa: E402
-from test_agent_bridge import cli_env, run_cli  # noqa: E402
+from agentfixtures import (  # noqa: E402
+    AgentProcess,
+    KeySet,
+    cli_env,
+    framed,
+    need_tool,
+    private_passwd_env,
+    run_cli,
+)
 
 import sshlib.agent  # noqa: E402
 from sshlib.cli import main  # noqa: E402
@@ -31,8 +38,7 @@ from sshlib.errors import AgentRefusedError  # noqa: E402
 
 pytest_plugins = ["agentfixtures"]
 
-bridges = test_agent_bridge.bridges  # the fixtures, shared
-sockdir = test_agent_bridge.sockdir
+sockdir = test_agent_bridge.sockdir  # the fixture, shared
 
 KEYS = ("ed25519", "ecdsa-256", "ecdsa-384", "ecdsa-521", "rsa")
 
@@ -184,9 +190,8 @@ def test_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def test_no_agent_anywhere_is_exit_2() -> None:
-    env = cli_env()
-    env.pop("SSH_AUTH_SOCK", None)
+def test_no_agent_anywhere_is_exit_2(tmp_path: Path) -> None:
+    env = private_passwd_env(tmp_path, tmp_path)  # no SSH_AUTH_SOCK, no ~/.ssh/agent/
     done = run_cli("agent", "list", env=env)
     assert done.returncode == 2 and "SSH_AUTH_SOCK is not set" in done.stderr
 
@@ -307,7 +312,8 @@ def test_doctor_table_for_an_arranged_machine(ssh_agent: AgentProcess, agent_key
 def test_doctor_finds_nothing_exit_1(tmp_path: Path) -> None:
     home = tmp_path / "empty"
     home.mkdir()
-    env = cli_env(HOME=str(home), XDG_RUNTIME_DIR=str(home), TMPDIR=str(home))
+    env = {**private_passwd_env(tmp_path, home), "HOME": str(home),
+           "XDG_RUNTIME_DIR": str(home), "TMPDIR": str(home)}
     for var in ("SSH_AUTH_SOCK", "GNUPGHOME"):
         env.pop(var, None)
     done = run_cli("agent", "doctor", env=env)

@@ -19,6 +19,7 @@ from agentfixtures import (  # noqa: E402
     AgentProcess,
     KeySet,
     ScriptedAgent,
+    captured_add,
     recording_success,
 )
 from helpers import connect  # noqa: E402
@@ -112,13 +113,7 @@ def test_confirm_constraint_is_enforced_by_ssh_agent(ssh_agent: AgentProcess,
 
 def _captured_add(tmp_path: Path, key_path: Path, *flags: str) -> bytes:
     """The ADD_IDENTITY request OpenSSH's ssh-add sends for `key_path`."""
-    with ScriptedAgent(tmp_path / "rec.sock", recording_success) as recorder:
-        env = {**os.environ, "SSH_AUTH_SOCK": recorder.path}
-        subprocess.run(["ssh-add", *flags, str(key_path)], env=env, check=True,
-                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        adds = [r for r in recorder.requests if r[0] in (17, 25)]
-    assert len(adds) == 1, recorder.requests
-    return adds[0]
+    return captured_add(tmp_path / "rec.sock", *flags, str(key_path))
 
 
 def _our_add(tmp_path: Path, key: keys.PrivateKey, **kwargs: Any) -> bytes:

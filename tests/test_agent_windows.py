@@ -475,7 +475,7 @@ def test_exec_relay_from_linux_into_wine(windows_python: WindowsPython,
                 signature = key.signer.sign(data, algorithm)
                 name = "ed25519" if key.blob == win_agent.blob("ed25519") else "rsa"
                 assert verify_ssh_signature(win_agent.pub(name), data, signature) == algorithm
-        process = agent._transport.process  # type: ignore[attr-defined]
+        process = agent.transport.process  # type: ignore[attr-defined]
     assert process.returncode is not None  # reaped on close
     assert time.monotonic() - start < 60
 

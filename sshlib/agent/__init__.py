@@ -25,6 +25,7 @@ from ..errors import (
     AgentUnsupportedError,
 )
 from .client import DEFAULT_TIMEOUT, AgentClient, AgentKey, AgentSigner
+from .constraints import Destination, Hop, HostKeySpec, parse_destination
 from .discover import Endpoint, connect, default_endpoints, open_stream, parse_endpoint
 from .protocol import DEFAULT_MAX_MESSAGE, SSH_AGENT_RSA_SHA2_256, SSH_AGENT_RSA_SHA2_512
 from .transport import BaseTransport, MessageTransport, SocketTransport, Transport
@@ -46,6 +47,10 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE",
     "SSH_AGENT_RSA_SHA2_256",
     "SSH_AGENT_RSA_SHA2_512",
+    "Destination",
+    "Hop",
+    "HostKeySpec",
+    "parse_destination",
     "AgentError",
     "AgentConnectError",
     "AgentUnsupportedError",

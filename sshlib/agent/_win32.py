@@ -65,6 +65,7 @@ WAIT_OBJECT_0 = 0
 WAIT_TIMEOUT = 0x102
 WAIT_FAILED = 0xFFFFFFFF
 INFINITE = 0xFFFFFFFF
+PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 TOKEN_QUERY = 0x0008
 TOKEN_USER_CLASS = 1  # TokenUser
 SECURITY_DESCRIPTOR_REVISION = 1
@@ -205,6 +206,9 @@ _PROTOTYPES: dict[str, tuple[str, Any, list[Any]]] = {
     "LocalFree": ("kernel32", _P, [_P]),
     "GetModuleHandleW": ("kernel32", _H, [_W]),
     "GetNamedPipeClientProcessId": ("kernel32", _B, [_H, _P]),
+    "GetNamedPipeServerProcessId": ("kernel32", _B, [_H, _P]),
+    "OpenProcess": ("kernel32", _H, [_D, _B, _D]),
+    "QueryFullProcessImageNameW": ("kernel32", _B, [_H, _D, _P, _P]),
     "VirtualQuery": ("kernel32", _SZ, [_P, _P, _SZ]),
     "SetConsoleCtrlHandler": ("kernel32", _B, [_P, _B]),
     # advapi32: tokens, SIDs, security descriptors, user name

@@ -16,7 +16,18 @@ Why it is built this way (the failures of today's bridges, docs/agent.md):
   never the bridge;
 - when the upstream agent is unreachable or dies mid-request, the client gets
   SSH_AGENT_FAILURE for that request (ssh-add reports an error instead of
-  hanging) and the next request tries a fresh upstream stream.
+  hanging) and the next request tries a fresh upstream stream;
+- with `retries` > 0, a request that is safe to repeat (`RETRYABLE`: list
+  keys, sign, remove all, the ``query`` extension, ``session-bind``) is
+  re-sent on a fresh upstream stream when the upstream could not be reached,
+  broke, closed, sent a broken frame or did not answer within the request
+  timeout (a hung upstream is cut then, with a log line).  An *answer* is
+  never retried: SSH_AGENT_FAILURE and every other reply go to the client as
+  they are.  Requests that change state in a way a lost reply makes unsafe
+  to repeat (add, remove one key, lock, unlock, smartcard keys with their PIN
+  tries, unknown extensions) are never re-sent.  A fresh upstream stream first
+  gets the client's earlier successful ``session-bind`` messages again, so
+  the agent still knows which host the connection is for.
 
 `StreamServer` is the per-client loop; the ``relay`` command runs it over
 stdin/stdout.
@@ -47,6 +58,8 @@ __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_CONNECT_TIMEOUT",
     "FAILURE_FRAME",
+    "RETRYABLE",
+    "is_retryable",
 ]
 
 log = logging.getLogger("sshlib.agent.bridge")
@@ -64,6 +77,37 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 FAILURE_FRAME = p.frame(bytes((p.SSH_AGENT_FAILURE,)))
 
+#: Request types a bridge may send again after a transport failure: repeating
+#: them changes nothing in the agent (a sign request only signs once more; with
+#: a ``maxsign`` key that spends one more of its signatures, with a confirm key
+#: it asks the user again).
+RETRYABLE = frozenset({p.SSH_AGENTC_REQUEST_IDENTITIES, p.SSH_AGENTC_SIGN_REQUEST,
+                       p.SSH_AGENTC_REMOVE_ALL_IDENTITIES})
+#: Extensions that are safe to repeat (session-bind: on a fresh upstream stream,
+#: which has no binding yet).
+RETRYABLE_EXTENSIONS = frozenset({"query", "session-bind@openssh.com"})
+_SESSION_BIND = "session-bind@openssh.com"
+_MAX_BACKOFF = 0.5
+
+
+def _extension_name(request: bytes) -> str | None:
+    """The name in a framed EXTENSION request, or None (not one, or malformed)."""
+    if len(request) < 9 or request[4] != p.SSH_AGENTC_EXTENSION:
+        return None
+    length = int.from_bytes(request[5:9], "big")
+    if 9 + length > len(request):
+        return None
+    return request[9:9 + length].decode("ascii", "replace")
+
+
+def is_retryable(request: bytes) -> bool:
+    """Whether a framed request may be re-sent after the upstream failed (see RETRYABLE)."""
+    if len(request) < 5:
+        return False
+    if request[4] in RETRYABLE:
+        return True
+    return _extension_name(request) in RETRYABLE_EXTENSIONS
+
 
 class _ClientGone(Exception):
     """The client closed its end or broke the protocol: stop serving it."""
@@ -78,8 +122,12 @@ class StreamServer:
                  connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
                  max_message: int = p.DEFAULT_MAX_MESSAGE,
                  opener: Callable[[str | Endpoint, float | None], Transport] | None = None,
-                 name: str = "client") -> None:
+                 name: str = "client", retries: int = 0) -> None:
+        if retries < 0:
+            raise ValueError("retries cannot be negative")
         self.client = client
+        self.retries = retries
+        self._binds: list[bytes] = []  # session-binds the agent accepted, to replay
         self.upstream_endpoint = upstream
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
@@ -90,6 +138,7 @@ class StreamServer:
         self._upstream: Transport | None = None
         self.requests = 0
         self.failures = 0
+        self.retried = 0
 
     # --- the client side ---------------------------------------------------------------
 
@@ -131,11 +180,26 @@ class StreamServer:
             self._upstream.close()
             self._upstream = None
 
+    def _open_upstream(self) -> Transport:
+        upstream = self._opener(self.upstream_endpoint, self.connect_timeout)
+        self._upstream = upstream
+        for bind in self._binds:  # a fresh stream: tell the agent the host again
+            reply = self._exchange(upstream, bind)
+            if reply[4:5] != bytes((p.SSH_AGENT_SUCCESS,)):
+                raise AgentConnectError("the agent refused the session-bind replayed on a "
+                                        "new connection", endpoint=upstream.endpoint)
+        return upstream
+
     def _forward(self, request: bytes) -> bytes:
         """The upstream agent's framed reply to `request`; AgentError if it fails."""
-        if self._upstream is None:
-            self._upstream = self._opener(self.upstream_endpoint, self.connect_timeout)
-        upstream = self._upstream
+        upstream = self._upstream if self._upstream is not None else self._open_upstream()
+        reply = self._exchange(upstream, request)
+        if reply[4:5] == bytes((p.SSH_AGENT_SUCCESS,)) and \
+                _extension_name(request) == _SESSION_BIND:
+            self._binds.append(request)
+        return reply
+
+    def _exchange(self, upstream: Transport, request: bytes) -> bytes:
         endpoint = upstream.endpoint
         deadline = Deadline(self.request_timeout)
         upstream.send_all(request, deadline.remaining(endpoint))
@@ -150,6 +214,31 @@ class StreamServer:
                                      f"of {length} bytes)", endpoint=endpoint)
         return header + body
 
+    def _answer(self, request: bytes) -> bytes:
+        """The reply for the client: the agent's, or FAILURE once every attempt failed."""
+        attempts = 1 + (self.retries if self.retries and is_retryable(request) else 0)
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._forward(request)
+            except AgentError as exc:
+                self._drop_upstream()
+                if isinstance(exc, AgentTimeoutError):
+                    what = (f"upstream hung: no answer within {seconds(self.request_timeout)}, "
+                            f"connection cut")
+                else:
+                    what = f"upstream failed: {exc}"
+                if attempt < attempts:
+                    self.retried += 1
+                    log.warning("%s: request type %d: %s; retrying (%d of %d)", self.name,
+                                request[4], what, attempt, attempts - 1)
+                    time.sleep(min(0.005 * 2 ** attempt, _MAX_BACKOFF))
+                    continue
+                self.failures += 1
+                tried = f" after {attempts} attempts" if attempts > 1 else ""
+                log.warning("%s: request type %d: %s; answered FAILURE%s", self.name,
+                            request[4], what, tried)
+        return FAILURE_FRAME
+
     # --- the loop ----------------------------------------------------------------------
 
     def serve(self) -> str:
@@ -160,15 +249,7 @@ class StreamServer:
                 if request is None:
                     return "closed"
                 self.requests += 1
-                try:
-                    reply = self._forward(request)
-                except AgentError as exc:
-                    self.failures += 1
-                    self._drop_upstream()
-                    log.warning("%s: request type %d: upstream %s; answered FAILURE",
-                                self.name, request[4], exc)
-                    reply = FAILURE_FRAME
-                self._reply(reply)
+                self._reply(self._answer(request))
         except _ClientGone as exc:
             return str(exc)
         finally:
@@ -181,7 +262,8 @@ class Bridge:
 
     `start` launches one accept thread per listener; `close` (any thread, or
     a signal handler via `request_stop`) stops accepting, removes socket files
-    and disconnects clients.  `wait` blocks until then.
+    and disconnects clients.  `wait` blocks until then.  `retries`: how often a
+    safe request is re-sent after an upstream failure (module docstring).
     """
 
     def __init__(self, listeners: Sequence[Listener], upstream: str | Endpoint, *,
@@ -189,9 +271,10 @@ class Bridge:
                  idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
                  request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
                  connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
-                 max_message: int = p.DEFAULT_MAX_MESSAGE) -> None:
+                 max_message: int = p.DEFAULT_MAX_MESSAGE, retries: int = 0) -> None:
         if max_clients < 1:
             raise ValueError("max_clients must be at least 1")
+        self.retries = retries
         self.listeners = list(listeners)
         self.upstream = upstream
         self.max_clients = max_clients
@@ -277,10 +360,12 @@ class Bridge:
             server = StreamServer(transport, self.upstream, idle_timeout=self.idle_timeout,
                                   request_timeout=self.request_timeout,
                                   connect_timeout=self.connect_timeout,
-                                  max_message=self.max_message, name=name)
+                                  max_message=self.max_message, name=name,
+                                  retries=self.retries)
             why = server.serve()
-            log.info("%s: %d request(s) (%d answered FAILURE) in %.2f s, ended: %s", name,
-                     server.requests, server.failures, time.monotonic() - started, why)
+            log.info("%s: %d request(s) (%d answered FAILURE), %d retried, in %.2f s, "
+                     "ended: %s", name, server.requests, server.failures, server.retried,
+                     time.monotonic() - started, why)
         except Exception:  # never let one client take the bridge down
             log.exception("%s: unexpected error", name)
         finally:

@@ -1,10 +1,14 @@
 """AgentClient: the agent protocol over any `Transport`, safe to share between threads.
 
-One lock serialises request/reply pairs: the protocol has no request ids, so
-two threads interleaving on one stream would read each other's replies.  Any
-transport or framing failure leaves the stream at an unknown position, so the
-client closes it and every later call fails fast with the original reason
-(open a new client, or use `open_stream` for a fresh raw stream).
+Concurrent callers share one stream: requests are pipelined, up to the
+transport's ``max_in_flight`` unanswered at once (32 on sockets; strictly one
+at a time for Pageant's window and transports that do not say), and each
+reply goes to the oldest request, since agents answer in order and the
+protocol has no request ids (see `sshlib.agent.pipeline`).  A transport or
+framing failure, or the oldest request timing out, leaves the stream
+unusable: every waiter fails at once and every later call fails fast with the
+original reason (open a new client, or use `open_stream` for a fresh raw
+stream).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import base64
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import (
@@ -20,14 +25,20 @@ from ..errors import (
     AgentError,
     AgentProtocolError,
     AgentRefusedError,
-    AgentTimeoutError,
     DecodeError,
     KeyLoadError,
 )
 from ..keys import PrivateKey, PublicKey, parse_public_key
 from ..wire import Reader
 from . import protocol as p
-from .transport import Deadline, Transport, seconds
+from .constraints import (
+    Destination,
+    destination_constraint,
+    extension_constraint,
+    maxsign_constraint,
+)
+from .pipeline import MAX_IN_FLIGHT, Pipeline, transport_max_in_flight
+from .transport import Deadline, Transport
 
 __all__ = ["AgentClient", "AgentKey", "AgentSigner", "DEFAULT_TIMEOUT"]
 
@@ -154,24 +165,48 @@ class AgentClient:
     AgentRefusedError when the agent answers FAILURE, AgentProtocolError for
     a reply we cannot accept, AgentConnectError when the stream fails,
     AgentTimeoutError when the agent is too slow.
+
+    Thread-safe: any number of threads may call at once.  Their requests are
+    pipelined (`max_in_flight`: the transport's limit, at most 32, or what the
+    caller passes; 1 turns pipelining off).  A caller whose own deadline
+    passes while earlier requests are still unanswered gets AgentTimeoutError
+    and the others carry on; if the oldest request is overdue (its timeout
+    counted from when the agent got to it) the agent is taken as hung and
+    every waiter fails at once.
     """
 
     def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT,
-                 max_message: int = p.DEFAULT_MAX_MESSAGE) -> None:
-        self._transport = transport
+                 max_message: int = p.DEFAULT_MAX_MESSAGE,
+                 max_in_flight: int | None = None) -> None:
         self.timeout = timeout
         self.max_message = max_message
-        self._lock = threading.Lock()
-        self._broken: AgentError | None = None
-        self._hung_up = False  # the agent closed the stream instead of answering
+        self._max_in_flight = max_in_flight
+        self._pipe = self._pipeline(transport)
+        self._swap_lock = threading.Lock()
         self._closed = False
 
     # --- plumbing -----------------------------------------------------------------------
 
+    def _pipeline(self, transport: Transport) -> Pipeline:
+        limit = min(transport_max_in_flight(transport), MAX_IN_FLIGHT)
+        if self._max_in_flight is not None:
+            limit = max(1, min(limit, self._max_in_flight))
+        return Pipeline(transport, max_in_flight=limit, max_message=self.max_message)
+
     @property
     def endpoint(self) -> str:
         """The endpoint string; `sshlib.agent.open_stream(endpoint)` reaches the same agent."""
-        return self._transport.endpoint
+        return self._pipe.endpoint
+
+    @property
+    def transport(self) -> Transport:
+        """The stream in use now (a reconnect after a hang-up replaces it)."""
+        return self._pipe.transport
+
+    @property
+    def max_in_flight(self) -> int:
+        """Requests this client sends before the first is answered (1: no pipelining)."""
+        return self._pipe.max_in_flight
 
     @property
     def closed(self) -> bool:
@@ -184,8 +219,9 @@ class AgentClient:
         return open_stream(self.endpoint, timeout=self.timeout if timeout is None else timeout)
 
     def close(self) -> None:
+        """Close the stream; calls in progress in other threads fail with AgentConnectError."""
         self._closed = True
-        self._transport.close()
+        self._pipe.fail(AgentConnectError("the client is closed", endpoint=self.endpoint))
 
     def __enter__(self) -> AgentClient:
         return self
@@ -197,12 +233,6 @@ class AgentClient:
         state = " closed" if self._closed else ""
         return f"<AgentClient {self.endpoint}{state}>"
 
-    def _fail(self, exc: AgentError) -> AgentError:
-        """Remember why the stream is unusable, close it, and hand back `exc` to raise."""
-        self._broken = exc
-        self._transport.close()
-        return exc
-
     def request(self, payload: bytes, timeout: float | None = None) -> p.Reply:
         """Send one request payload and return the decoded reply (any type, even FAILURE)."""
         endpoint = self.endpoint
@@ -212,54 +242,9 @@ class AgentClient:
         if len(payload) > self.max_message:
             raise AgentError(f"request of {len(payload)} bytes exceeds the limit of "
                              f"{self.max_message} bytes", endpoint=endpoint)
-        wait = deadline.remaining(endpoint)
-        if not self._lock.acquire(timeout=-1 if wait is None else wait):
-            raise AgentTimeoutError(
-                f"timed out after {seconds(deadline.timeout)} waiting for another request "
-                f"on this connection", endpoint=endpoint)
-        try:
-            if self._closed:
-                raise AgentConnectError("the client is closed", endpoint=endpoint)
-            if self._broken is not None:
-                raise AgentConnectError(
-                    f"connection unusable after an earlier error: {self._broken.reason}",
-                    endpoint=endpoint)
-            return self._exchange(payload, deadline)
-        finally:
-            self._lock.release()
-
-    def _exchange(self, payload: bytes, deadline: Deadline) -> p.Reply:
-        endpoint = self.endpoint
-        transport = self._transport
-        phase = "accept the request"
-        try:
-            transport.send_all(p.frame(payload), deadline.remaining(endpoint))
-            phase = "answer"
-            header = transport.recv_exact(4, deadline.remaining(endpoint))
-            if not header:
-                self._hung_up = True
-                raise AgentConnectError("the agent closed the connection without answering",
-                                        endpoint=endpoint)
-            if len(header) < 4:
-                raise AgentProtocolError(
-                    f"the agent closed the connection after {len(header)} bytes of a reply",
-                    endpoint=endpoint)
-            length = p.frame_length(header, self.max_message, endpoint)
-            phase = "finish its reply"
-            body = transport.recv_exact(length, deadline.remaining(endpoint))
-            if len(body) < length:
-                raise AgentProtocolError(
-                    f"the agent closed the connection mid-reply: got {len(body)} of "
-                    f"{length} bytes", endpoint=endpoint)
-        except AgentTimeoutError:
-            raise self._fail(AgentTimeoutError(
-                f"timed out: the agent did not {phase} within {seconds(deadline.timeout)}",
-                endpoint=endpoint)) from None
-        except AgentError as exc:
-            raise self._fail(exc) from None
-        except OSError as exc:  # a third-party Transport that lets one through
-            raise self._fail(AgentConnectError(f"the connection failed: {exc}",
-                                               endpoint=endpoint)) from None
+        if self._closed:
+            raise AgentConnectError("the client is closed", endpoint=endpoint)
+        body = self._pipe.exchange(payload, deadline)
         reply = p.parse_reply(body, endpoint)  # the stream is in step even if this fails
         log.debug("agent %s: request type %d -> reply type %d (%d bytes)",
                   endpoint, payload[0], reply.type, len(body))
@@ -316,17 +301,30 @@ class AgentClient:
 
     def add_key(self, private_key: PrivateKey, comment: str | None = None, *,
                 lifetime: int | None = None, confirm: bool = False,
+                destinations: Sequence[Destination] = (), maxsign: int | None = None,
+                extensions: Sequence[tuple[str, bytes]] = (),
                 timeout: float | None = None) -> None:
         """Hand `private_key` to the agent; `comment` defaults to the key's own.
 
         `lifetime` (seconds) makes the agent forget the key afterwards;
-        `confirm` makes it ask the user before every signature.
+        `confirm` makes it ask the user before every signature;
+        `destinations` (`sshlib.agent.constraints.Destination`, e.g. from
+        `parse_destination("user@host")`) limits the hosts it may be used for,
+        like ``ssh-add -h`` (the agent checks them against session-bind);
+        `maxsign` caps the number of signatures; `extensions` are further
+        (name, body) constraint extensions.  An agent that does not know a
+        constraint refuses the key: AgentRefusedError.
         """
         constraints: list[bytes] = []
         if lifetime is not None:
             constraints.append(p.lifetime_constraint(lifetime))
         if confirm:
             constraints.append(p.confirm_constraint())
+        if maxsign is not None:
+            constraints.append(maxsign_constraint(maxsign))
+        if destinations:
+            constraints.append(destination_constraint(destinations))
+        constraints.extend(extension_constraint(name, body) for name, body in extensions)
         public_key = private_key.public_key
         payload = p.add_identity(public_key.key_type, private_key.private_fields(),
                                  private_key.comment if comment is None else comment,
@@ -354,57 +352,64 @@ class AgentClient:
         SUCCESS and EXTENSION_RESPONSE are both answers; FAILURE and
         EXTENSION_FAILURE raise AgentRefusedError.
         """
+        return self._extension_reply(name, body, timeout).body
+
+    def _extension_reply(self, name: str, body: bytes, timeout: float | None) -> p.Reply:
         reply = self.request(p.extension(name, body), timeout)
         if reply.is_failure:
             raise self._refused(reply, f"run extension {name!r}")
         if reply.type not in (p.SSH_AGENT_SUCCESS, p.SSH_AGENT_EXTENSION_RESPONSE):
             raise AgentProtocolError(f"agent answered extension {name!r} with message type "
                                      f"{reply.type}", endpoint=self.endpoint)
-        return reply.body
+        return reply
 
-    def _probe(self, name: str, body: bytes, timeout: float | None) -> bytes | None:
+    def _probe(self, name: str, body: bytes, timeout: float | None) -> p.Reply | None:
         """An extension request that may fail harmlessly: None if the agent does not know it.
 
         FAILURE is the proper "no".  Some agents hang up instead (they close the
         stream on unknown messages); then, if the endpoint can be reopened, the
         client reconnects so that it stays usable, and the answer is also None.
         """
-        self._hung_up = False
+        pipe = self._pipe
         try:
-            return self.extension(name, body, timeout)
+            return self._extension_reply(name, body, timeout)
         except AgentRefusedError:
             return None
         except AgentConnectError:
-            if not self._hung_up or not self._reconnect(timeout):
+            if not pipe.hung_up or not self._reconnect(pipe, timeout):
                 raise
             log.info("agent %s hung up on extension %r; reconnected", self.endpoint, name)
             return None
 
-    def _reconnect(self, timeout: float | None) -> bool:
+    def _reconnect(self, broken: Pipeline, timeout: float | None) -> bool:
+        """Replace the `broken` stream with a fresh one (unless another thread already did)."""
         try:
             transport = self.open_stream(timeout)
         except AgentError as exc:
             log.debug("agent %s: cannot reconnect: %s", self.endpoint, exc)
             return False
-        with self._lock:
-            if self._closed:
+        with self._swap_lock:
+            if self._closed or self._pipe is not broken:
                 transport.close()
-                return False
-            self._transport.close()
-            self._transport = transport
-            self._broken = None
-            self._hung_up = False
+                return not self._closed
+            self._pipe = self._pipeline(transport)
         return True
 
     def query_extensions(self, timeout: float | None = None) -> list[str]:
         """Extension names the agent says it supports, via the ``query`` extension.
 
         An agent that does not implement ``query`` answers FAILURE; that gives
-        [] (nothing can be discovered), not an error.
+        [] (nothing can be discovered), not an error.  The names are what
+        ``ssh-add -Q`` prints: an EXTENSION_RESPONSE starts with the echoed
+        request name (RFC 9987; OpenSSH >= 10.3), which is not one of them.
         """
-        body = self._probe("query", b"", timeout)
-        if body is None:
+        reply = self._probe("query", b"", timeout)
+        if reply is None:
             return []
+        body = reply.body
+        echo = p.frame(b"query")
+        if reply.type == p.SSH_AGENT_EXTENSION_RESPONSE and body.startswith(echo):
+            body = body[len(echo):]
         names = p.parse_query_names(body)
         if names is None:
             raise AgentProtocolError("cannot parse the agent's answer to 'query'",

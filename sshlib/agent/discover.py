@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import AgentConnectError, AgentError
@@ -21,6 +21,7 @@ from .assuan import is_assuan_data, open_assuan, open_assuan_data
 from .client import DEFAULT_TIMEOUT, AgentClient
 from .cygwin import CYGWIN_MAGIC, open_cygwin, open_cygwin_data, read_socket_file, windows_path
 from .pageant import open_pageant, open_pageant_pipe, open_pageant_window
+from .paths import AgentDirSocket, agent_home_sockets, agent_homes
 from .relay import open_relay
 from .tcp import open_tcp
 from .transport import Transport
@@ -34,6 +35,7 @@ __all__ = [
     "open_stream",
     "connect",
     "default_endpoints",
+    "discovery_order",
     "OPENSSH_PIPE",
 ]
 
@@ -192,19 +194,37 @@ def _open_one(endpoint: str | Endpoint, timeout: float | None) -> Transport:
     return _OPENERS[parsed.kind](parsed, timeout)
 
 
-def default_endpoints() -> list[str]:
-    """Where `connect()` looks, in order: SSH_AUTH_SOCK, then (Windows) the usual agents.
+def discovery_order(environ: Mapping[str, str], platform: str,
+                    home_sockets: Sequence[AgentDirSocket] = ()) -> list[tuple[str, str]]:
+    """(endpoint, why) in the order `connect()` tries them; pure, for the doctor too.
 
-    Windows: Pageant's pipe, Win32-OpenSSH's pipe (also 1Password, Bitwarden,
-    gpg-agent), then Pageant's window, as PuTTY and users expect.
+    SSH_AUTH_SOCK first; then, on POSIX, OpenSSH >= 10.1's ``~/.ssh/agent/``
+    sockets best first (`sshlib.agent.paths.agent_home_sockets`), which also
+    covers an SSH_AUTH_SOCK naming a socket whose agent has gone; on Windows
+    Pageant's pipe, Win32-OpenSSH's pipe, Pageant's window.
     """
-    found: list[str] = []
-    sock = os.environ.get("SSH_AUTH_SOCK", "")
+    found: list[tuple[str, str]] = []
+    sock = environ.get("SSH_AUTH_SOCK", "")
     if sock:
-        found.append(sock)
-    if sys.platform == "win32":
-        found += ["pageant-pipe", f"pipe:{OPENSSH_PIPE}", "pageant-window"]
+        found.append((sock, "SSH_AUTH_SOCK"))
+    if platform == "win32":
+        found += [("pageant-pipe", "Windows: PuTTY Pageant pipe"),
+                  (f"pipe:{OPENSSH_PIPE}", "Windows: OpenSSH agent pipe"),
+                  ("pageant-window", "Windows: Pageant window")]
+    else:
+        same = os.path.realpath(sock) if sock else None
+        for entry in home_sockets:
+            if same is not None and os.path.realpath(entry.path) == same:
+                continue
+            found.append((f"unix:{entry.path}", f"~/.ssh/agent (OpenSSH >= 10.1): "
+                                                f"{entry.describe()}"))
     return found
+
+
+def default_endpoints() -> list[str]:
+    """Where `connect()` looks, in order (see `discovery_order`)."""
+    home_sockets = [] if sys.platform == "win32" else agent_home_sockets(agent_homes())
+    return [endpoint for endpoint, _ in discovery_order(os.environ, sys.platform, home_sockets)]
 
 
 def open_stream(endpoint: str | Endpoint | None = None, *,
@@ -219,7 +239,8 @@ def open_stream(endpoint: str | Endpoint | None = None, *,
         return _open_one(endpoint, timeout)
     candidates = default_endpoints()
     if not candidates:
-        raise AgentConnectError("no agent endpoint given and SSH_AUTH_SOCK is not set")
+        raise AgentConnectError("no agent endpoint given, SSH_AUTH_SOCK is not set and "
+                                "~/.ssh/agent/ has no agent socket")
     failures: list[str] = []
     for candidate in candidates:
         try:

@@ -94,6 +94,7 @@ def open_pageant_pipe(timeout: float | None, endpoint: str) -> PipeTransport:
         raise AgentConnectError(f"cannot derive Pageant's pipe name: {exc}",
                                 endpoint=endpoint) from None
     transport = open_pipe(name, timeout, endpoint)
+    transport.max_in_flight = 1  # like its window: Pageant is only promised one at a time
     try:
         owner = w32.handle_owner_sid(transport.handle)
         mine = w32.user_sid()

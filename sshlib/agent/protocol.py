@@ -153,6 +153,11 @@ class FrameDecoder:
         """Bytes received that do not yet form a whole message (0 at a message boundary)."""
         return len(self._buffer) + (4 if self._need is not None else 0)
 
+    @property
+    def expected(self) -> int | None:
+        """Payload length of the message in progress once its header is in, else None."""
+        return self._need
+
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
         messages: list[bytes] = []

@@ -26,7 +26,7 @@ import sys
 import threading
 
 from ..errors import AgentConnectError, AgentTimeoutError
-from .transport import BaseTransport, Deadline, seconds
+from .transport import MAX_IN_FLIGHT, BaseTransport, Deadline, seconds
 
 __all__ = ["RelayTransport", "open_relay", "split_command"]
 
@@ -52,7 +52,9 @@ def split_command(command: str) -> list[str] | str:
 
 
 class RelayTransport(BaseTransport):
-    """The agent stream through a relay process's stdin and stdout."""
+    """The agent stream through a relay process's stdin and stdout (clients may pipeline)."""
+
+    max_in_flight = MAX_IN_FLIGHT
 
     def __init__(self, process: subprocess.Popen[bytes], endpoint: str) -> None:
         super().__init__(endpoint)

@@ -9,6 +9,11 @@ Channels that are not streams (Pageant's WM_COPYDATA window answers one whole
 message per call) subclass `MessageTransport`, which turns such an exchange
 function into a stream, so the client and agent forwarding need no special case.
 
+`max_in_flight` says how many requests a client may send on the stream
+before the first is answered: 32 for sockets, pipes and relays (stream agents
+answer in order), 1 (strictly one at a time) for `MessageTransport` and for
+any transport that does not set it.
+
 Errors: an expired timeout is AgentTimeoutError, any OS-level failure
 AgentConnectError; end of stream is *not* an error here (`recv` returns b"",
 `recv_exact` returns short) because only the caller knows whether it came in
@@ -33,7 +38,11 @@ __all__ = [
     "SocketTransport",
     "MessageTransport",
     "Deadline",
+    "MAX_IN_FLIGHT",
 ]
+
+#: Requests a stream transport lets a client pipeline (Go's agent client uses 32 too).
+MAX_IN_FLIGHT = 32
 
 _RECV_CHUNK = 65536
 
@@ -103,7 +112,13 @@ class Deadline:
 
 
 class BaseTransport(abc.ABC):
-    """Shared `recv_exact` and endpoint bookkeeping for concrete transports."""
+    """Shared `recv_exact` and endpoint bookkeeping for concrete transports.
+
+    `max_in_flight` is 1 here: a subclass whose agent reads the stream
+    sequentially (so answers in order) raises it.
+    """
+
+    max_in_flight: int = 1
 
     def __init__(self, endpoint: str) -> None:
         self._endpoint = endpoint
@@ -167,7 +182,10 @@ class SocketTransport(BaseTransport):
 
     Reads and writes go through two socket objects sharing one connection, so
     their timeouts are independent when one thread sends while another receives.
+    Agents on sockets answer in order, so clients may pipeline.
     """
+
+    max_in_flight = MAX_IN_FLIGHT
 
     def __init__(self, sock: socket.socket, endpoint: str) -> None:
         super().__init__(endpoint)
@@ -234,8 +252,11 @@ class MessageTransport(BaseTransport):
     Subclasses implement `_exchange(request_frame, timeout) -> reply_frame`.
     Bytes sent are buffered until they form a complete frame; then the
     exchange runs in the sending thread and the reply becomes readable, so a
-    reader thread (as agent forwarding uses) simply waits for it.
+    reader thread (as agent forwarding uses) simply waits for it.  One request
+    at a time (`max_in_flight` 1): `send_all` returns only once it is answered.
     """
+
+    max_in_flight = 1
 
     def __init__(self, endpoint: str, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         super().__init__(endpoint)

@@ -18,13 +18,15 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AgentConnectError, AgentTimeoutError, AgentUnsupportedError
+from ..errors import AgentConnectError, AgentError, AgentTimeoutError, AgentUnsupportedError
 from . import _win32 as w32
-from .transport import BaseTransport, Deadline, seconds
+from .transport import MAX_IN_FLIGHT, BaseTransport, Deadline, seconds
 
-__all__ = ["PipeTransport", "open_pipe", "pipe_path"]
+__all__ = ["PipeTransport", "open_pipe", "pipe_path", "PipeListeners", "pipe_listeners",
+           "process_image"]
 
 log = logging.getLogger("sshlib.agent")
 
@@ -51,8 +53,11 @@ class PipeTransport(BaseTransport):
 
     One thread may read while another writes.  `close()` sets an event every
     pending operation also waits on, cancels the I/O, and closes the handle
-    only once no operation uses it any more.
+    only once no operation uses it any more.  A byte-mode pipe is a stream
+    (Win32-OpenSSH's agent answers in order), so clients may pipeline.
     """
+
+    max_in_flight = MAX_IN_FLIGHT
 
     def __init__(self, handle: int, endpoint: str, path: str) -> None:
         super().__init__(endpoint)
@@ -74,6 +79,13 @@ class PipeTransport(BaseTransport):
     def handle(self) -> int:
         """The pipe handle (for owner checks)."""
         return self._handle
+
+    def server_pid(self) -> int | None:
+        """The process ID of the pipe server this connection reached (None if unknown)."""
+        pid = ctypes.c_uint32(0)
+        if not self._w.GetNamedPipeServerProcessId(self._handle, ctypes.byref(pid)):
+            return None
+        return int(pid.value) or None
 
     def _enter(self) -> None:
         with self._cond:
@@ -234,3 +246,70 @@ def open_pipe(name: str, timeout: float | None, endpoint: str) -> PipeTransport:
     handle = _connect_handle(path, Deadline(timeout), endpoint)
     log.debug("agent %s: connected to %s", endpoint, path)
     return PipeTransport(handle, endpoint, path)
+
+
+def process_image(pid: int) -> str | None:
+    """The executable path of process `pid` (None if it cannot be queried)."""
+    w = w32.api()
+    process = w.OpenProcess(w32.PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not process:
+        return None
+    try:
+        size = ctypes.c_uint32(1024)
+        buffer = ctypes.create_unicode_buffer(size.value)
+        if not w.QueryFullProcessImageNameW(process, 0, buffer, ctypes.byref(size)):
+            return None
+        return buffer.value
+    finally:
+        w.CloseHandle(process)
+
+
+@dataclass
+class PipeListeners:
+    """What `pipe_listeners` saw: the server process of each connection it could open."""
+
+    path: str
+    #: Server PID per connection opened (None where Windows would not say), in order.
+    pids: list[int | None] = field(default_factory=list)
+    #: Executable path per PID, where it could be read.
+    images: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def distinct(self) -> list[int]:
+        """The different server processes seen, first seen first."""
+        return list(dict.fromkeys(pid for pid in self.pids if pid is not None))
+
+    def describe(self, pid: int | None) -> str:
+        """``PID 1234 (C:\\...\\agent.exe)`` for messages (the path where it could be read)."""
+        if pid is None:
+            return "an unknown process"
+        image = self.images.get(pid)
+        return f"PID {pid} ({image})" if image else f"PID {pid}"
+
+
+def pipe_listeners(name: str, timeout: float | None, endpoint: str,
+                   connections: int = 6) -> tuple[PipeListeners, PipeTransport]:
+    """Open up to `connections` connections to pipe `name` at once and ask each which
+    process serves it: more than one PID means several programs claim the name (only
+    the instances free at that moment can be seen).  Returns the findings and the first
+    connection, still open (the caller uses it, so it knows which process answered);
+    the others are closed.  AgentError as `open_pipe` if the first cannot be opened.
+    """
+    first = open_pipe(name, timeout, endpoint)
+    seen = PipeListeners(first.path, [first.server_pid()])
+    extra: list[PipeTransport] = []
+    try:
+        for _ in range(connections - 1):
+            try:  # a busy pipe is no finding: do not wait for it
+                extra.append(open_pipe(name, 0.05, endpoint))
+            except AgentError:
+                break
+            seen.pids.append(extra[-1].server_pid())
+    finally:
+        for transport in extra:
+            transport.close()
+    for pid in seen.distinct:
+        image = process_image(pid)
+        if image:
+            seen.images[pid] = image
+    return seen, first

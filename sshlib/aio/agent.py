@@ -12,19 +12,35 @@ the waiting off the event loop.
 
 A cancelled call stops waiting at once; the request itself finishes (or
 times out) in its thread, so every call keeps its `timeout`.
+
+Concurrent awaits are pipelined like the sync client's threads: each client
+has its own pool of `max_in_flight` worker threads (asyncio's default pool
+has only a handful, which would cap the requests in flight).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
+from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import TypeVar
 
 from ..agent import discover
 from ..agent import protocol as p
 from ..agent.client import DEFAULT_TIMEOUT, AgentClient, AgentKey, AgentSigner
+from ..agent.constraints import Destination
+from ..agent.transport import MAX_IN_FLIGHT, seconds
+from ..errors import AgentTimeoutError
 from ..keys import PrivateKey, PublicKey
 
 __all__ = ["AsyncAgentClient", "connect"]
+
+_T = TypeVar("_T")
+#: Seconds past a call's timeout before the front-end gives up on its worker (the sync
+#: client's own timeout normally fires first, with the precise reason).
+_GRACE = 1.0
 
 
 async def connect(endpoint: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
@@ -36,54 +52,88 @@ async def connect(endpoint: str | None = None, *, timeout: float = DEFAULT_TIMEO
 
 
 class AsyncAgentClient:
-    """Awaitable AgentClient methods; `.sync` is the wrapped client (its signers work too)."""
+    """Awaitable AgentClient methods; `.sync` is the wrapped client (its signers work too).
+
+    Safe to use from many tasks at once: their requests are pipelined (see
+    `AgentClient`).  `close` also stops this client's worker threads.
+    """
 
     def __init__(self, client: AgentClient) -> None:
         self.sync = client
+        # More workers than requests in flight: extra callers then wait inside the sync
+        # client, which honours their timeouts, rather than in the pool's queue.
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=MAX_IN_FLIGHT + 4, thread_name_prefix="sshlib-agent")
+
+    async def _run(self, func: Callable[..., _T], *args: object,
+                   timeout: float | None = None, **kwargs: object) -> _T:
+        """`func(*args, timeout=timeout, **kwargs)` in a worker; bounded by the timeout even
+        while it waits for a free worker (then it never runs)."""
+        loop = asyncio.get_running_loop()
+        limit = self.sync.timeout if timeout is None else timeout
+        call = functools.partial(func, *args, timeout=timeout, **kwargs)
+        future = loop.run_in_executor(self._pool, call)
+        done, _ = await asyncio.wait({future}, timeout=None if limit is None else limit + _GRACE)
+        if future in done:
+            return future.result()
+        future.cancel()  # still queued: it never runs; running: its own timeout ends it
+        raise AgentTimeoutError(f"timed out after {seconds(limit)} waiting for a worker thread",
+                                endpoint=self.endpoint)
+
+    @property
+    def max_in_flight(self) -> int:
+        """Requests sent before the first is answered (1: no pipelining)."""
+        return self.sync.max_in_flight
 
     @property
     def endpoint(self) -> str:
         return self.sync.endpoint
 
     async def list_keys(self, timeout: float | None = None) -> list[AgentKey]:
-        return await asyncio.to_thread(self.sync.list_keys, timeout)
+        return await self._run(self.sync.list_keys, timeout=timeout)
 
     async def signers(self, timeout: float | None = None) -> list[AgentSigner]:
         """Signers for sshlib.PublicKeys; sshlib.aio runs their signing in a thread too."""
-        return await asyncio.to_thread(self.sync.signers, timeout)
+        return await self._run(self.sync.signers, timeout=timeout)
 
     async def sign(self, key: AgentKey | PublicKey | bytes, data: bytes, flags: int = 0,
                    timeout: float | None = None) -> bytes:
-        return await asyncio.to_thread(self.sync.sign, key, data, flags, timeout)
+        return await self._run(self.sync.sign, key, data, flags, timeout=timeout)
 
     async def add_key(self, private_key: PrivateKey, comment: str | None = None, *,
                       lifetime: int | None = None, confirm: bool = False,
+                      destinations: Sequence[Destination] = (), maxsign: int | None = None,
+                      extensions: Sequence[tuple[str, bytes]] = (),
                       timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.add_key, private_key, comment, lifetime=lifetime,
-                                confirm=confirm, timeout=timeout)
+        """AgentClient.add_key (destinations, maxsign and extension constraints too)."""
+        await self._run(self.sync.add_key, private_key, comment, lifetime=lifetime,
+                        confirm=confirm, destinations=destinations, maxsign=maxsign,
+                        extensions=extensions, timeout=timeout)
 
     async def remove_key(self, key: AgentKey | PublicKey | bytes,
                          timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.remove_key, key, timeout)
+        await self._run(self.sync.remove_key, key, timeout=timeout)
 
     async def remove_all(self, timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.remove_all, timeout)
+        await self._run(self.sync.remove_all, timeout=timeout)
 
     async def lock(self, passphrase: bytes, timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.lock, passphrase, timeout)
+        await self._run(self.sync.lock, passphrase, timeout=timeout)
 
     async def unlock(self, passphrase: bytes, timeout: float | None = None) -> None:
-        await asyncio.to_thread(self.sync.unlock, passphrase, timeout)
+        await self._run(self.sync.unlock, passphrase, timeout=timeout)
 
     async def extension(self, name: str, body: bytes = b"",
                         timeout: float | None = None) -> bytes:
-        return await asyncio.to_thread(self.sync.extension, name, body, timeout)
+        return await self._run(self.sync.extension, name, body, timeout=timeout)
 
     async def query_extensions(self, timeout: float | None = None) -> list[str]:
-        return await asyncio.to_thread(self.sync.query_extensions, timeout)
+        return await self._run(self.sync.query_extensions, timeout=timeout)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.sync.close)
+        """Close the stream (idempotent); calls in progress fail with AgentConnectError."""
+        await asyncio.to_thread(self.sync.close)  # an exec: relay is reaped on close
+        self._pool.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncAgentClient:
         return self

@@ -30,6 +30,7 @@ from ..agent.bridge import (
     FdTransport,
     StreamServer,
 )
+from ..agent.constraints import Destination, parse_destination
 from ..agent.discover import parse_endpoint
 from ..agent.listeners import Listener, open_listener
 from ..errors import AgentRefusedError, DecodeError, KeyLoadError, PassphraseRequiredError
@@ -58,14 +59,20 @@ def _seconds(text: str) -> float | None:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+    return parse
+
+
+_positive_int = _whole_number(1)
+_count = _whole_number(0)
 
 
 def _mode(text: str) -> int:
@@ -84,6 +91,13 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                              description=description or help_text)
         cmd.set_defaults(func=func)
         return cmd
+
+    def retry_option(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--retry", type=_count, default=0, metavar="N",
+                         help="re-send a request that is safe to repeat (list, sign, "
+                              "remove all, query, session-bind) up to N times on a fresh "
+                              "upstream connection when the upstream failed or hung; an "
+                              "answer, FAILURE included, is never retried (default 0)")
 
     bridge = command("bridge", cmd_bridge, "serve agent requests on one channel from another",
                      "Serve agent requests arriving on --listen from the agent at --to. "
@@ -108,6 +122,7 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                                           "(default %(default)s)")
     bridge.add_argument("--max-message", type=_positive_int, default=p.DEFAULT_MAX_MESSAGE,
                         metavar="BYTES", help="largest message (default %(default)s)")
+    retry_option(bridge)
     bridge.add_argument("--allow-remote", action="store_true",
                         help="allow a tcp: listen address that is not loopback (UNSAFE: "
                              "anyone reaching it can use your keys)")
@@ -123,6 +138,7 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                        metavar="S")
     relay.add_argument("--connect-timeout", type=_seconds, default=DEFAULT_CONNECT_TIMEOUT,
                        metavar="S")
+    retry_option(relay)
 
     doctor = command("doctor", cmd_doctor, "find every agent reachable from here",
                      "Look for agents (SSH_AUTH_SOCK, Windows pipes and Pageant, Cygwin/MSYS2 "
@@ -159,6 +175,19 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                      help="the agent asks before every use of the key")
     add.add_argument("--passphrase-env", metavar="VAR",
                      help="take the key passphrase from environment variable VAR")
+    add.add_argument("--host", dest="destinations", action="append", default=[],
+                     metavar="SPEC",
+                     help="only for this destination (ssh-add -h): host, user@host, user@, "
+                          "or from>to (repeat for several); host keys from known_hosts")
+    add.add_argument("-H", "--known-hosts", dest="known_hosts", action="append",
+                     metavar="FILE", help="read host keys for --host from FILE instead of "
+                                          "~/.ssh/known_hosts{,2} and /etc/ssh/ssh_known_hosts"
+                                          "{,2} (ssh-add -H; repeat for several)")
+    add.add_argument("--maxsign", type=_positive_int, metavar="N",
+                     help="the agent signs at most N times with the key")
+    add.add_argument("--extension", dest="extensions", action="append", default=[],
+                     metavar="NAME[=BASE64]",
+                     help="a constraint extension with its body (base64), repeatable")
 
     remove = command("remove", cmd_remove, "remove keys from the agent (like ssh-add -d / -D)")
     agent_option(remove)
@@ -167,6 +196,12 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
     remove.add_argument("--all", "-D", action="store_true", help="remove every key")
     remove.add_argument("--passphrase-env", metavar="VAR",
                         help="passphrase for a private key file without a .pub")
+
+    query = command("query", cmd_query, "list the agent's protocol extensions (ssh-add -Q)",
+                    "Ask the agent which extensions it supports (the 'query' extension, "
+                    "OpenSSH >= 10.3's ssh-add -Q) and print one per line. Exit status 1 if "
+                    "the agent does not support 'query'.")
+    agent_option(query)
 
     for name, func, what in (("lock", cmd_lock, "lock the agent with a password (ssh-add -x)"),
                              ("unlock", cmd_unlock, "unlock the agent (ssh-add -X)")):
@@ -193,7 +228,8 @@ def cmd_bridge(args: argparse.Namespace) -> int:
         raise
     bridge = Bridge(listeners, upstream, max_clients=args.max_clients,
                     idle_timeout=args.idle_timeout, request_timeout=args.request_timeout,
-                    connect_timeout=args.connect_timeout, max_message=args.max_message)
+                    connect_timeout=args.connect_timeout, max_message=args.max_message,
+                    retries=args.retry)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: types.FrameType | None) -> None:
@@ -272,7 +308,8 @@ def cmd_relay(args: argparse.Namespace) -> int:
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     server = StreamServer(FdTransport(stdin, stdout, "stdio"), upstream, idle_timeout=None,
                           request_timeout=args.request_timeout,
-                          connect_timeout=args.connect_timeout, name="relay")
+                          connect_timeout=args.connect_timeout, name="relay",
+                          retries=args.retry)
     why = server.serve()
     if why != "closed":
         print(f"sshlib agent relay: {why}", file=sys.stderr)
@@ -394,17 +431,41 @@ def _load_private(path: str, passphrase_env: str | None) -> keys.PrivateKey:
     raise AssertionError("unreachable")
 
 
+def _destinations(args: argparse.Namespace) -> list[Destination]:
+    try:
+        return [parse_destination(spec, args.known_hosts) for spec in args.destinations]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _extensions(args: argparse.Namespace) -> list[tuple[str, bytes]]:
+    out = []
+    for text in args.extensions:
+        name, _, body = text.partition("=")
+        try:
+            out.append((name, base64.b64decode(body, validate=True)))
+        except ValueError:
+            raise UsageError(f"--extension {text}: the body is not base64") from None
+    return out
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     loaded = [(path, _load_private(path, args.passphrase_env)) for path in args.keyfiles]
+    destinations = _destinations(args)
+    extensions = _extensions(args)
     with _connect(args) as agent:
         for path, key in loaded:
             comment = key.comment or path
-            agent.add_key(key, comment, lifetime=args.lifetime, confirm=args.confirm)
+            agent.add_key(key, comment, lifetime=args.lifetime, confirm=args.confirm,
+                          destinations=destinations, maxsign=args.maxsign,
+                          extensions=extensions)
             print(f"Identity added: {path} ({comment})", file=sys.stderr)
             if args.lifetime is not None:
                 print(f"Lifetime set to {args.lifetime} seconds", file=sys.stderr)
             if args.confirm:
                 print("The user must confirm each use of the key", file=sys.stderr)
+            for spec in args.destinations:
+                print(f"Restricted to destination {spec}", file=sys.stderr)
     return 0
 
 
@@ -471,4 +532,16 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     with _connect(args) as agent:
         agent.unlock(password)
     print("Agent unlocked.", file=sys.stderr)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    with _connect(args) as agent:
+        names = agent.query_extensions()
+    if not names:
+        print("The agent does not support the query extension (or reports none).",
+              file=sys.stderr)
+        return 1
+    for name in names:
+        print(name)
     return 0

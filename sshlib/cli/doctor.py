@@ -12,6 +12,7 @@ import dataclasses
 import glob
 import json
 import os
+import socket
 import stat
 import sys
 import tempfile
@@ -19,10 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..agent import connect
+from ..agent import AgentClient, AgentKey, connect
 from ..agent.assuan import is_assuan_data
 from ..agent.cygwin import CYGWIN_MAGIC
-from ..agent.discover import OPENSSH_PIPE
+from ..agent.discover import OPENSSH_PIPE, discovery_order
+from ..agent.paths import AgentDirSocket, agent_home_sockets, agent_homes, user_home
 from ..errors import AgentError
 
 __all__ = ["MachineState", "Finding", "Report", "WslInfo", "diagnose", "render_table",
@@ -44,6 +46,10 @@ class MachineState:
     proc_version: str
     runtime_dir: Path | None
     temp_dirs: tuple[Path, ...]
+    #: The passwd entry's home (OpenSSH's ~ where $HOME is not used); None: same as `home`.
+    passwd_home: Path | None = None
+    #: For OpenSSH's hostname hash in ~/.ssh/agent/ socket names; None: this host's name.
+    hostname: str | None = None
 
     @classmethod
     def current(cls) -> MachineState:
@@ -62,7 +68,16 @@ class MachineState:
         if sys.platform != "win32" and Path("/tmp") not in temps:
             temps.append(Path("/tmp"))
         return cls(environ, Path.home(), sys.platform, uid, proc_version,
-                   Path(runtime) if runtime else None, tuple(temps))
+                   Path(runtime) if runtime else None, tuple(temps),
+                   Path(user_home()), socket.gethostname())
+
+    def agent_dir_sockets(self) -> list[AgentDirSocket]:
+        """OpenSSH >= 10.1's ~/.ssh/agent/ sockets, best first, as connect() ranks them."""
+        if self.platform == "win32":
+            return []
+        passwd = str(self.passwd_home) if self.passwd_home is not None else str(self.home)
+        homes = agent_homes({"HOME": str(self.home)}, passwd)
+        return agent_home_sockets(homes, self.hostname, self.uid)
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,9 @@ class Finding:
     reason: str = ""
     keys: list[dict[str, object]] = field(default_factory=list)
     use: list[str] = field(default_factory=list)
+    #: Windows pipes: the server processes seen behind the name, and the one that answered.
+    listeners: list[str] = field(default_factory=list)
+    answered_by: str = ""
 
 
 @dataclass
@@ -105,6 +123,9 @@ class Report:
     wsl: WslInfo
     findings: list[Finding]
     notes: list[str]
+    #: The endpoint sshlib.agent.connect() with no argument would use, and why.
+    picked: str | None = None
+    picked_why: str = ""
 
     @property
     def any_usable(self) -> bool:
@@ -166,6 +187,8 @@ def candidates(state: MachineState) -> list[Candidate]:
                           ("openssh_agent", "OpenSSH agent"),
                           ("keyring/ssh", "GNOME Keyring"), ("gcr/ssh", "GNOME gcr")):
             add(os.path.join(runtime, name), via, os.path.join(runtime, name))
+    for endpoint, via in discovery_order({}, state.platform, state.agent_dir_sockets()):
+        add(endpoint, via, endpoint.removeprefix("unix:"))
     ssh_dir = os.path.join(home, ".ssh")
     for path in (_glob(os.path.join(ssh_dir, "agent.*"))
                  + _glob(os.path.join(ssh_dir, "agent", "*"))
@@ -260,8 +283,11 @@ def _probe(candidate: Candidate, state: MachineState, timeout: float) -> Finding
         finding.reason = why_not
         return finding
     try:
-        with connect(endpoint, timeout=timeout) as agent:
-            listed = agent.list_keys()
+        if kind == "named pipe" and sys.platform == "win32":
+            listed = _probe_pipe(endpoint, timeout, finding)
+        else:
+            with connect(endpoint, timeout=timeout) as agent:
+                listed = agent.list_keys()
     except AgentError as exc:
         finding.reason = exc.reason
         return finding
@@ -274,6 +300,27 @@ def _probe(candidate: Candidate, state: MachineState, timeout: float) -> Finding
                              "comment": key.comment, "type": label})
     finding.use = _usage(endpoint, kind, state)
     return finding
+
+
+def _probe_pipe(endpoint: str, timeout: float, finding: Finding) -> list[AgentKey]:
+    """List keys through a pipe, noting which processes serve its name and which answered."""
+    from ..agent.winpipe import pipe_listeners
+
+    seen, transport = pipe_listeners(endpoint.removeprefix("pipe:"), timeout, endpoint)
+    finding.listeners = [seen.describe(pid) for pid in seen.distinct]
+    finding.answered_by = seen.describe(seen.pids[0])
+    with AgentClient(transport, timeout=timeout) as agent:
+        return agent.list_keys()
+
+
+def _pipe_warnings(findings: list[Finding]) -> list[str]:
+    """Several programs serving one pipe name (Win32-OpenSSH, 1Password, Bitwarden and
+    gpg-agent all use openssh-ssh-agent): which one a client reaches is luck."""
+    return [f"warning: {len(f.listeners)} programs listen on pipe {f.endpoint}: "
+            f"{', '.join(f.listeners)}; each client gets whichever has a free instance "
+            f"(this check was answered by {f.answered_by}). Stop all but one, or give the "
+            f"others another pipe name."
+            for f in findings if len(f.listeners) > 1]
 
 
 def diagnose(state: MachineState, timeout: float = 3.0) -> Report:
@@ -299,9 +346,45 @@ def diagnose(state: MachineState, timeout: float = 3.0) -> Report:
     found = candidates(state)
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         findings = list(pool.map(lambda c: _probe(c, state, timeout), found))
+    notes += _pipe_warnings(findings)
+    picked, why = _picked(state, found, findings)
     # Places that simply do not exist are noise unless the user pointed at them.
     findings = [f for f in findings if f.kind != "missing" or f.found_via == "SSH_AUTH_SOCK"]
-    return Report(state.platform, wsl, findings, notes)
+    return Report(state.platform, wsl, findings, notes, picked, why)
+
+
+def _picked(state: MachineState, found: list[Candidate],
+            findings: list[Finding]) -> tuple[str | None, str]:
+    """Which finding connect() without an endpoint would use (the first reachable one in
+    discovery order), and a sentence saying why it, and not the ones before it."""
+    by_key = {_key(c.path or c.endpoint): f for c, f in zip(found, findings, strict=True)}
+    skipped: list[str] = []
+    for endpoint, via in discovery_order(state.environ, state.platform,
+                                         state.agent_dir_sockets()):
+        finding = by_key.get(_key(endpoint.removeprefix("unix:")))
+        if finding is None:
+            continue
+        if not finding.reachable:
+            skipped.append(f"{endpoint} ({via}): {finding.reason}")
+            continue
+        why = "SSH_AUTH_SOCK names it" if via == "SSH_AUTH_SOCK" else (
+            f"the first live one in discovery order: {via}")
+        if skipped:
+            why += "; skipped " + "; ".join(skipped)
+        return finding.endpoint, why
+    if skipped:
+        return None, "nothing in discovery order answered: " + "; ".join(skipped)
+    return None, "nothing in discovery order (SSH_AUTH_SOCK unset, no ~/.ssh/agent/ sockets)"
+
+
+def _key(endpoint: str) -> str:
+    """A path's real path (never for pipes: resolving one would use up an instance)."""
+    if endpoint.startswith(("\\", "//")) or not os.path.isabs(endpoint):
+        return endpoint
+    try:
+        return os.path.realpath(endpoint)
+    except OSError:
+        return endpoint
 
 
 def render_table(report: Report) -> str:
@@ -325,8 +408,14 @@ def render_table(report: Report) -> str:
                              f"({key['type']})")
             for line in f.use:
                 lines.append(f"    use: {line}")
+            if f.answered_by:
+                lines.append(f"    answered by: {f.answered_by}")
+    if report.picked is not None:
+        lines.append(f"sshlib.agent.connect() picks {report.picked}: {report.picked_why}")
+    else:
+        lines.append(f"sshlib.agent.connect() finds no agent: {report.picked_why}")
     for note in report.notes:
-        lines.append(f"note: {note}")
+        lines.append(note if note.startswith("warning: ") else f"note: {note}")
     usable = sum(1 for f in report.findings if f.reachable)
     lines.append(f"{usable} usable agent{'s' if usable != 1 else ''} found.")
     return "\n".join(lines) + "\n"
@@ -340,5 +429,7 @@ def render_json(report: Report) -> str:
         "agents": [dataclasses.asdict(f) | {"key_count": len(f.keys)} for f in report.findings],
         "notes": report.notes,
         "any_usable": report.any_usable,
+        "picked": report.picked,
+        "picked_why": report.picked_why,
     }
     return json.dumps(data, indent=2) + "\n"

@@ -169,7 +169,10 @@ class PipeServer:
     """`instances` threads, each serving one instance of pipe `path`, one client at a time."""
 
     def __init__(self, path: str, agent: Agent, instances: int = 4, hang: bool = False,
-                 delay: float = 0.0, owned: bool = False) -> None:
+                 delay: float = 0.0, owned: bool = False, shared: bool = False) -> None:
+        # shared: no cap on the name's instances, so another process can serve it too
+        # (as 1Password, Bitwarden and Win32-OpenSSH do with openssh-ssh-agent).
+        self.max_instances = 255 if shared else instances
         # owned: a security descriptor whose owner is the user's SID, as Pageant
         # makes (its clients refuse a pipe with any other owner).
         self.attributes = w32.owner_security_attributes() if owned else None
@@ -192,7 +195,7 @@ class PipeServer:
         handle = w.CreateNamedPipeW(
             self.path, w32.PIPE_ACCESS_DUPLEX,
             w32.PIPE_TYPE_BYTE | w32.PIPE_READMODE_BYTE | w32.PIPE_WAIT,
-            self.instances, 65536, 65536, 0,
+            self.max_instances, 65536, 65536, 0,
             self.attributes.pointer() if self.attributes is not None else None)
         if handle in (None, w32.INVALID_HANDLE_VALUE):
             raise w32.win_error(f"CreateNamedPipe {self.path}")
@@ -428,6 +431,8 @@ def main(argv: list[str]) -> int:
     serve.add_argument("--squat-pageant-pipe", action="store_true",
                        help="serve the Pageant pipe name with the default owner")
     serve.add_argument("--instances", type=int, default=4)
+    serve.add_argument("--shared-pipe", action="append", default=[],
+                       help="a pipe name other processes may serve too")
     serve.add_argument("--msys", help="write an msysGit socket file here and serve it")
     serve.add_argument("--msys-wrong", help="like --msys, but the file has another secret")
     relay = sub.add_parser("relay")
@@ -448,6 +453,9 @@ def main(argv: list[str]) -> int:
     for name, owned in names:
         servers.append(PipeServer(name, agent, args.instances, owned=owned))
         info["pipes"].append(name)
+    for name in args.shared_pipe:
+        servers.append(PipeServer(pipe_path(name), agent, args.instances, shared=True))
+        info["pipes"].append(pipe_path(name))
     for name in args.hang_pipe:
         servers.append(PipeServer(pipe_path(name), agent, 2, hang=True))
     if args.busy_pipe:
@@ -467,6 +475,7 @@ def main(argv: list[str]) -> int:
         wrong = MsysServer(agent, args.msys_wrong,
                            file_words=tuple(w ^ 1 for w in struct.unpack("<4I", os.urandom(16))))
         servers.append(wrong)
+    info["pid"] = os.getpid()
     info["user_sid"] = w32.sid_to_string(w32.user_sid())
     info["user"] = w32.user_name()
     print(json.dumps(info), flush=True)
