@@ -68,10 +68,16 @@ CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
 CLIENTS = ("sshlib", "asyncssh", "paramiko", "openssh")
-KINDS = ("download", "upload", "latency", "sessions", "agent", "compression")
+KINDS = ("download", "upload", "latency", "sessions", "agent", "compression",
+         "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put")
 #: What the compression rows download: text that deflates about 5:1, and random bytes.
 COMPRESSION_DATA = ("compressible", "random")
 SOURCE_SIZE = 16 << 20
+#: Measurements that move bytes: wall, MB/s and CPU per GiB in one table.
+TRANSFERS = ("download", "upload", "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put")
+#: The SFTP tree measurements: this many files of this size, in nested directories.
+TREE_FILES = 1000
+TREE_FILE_SIZE = 16 * 1024
 KEX = "curve25519-sha256"
 HOST_KEY_ALG = "ssh-ed25519"
 ETM_MAC = "hmac-sha2-256-etm@openssh.com"
@@ -102,6 +108,8 @@ SSHD_CONFIG = {
 
 MiB = 1 << 20
 GiB = 1 << 30
+#: sha256 of the SFTP sources (filled by run() when SFTP is measured).
+SFTP_SUMS: dict[str, str] = {}
 
 
 class WrongResult(Exception):
@@ -196,6 +204,7 @@ class Env:
     workdir: Path
     #: Remote files for the compression rows, by COMPRESSION_DATA name.
     sources: dict[str, str] = field(default_factory=dict)
+    sftp_dir: Path | None = None
 
 
 def child_argv(client: str, m: Measurement, env: Env, nbytes: int, count: int,
@@ -209,6 +218,7 @@ def child_argv(client: str, m: Measurement, env: Env, nbytes: int, count: int,
         "--agent-sock", env.agent_sock, "--pubkey", env.pubkey, "--result", str(result),
         *(["--source", env.sources[m.data]] if m.data != "zeros" else []),
         *(["--compression"] if m.compress else []),
+        "--sftp-dir", str(env.sftp_dir or ""),
     ]
 
 
@@ -265,7 +275,7 @@ def check_result(client: str, m: Measurement, o: Outcome, nbytes: int, count: in
     if o.status != "ok":
         return
     where = f"client {client!r}, {m.label}"
-    if m.kind in ("download", "upload"):
+    if m.kind in TRANSFERS:
         got = o.data.get("bytes")
         if got != nbytes:
             raise WrongResult(f"{where}: transferred {got} bytes, expected {nbytes}")
@@ -342,7 +352,7 @@ def summarise(m: Measurement, rounds: list[Outcome], nbytes: int, count: int) ->
         reason = next((o.reason for o in rounds if o.status == status), first.reason)
         return {"status": status, "reason": reason, "rounds_by_status": counts}
     s: dict[str, Any] = {"status": "ok", "rounds_ok": len(ok), "rounds_by_status": counts}
-    if m.kind in ("download", "upload"):
+    if m.kind in TRANSFERS:
         wall = _median([o.wall_s for o in ok])
         cpu = _median([o.cpu_s for o in ok])
         s.update(wall_s=wall, cpu_s=cpu, mb_per_s=nbytes / 1e6 / wall,
@@ -413,7 +423,7 @@ def _status_cell(summary: dict[str, Any]) -> str:
 def markdown(measurements: list[Measurement], results: dict[str, dict[str, Any]],
              clients: Sequence[str]) -> str:
     out: list[str] = []
-    transfer = [m for m in measurements if m.kind in ("download", "upload")]
+    transfer = [m for m in measurements if m.kind in TRANSFERS]
     if transfer:
         out += ["| measurement | client | wall s | MB/s | CPU s/GiB | wall vs asyncssh | "
                 "wall vs ssh | CPU vs asyncssh | CPU vs ssh |",
@@ -586,6 +596,8 @@ def require_clients(clients: Sequence[str]) -> None:
 
 
 def timeout_for(m: Measurement, args: argparse.Namespace) -> float:
+    if m.kind.startswith("sftp"):
+        return 4 * float(args.timeout) + 120  # paramiko's get is slow by design
     if m.kind in ("download", "upload"):
         return float(args.timeout)
     if m.kind == "latency":
@@ -599,6 +611,81 @@ def count_for(m: Measurement, args: argparse.Namespace) -> int:
     counts = {"latency": args.latency_samples, "sessions": args.sessions,
               "agent": args.agent_signs}
     return int(counts.get(m.kind, 0))
+
+
+def bytes_for(m: Measurement, args: argparse.Namespace) -> int:
+    return TREE_FILES * TREE_FILE_SIZE if "tree" in m.kind else int(args.size)
+
+
+def prepare_sftp(base: Path, size: int, owner: str) -> dict[str, str]:
+    """The SFTP sources (a `size`-byte file, a tree of TREE_FILES files) and their sha256s,
+    in a directory the server's login user can write (it is on the same machine)."""
+    import hashlib
+    import pwd
+
+    base.mkdir(mode=0o777)
+    base.chmod(0o777)
+    seed = os.urandom(1 << 20)
+    digest = hashlib.sha256()
+    with open(base / "src.bin", "wb") as fh:
+        left, index = size, 0
+        while left > 0:
+            block = (index.to_bytes(8, "big") + seed[8:])[:left]
+            fh.write(block)
+            digest.update(block)
+            left -= len(block)
+            index += 1
+    sums = {"src.bin": digest.hexdigest()}
+    for i in range(TREE_FILES):
+        d = base / "tree" / f"d{i % 10}" / f"e{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.bin").write_bytes(os.urandom(TREE_FILE_SIZE))
+    sums["tree"] = tree_digest(base / "tree")
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(owner)
+        for top, dirs, files in os.walk(base):
+            for name in [*dirs, *files, "."]:
+                os.chown(os.path.join(top, name), entry.pw_uid, entry.pw_gid)
+    return sums
+
+
+def tree_digest(root: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for top, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(top) / name
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def verify_sftp(m: Measurement, env: Env, client: str, sums: dict[str, str]) -> None:
+    """Raise WrongResult unless the destination equals the source; then remove it."""
+    import hashlib
+    import shutil
+
+    assert env.sftp_dir is not None
+    tree = "tree" in m.kind
+    dst = env.sftp_dir / (f"out-{m.kind}" + ("" if tree else ".bin"))
+    try:
+        if tree:
+            got = tree_digest(dst)
+        else:
+            h = hashlib.sha256()
+            with open(dst, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    h.update(chunk)
+            got = h.hexdigest()
+        if got != sums["tree" if tree else "src.bin"]:
+            raise WrongResult(f"client {client!r}, {m.label}: sha256 of the result differs")
+    finally:
+        if dst.is_dir():
+            shutil.rmtree(dst, ignore_errors=True)
+        elif dst.exists():
+            dst.unlink()
 
 
 def log(msg: str) -> None:
@@ -619,6 +706,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     errors: list[str] = []
 
     server = testing.start_openssh(extra_config=SSHD_CONFIG)
+    env: Env | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="sshlib-bench-") as tmp:
             work = Path(tmp)
@@ -629,6 +717,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                           pubkey=key + ".pub", known_hosts=str(server.known_hosts_path),
                           agent_sock=agent_sock, workdir=work,
                           sources=write_sources(server.workdir))
+                if any(m.kind.startswith("sftp") for m in measurements):
+                    env.sftp_dir = Path(tempfile.mkdtemp(prefix="sshlib-bench-sftp-"))
+                    env.sftp_dir.rmdir()
+                    SFTP_SUMS.update(prepare_sftp(env.sftp_dir, args.size, server.user))
                 for rnd in range(1, args.rounds + 1):
                     for m in measurements:
                         for client in args.clients:
@@ -638,10 +730,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                 errors.append(f"{client}, {m.label}, round {rnd}: {o.reason}")
     finally:
         server.stop()
+        if env is not None and env.sftp_dir is not None:
+            import shutil
+            shutil.rmtree(env.sftp_dir, ignore_errors=True)
 
     results: dict[str, dict[str, Any]] = {}
     for m in measurements:
-        nbytes, count = args.size, count_for(m, args)
+        nbytes, count = bytes_for(m, args), count_for(m, args)
         results[m.id] = {c: summarise(m, outcomes[m.id][c], nbytes, count) for c in args.clients}
         add_ratios(results[m.id])
     table = markdown(measurements, results, args.clients)
@@ -706,14 +801,19 @@ def measure_one(client: str, m: Measurement, env: Env, args: argparse.Namespace,
     if not args.retry_timeouts and any(o.status == "timeout" for o in earlier):
         log(f"{head} skipped (timed out in an earlier round)")
         return Outcome("skipped", reason="timed out in an earlier round")
-    nbytes, count = args.size, count_for(m, args)
+    nbytes, count = bytes_for(m, args), count_for(m, args)
     asked = nbytes - 1 if client == args.test_wrong_bytes and nbytes > 0 else nbytes
     result = env.workdir / f"result-{client}.json"
     argv = child_argv(client, m, env, asked, count, result)
     o = run_child(argv, result, timeout_for(m, args), env.workdir / f"stderr-{client}.txt")
+    if m.kind.startswith("sftp"):
+        if o.status == "ok" and client == args.test_wrong_bytes:
+            o.data["bytes"] = nbytes - 1
+        if o.status == "ok":
+            verify_sftp(m, env, client, SFTP_SUMS)
     check_result(client, m, o, nbytes, count)
     if o.status == "ok":
-        if m.kind in ("download", "upload"):
+        if m.kind in TRANSFERS:
             detail = f"{o.wall_s:7.2f} s  {nbytes / 1e6 / o.wall_s:7.1f} MB/s  CPU {o.cpu_s:.2f} s"
         elif m.kind == "latency":
             detail = f"median {_median(o.data['samples_s']) * 1e3:.1f} ms"

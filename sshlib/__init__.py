@@ -37,6 +37,14 @@ from .errors import (
     PassphraseRequiredError,
     ProtocolError,
     RequestDeniedError,
+    SFTPError,
+    SFTPFileExistsError,
+    SFTPIsADirectoryError,
+    SFTPNoSuchFileError,
+    SFTPNotADirectoryError,
+    SFTPPermissionError,
+    SFTPProtocolError,
+    SFTPUnsupportedError,
     SSHError,
     Timeout,
     UnknownHostKeyError,
@@ -55,7 +63,9 @@ from .keys import (
     parse_public_key,
 )
 from .protocol.version import __version__
+from .sftp.attrs import SFTPAttributes, SFTPName, SFTPVFSAttributes
 from .sync import Client, Listener, NewChannel, Session, Stream, dial
+from .sync.sftp import SFTPClient, SFTPFile
 
 if TYPE_CHECKING:
     from . import agent
@@ -117,4 +127,17 @@ __all__ = [
     "Listener",
     "NewChannel",
     "Stream",
+    "SFTPError",
+    "SFTPFileExistsError",
+    "SFTPIsADirectoryError",
+    "SFTPNoSuchFileError",
+    "SFTPNotADirectoryError",
+    "SFTPPermissionError",
+    "SFTPProtocolError",
+    "SFTPUnsupportedError",
+    "SFTPAttributes",
+    "SFTPName",
+    "SFTPVFSAttributes",
+    "SFTPClient",
+    "SFTPFile",
 ]

@@ -40,6 +40,14 @@ __all__ = [
     "AgentTimeoutError",
     "CertificateError",
     "HostCertificateError",
+    "SFTPError",
+    "SFTPNoSuchFileError",
+    "SFTPPermissionError",
+    "SFTPFileExistsError",
+    "SFTPIsADirectoryError",
+    "SFTPNotADirectoryError",
+    "SFTPUnsupportedError",
+    "SFTPProtocolError",
 ]
 
 
@@ -233,3 +241,64 @@ class HostCertificateError(CertificateError, HostKeyError):
         HostKeyError.__init__(self, message, host=host, port=port, key=key, known=known)
         self.reason = reason
         self.certificate = certificate
+
+
+# --- SFTP (sshlib.sftp) ----------------------------------------------------------------------
+
+class SFTPError(SSHError, OSError):
+    """An SFTP request failed: `code` is the SSH_FX_* status, `message` the server's text.
+
+    Also an OSError (`errno`, `strerror`, `filename` set), and the subclasses
+    below are the matching built-ins, so ``except FileNotFoundError:`` works.
+    """
+
+    errno_value: int = 5  # EIO
+
+    def __init__(self, code: int, message: str, path: str | None = None) -> None:
+        text = message or f"SFTP status {code}"
+        if path is None:
+            super().__init__(self.errno_value, text)
+        else:
+            super().__init__(self.errno_value, text, path)
+        self.code = code
+        self.message = message
+
+
+class SFTPNoSuchFileError(SFTPError, FileNotFoundError):
+    """SSH_FX_NO_SUCH_FILE (2): the path does not exist."""
+
+    errno_value = 2
+
+
+class SFTPPermissionError(SFTPError, PermissionError):
+    """SSH_FX_PERMISSION_DENIED (3)."""
+
+    errno_value = 13
+
+
+class SFTPFileExistsError(SFTPError, FileExistsError):
+    """The path already exists (SSH_FX_FILE_ALREADY_EXISTS, or a FAILURE we diagnosed)."""
+
+    errno_value = 17
+
+
+class SFTPIsADirectoryError(SFTPError, IsADirectoryError):
+    """The path is a directory where a file was needed."""
+
+    errno_value = 21
+
+
+class SFTPNotADirectoryError(SFTPError, NotADirectoryError):
+    """A path component (or the path itself) is not a directory where one was needed."""
+
+    errno_value = 20
+
+
+class SFTPUnsupportedError(SFTPError):
+    """SSH_FX_OP_UNSUPPORTED, or an extension the server did not offer."""
+
+    errno_value = 95  # EOPNOTSUPP
+
+
+class SFTPProtocolError(ProtocolError):
+    """The SFTP server broke the protocol: bad length, unknown request id, wrong reply type."""

@@ -66,7 +66,11 @@ def test_quick_run_measures_every_client(ssh_tools: None, tmp_path: Path) -> Non
     assert (settings["size_bytes"], settings["rounds"], settings["latency_samples"],
             settings["sessions"]) == (SIZE, 1, 3, 20)
     assert report["errors"] == []
-    assert set(report["measurements"]) == {*TRANSFERS, "latency", "sessions", "agent"}
+    sftp = {"sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put"}
+    assert set(report["measurements"]) == {*TRANSFERS, "latency", "sessions", "agent", *sftp}
+    for mid in sftp:  # byte counts and sha256 are checked by the harness itself
+        for client, s in report["measurements"][mid]["clients"].items():
+            assert s["status"] == "ok", (mid, client, s)
 
     for mid in TRANSFERS:
         m = report["measurements"][mid]

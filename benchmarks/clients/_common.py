@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-MEASUREMENTS = ("download", "upload", "latency", "sessions", "agent")
+MEASUREMENTS = ("download", "upload", "latency", "sessions", "agent",
+                "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put")
 
 #: Upload data is written from one preallocated buffer of this size.
 CHUNK = 1 << 20
@@ -54,6 +55,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="latency samples, sessions, or agent signatures")
     p.add_argument("--agent-sock", default="")
     p.add_argument("--pubkey", default="", help="public key the agent holds (to verify)")
+    p.add_argument("--sftp-dir", default="", help="directory of the SFTP sources/results")
     p.add_argument("--result", required=True, help="write the JSON result here")
     p.add_argument("--source", default="", help="download: repeat this remote file, not zeros")
     p.add_argument("--compression", action="store_true",
@@ -124,3 +126,24 @@ def wait_measured(proc: subprocess.Popen[bytes], started: float) -> dict[str, fl
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
             "maxrss_kib": float(usage.ru_maxrss), "exit": float(proc.returncode)}
+
+
+def sftp_paths(args: argparse.Namespace) -> tuple[str, str]:
+    """(source, destination) of an SFTP measurement; run.py made the source and checks
+    the destination (byte count and sha256).  Server and client share the directory."""
+    base = args.sftp_dir
+    tree = "tree" in args.measurement
+    src = f"{base}/tree" if tree else f"{base}/src.bin"
+    dst = f"{base}/out-{args.measurement}" + ("" if tree else ".bin")
+    return src, dst
+
+
+def sftp_result(args: argparse.Namespace, t0: float) -> dict[str, Any]:
+    """The bytes that arrived at the destination (file size or tree total)."""
+    _, dst = sftp_paths(args)
+    if os.path.isdir(dst):
+        got = sum(os.path.getsize(os.path.join(top, f)) for top, _, files in os.walk(dst)
+                  for f in files)
+    else:
+        got = os.path.getsize(dst)
+    return {"bytes": got, "inner_s": time.perf_counter() - t0}

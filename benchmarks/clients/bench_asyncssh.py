@@ -117,10 +117,23 @@ async def agent(args: argparse.Namespace) -> dict[str, Any]:
     return {"signs": args.count, "total_s": total, "verified": verified}
 
 
+async def sftp(args: argparse.Namespace) -> dict[str, Any]:
+    """asyncssh's own get/put with its defaults (its block size and 128 requests in flight)."""
+    src, dst = _common.sftp_paths(args)
+    t0 = time.perf_counter()
+    async with asyncssh.connect(args.host, **_options(args)) as conn:
+        async with conn.start_sftp_client() as s:
+            if args.measurement.endswith("get"):
+                await s.get(src, dst, recurse="tree" in args.measurement)
+            else:
+                await s.put(src, dst, recurse="tree" in args.measurement)
+    return _common.sftp_result(args, t0)
+
+
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}[args.measurement]
+           "sessions": sessions, "agent": agent}.get(args.measurement, sftp)
     _common.write_result(args, asyncio.run(run(args)))
 
 

@@ -179,10 +179,37 @@ def agent(args: argparse.Namespace) -> dict[str, Any]:
             "reason": "no OpenSSH client signs with the agent without one process per signature"}
 
 
+def sftp(args: argparse.Namespace) -> dict[str, Any]:
+    """OpenSSH's `sftp -b` (batch mode) with its defaults (64 requests in flight)."""
+    src, dst = _common.sftp_paths(args)
+    tree = "tree" in args.measurement
+    verb = "get" if args.measurement.endswith("get") else "put"
+    with tempfile.NamedTemporaryFile("w", suffix=".batch", delete=False) as batch:
+        batch.write(f"{verb} {'-R ' if tree else ''}{src} {dst}\n")
+    ssh = ssh_argv(args)
+    opts = [a for a in ssh[1:-1] if a not in ("-T",)]
+    port = opts.index("-p")
+    opts[port] = "-P"
+    cipher = opts.index("-c")
+    del opts[cipher:cipher + 2]
+    mac = opts.index("-m")
+    del opts[mac:mac + 2]
+    argv = ["sftp", "-b", batch.name, *opts, "-o", f"Ciphers={args.cipher}",
+            "-o", f"MACs={args.mac}", ssh[-1]]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    proc = _common.wait_measured(p, t0)
+    os.unlink(batch.name)
+    _check(proc, "sftp")
+    result = _common.sftp_result(args, t0)
+    result["process"] = proc
+    return result
+
+
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}[args.measurement]
+           "sessions": sessions, "agent": agent}.get(args.measurement, sftp)
     _common.write_result(args, run(args))
 
 

@@ -144,10 +144,54 @@ def agent(args: argparse.Namespace) -> dict[str, Any]:
     return {"signs": args.count, "total_s": total, "verified": verified}
 
 
+def _get_tree(s: paramiko.SFTPClient, src: str, dst: str) -> None:
+    import stat as st
+    os.makedirs(dst, exist_ok=True)
+    for entry in s.listdir_attr(src):
+        rp, lp = f"{src}/{entry.filename}", os.path.join(dst, entry.filename)
+        if st.S_ISDIR(entry.st_mode or 0):
+            _get_tree(s, rp, lp)
+        else:
+            s.get(rp, lp)
+
+
+def _put_tree(s: paramiko.SFTPClient, src: str, dst: str) -> None:
+    s.mkdir(dst)
+    for name in sorted(os.listdir(src)):
+        lp, rp = os.path.join(src, name), f"{dst}/{name}"
+        if os.path.isdir(lp):
+            _put_tree(s, lp, rp)
+        else:
+            s.put(lp, rp, confirm=False)
+
+
+def sftp(args: argparse.Namespace) -> dict[str, Any]:
+    """paramiko's SFTPClient.get/put (it has no recursive transfer: a plain walk)."""
+    key, host_key = _keys(args)
+    src, dst = _common.sftp_paths(args)
+    t0 = time.perf_counter()
+    with _Connection(args, key, host_key) as t:
+        s = paramiko.SFTPClient.from_transport(t)
+        assert s is not None
+        tree = "tree" in args.measurement
+        if args.measurement.endswith("get"):
+            if tree:
+                _get_tree(s, src, dst)
+            else:
+                s.get(src, dst)
+        else:
+            if tree:
+                _put_tree(s, src, dst)
+            else:
+                s.put(src, dst, confirm=False)
+        s.close()
+    return _common.sftp_result(args, t0)
+
+
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}[args.measurement]
+           "sessions": sessions, "agent": agent}.get(args.measurement, sftp)
     _common.write_result(args, run(args))
 
 

@@ -120,10 +120,21 @@ def agent(args: argparse.Namespace) -> dict[str, Any]:
     return {"signs": args.count, "total_s": total, "verified": verified}
 
 
+def sftp(args: argparse.Namespace) -> dict[str, Any]:
+    src, dst = _common.sftp_paths(args)
+    t0 = time.perf_counter()
+    with dial(args) as client, client.sftp(timeout=60) as s:
+        if args.measurement.endswith("get"):
+            s.get(src, dst, recursive="tree" in args.measurement)
+        else:
+            s.put(src, dst, recursive="tree" in args.measurement)
+    return _common.sftp_result(args, t0)
+
+
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}[args.measurement]
+           "sessions": sessions, "agent": agent}.get(args.measurement, sftp)
     _common.write_result(args, run(args))
 
 

@@ -403,6 +403,10 @@ class Client(ConnectionFacts):
         """A session; its channel opens on first use, on ``await`` or on ``async with``."""
         return Session(self._driver, timeout)
 
+    def sftp(self, timeout: float | None = 30) -> SFTPOpener:
+        """An SFTP session: ``async with client.sftp() as sftp`` (see docs/sftp.md)."""
+        return SFTPOpener(self, timeout)
+
     async def open_channel(self, kind: str, extra: bytes = b"",
                            timeout: float | None = None) -> AioChannel:
         """Open a channel of any kind; sessions use new_session()."""
@@ -557,3 +561,4 @@ class Client(ConnectionFacts):
 
 
 from .session import Session  # noqa: E402  (Session needs Client's module loaded first)
+from .sftp import SFTPOpener  # noqa: E402  (sftp imports this module)

@@ -1,4 +1,5 @@
-"""The ``sshlib`` command: ``sshlib agent ...`` (bridge, relay, doctor, list, add, ...).
+"""The ``sshlib`` command: ``sshlib agent ...`` (bridge, relay, doctor, list, add, ...)
+and ``sshlib cp`` (SFTP copies).
 
 The CLI prints results for people; the library underneath logs (``-v`` shows
 the ``sshlib.*`` logs, ``--log-level`` picks any level).  Expected failures
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import errors
-from . import agent
+from . import agent, cp
 
 __all__ = ["main", "build_parser"]
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="SSH agent tools over any channel sshlib.agent reaches "
                     "(see docs/agent.md for endpoint strings)")
     agent.add_commands(agent_parser, common)
+    cp.add_command(commands, common)
     return parser
 
 

@@ -3,7 +3,8 @@
 from ..errors import RequestDeniedError
 from .client import Client, dial
 from .session import ChannelReader, ChannelWriter, Session
+from .sftp import SFTPClient, SFTPFile
 from .stream import Listener, NewChannel, Stream
 
 __all__ = ["Client", "dial", "Session", "ChannelReader", "ChannelWriter", "RequestDeniedError",
-           "Stream", "Listener", "NewChannel"]
+           "Stream", "Listener", "NewChannel", "SFTPClient", "SFTPFile"]

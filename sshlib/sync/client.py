@@ -289,6 +289,10 @@ class Client(ConnectionFacts):
         self._open(channel, b"", timeout)
         return Session(channel)
 
+    def sftp(self, timeout: float | None = 30) -> SFTPClient:
+        """Start an SFTP session (see docs/sftp.md); use it as a context manager."""
+        return SFTPClient.start(self, timeout)
+
     def open_channel(self, kind: str, extra: bytes = b"",
                      timeout: float | None = None) -> ChannelIO:
         """Open a channel of any kind with raw type-specific `extra` data."""
@@ -440,3 +444,4 @@ class Client(ConnectionFacts):
 
 
 from .session import Session  # noqa: E402  (Session needs Client's module loaded first)
+from .sftp import SFTPClient  # noqa: E402
