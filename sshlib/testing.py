@@ -377,8 +377,9 @@ class TestServer:
         """The login password, or a loud error explaining why there is none."""
         if self.password is None:
             raise RuntimeError(
-                f"no password for {self.user!r} on this {self.kind} test server: it was started "
-                "without one (start_openssh logs in with keys only unless given password=)")
+                f"no password for {self.user!r} on this {self.kind} test server: it logs in "
+                "with keys only unless started with password= (as root, for an account "
+                "whose password you set)")
         return self.password
 
     def log_text(self, start: int = 0) -> str:

@@ -126,3 +126,17 @@ def test_quickstart_example_runs() -> None:
                           capture_output=True, text=True, cwd="/", timeout=180, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "shell says 42" in done.stdout and "server stopped; done" in done.stdout
+
+
+def test_the_harness_takes_its_packages_from_scripts_test_sh() -> None:
+    need = servers.debian_packages()
+    assert need["/usr/sbin/sshd"] == "openssh-server"
+    assert need["/usr/bin/dbclient"] == "dropbear-bin"
+    assert set(servers.SERVER_TOOLS) <= set(need), "every server tool needs a NEED line"
+    servers.ensure_tools()  # all there (scripts/test.sh installed them)
+    try:
+        servers.ensure_tools("/usr/bin/no-such-ssh-tool")
+    except RuntimeError as e:
+        assert "bash scripts/test.sh" in str(e) and "no-such-ssh-tool" in str(e)
+    else:
+        raise AssertionError("a missing tool must fail loudly")
