@@ -529,7 +529,7 @@ def _login_account(user: str | None) -> pwd.struct_passwd:
 
 
 _OWNER_FILE = ".sshlib-testing-owner"
-_TEMP_PREFIXES = ("sshlib-openssh-", "sshlib-dropbear-", "sshlib-testing-keys-")
+_TEMP_PREFIXES = ("sshlib-openssh-", "sshlib-testing-keys-")
 _swept = False
 
 
