@@ -134,13 +134,11 @@ def _require_tools(*tools: str) -> None:
 # helpers
 # --------------------------------------------------------------------------
 
-def _run(args: Sequence[str], *, input_text: str | None = None,
-         env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
+def _run(args: Sequence[str], *, env: Mapping[str, str] | None = None) -> str:
     """Run a tool; raise RuntimeError with its output if it fails."""
     log.debug("running %s", " ".join(args))
-    done = subprocess.run(list(args), input=input_text, capture_output=True, text=True,
-                          env=None if env is None else dict(env), cwd=cwd, check=False,
-                          stdin=None if input_text is not None else subprocess.DEVNULL)
+    done = subprocess.run(list(args), capture_output=True, text=True, check=False,
+                          env=None if env is None else dict(env), stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed with status {done.returncode}:\n"
                            f"{done.stdout}{done.stderr}")
