@@ -33,7 +33,7 @@ def main() -> int:
             sshlib.PublicKeys(sshlib.load_private_key(server.user_key_paths["ed25519-openssh"],
                                                       passphrase=None)),
         ]
-        if server.password is not None:  # as root the test account also has a password
+        if server.password is not None:  # only when started with password=
             auth.append(sshlib.Password(server.password))
         cfg = sshlib.ClientConfig(
             user=server.user,

@@ -95,12 +95,14 @@ esac
 # The oldest and newest Pythons pyproject.toml claims (requires-python >= 3.10), besides
 # python3 above.  Without arguments they run the suite minus what does not depend on
 # the host Python: the Wine tests (Windows CPython), the benchmark harness, the tests
-# of the test servers themselves, and the algorithm products and big transfers (every
+# of the test servers themselves (test_testing_unprivileged.py runs a system Python of
+# the suite's version as another user), and the algorithm products and big transfers (every
 # algorithm still runs once per peer in test_interop_openssh_versions.py); with
 # arguments, those same pytest arguments.  SSHLIB_TEST_PYTHONS="" skips.
 PORTABLE=(tests
   --ignore=tests/test_agent_windows.py --ignore=tests/test_agent_bridge_windows.py
   --ignore=tests/test_benchmark_harness.py --ignore=tests/test_servers.py
+  --ignore=tests/test_testing_unprivileged.py
   --deselect tests/test_interop_openssh.py::test_every_algorithm_combination_handshakes
   --deselect tests/test_interop_openssh.py::test_exec_with_each_kex_and_host_key
   --deselect tests/test_interop_openssh.py::test_32_mib_round_trip_per_cipher

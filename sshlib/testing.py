@@ -1,23 +1,32 @@
-"""Throwaway real SSH servers on 127.0.0.1, for tests and examples.
+"""A private OpenSSH server on 127.0.0.1 for the current user, to test SSH client code.
 
-Why this lives in the package: the README example, sshlib's own test suite and
-users testing their own code all need the same thing, "a private sshd with
-fresh keys that I can point a client at", and getting it right (free port,
-waiting for the banner, keys in every format, an account with a known
-password, PAM for keyboard-interactive, cleanup) is fiddly.
+``start_openssh()`` runs the system's ``/usr/sbin/sshd`` (or another sshd you
+name) as **you**, with its own config file (never /etc/ssh/sshd_config), on a
+port chosen at run time on 127.0.0.1, with freshly generated host keys and
+user keys, and writes a known_hosts file that matches the host keys:
 
-Everything here drives the real tools: OpenSSH's ``sshd``/``ssh-keygen``,
-Dropbear's ``dropbear``/``dropbearkey`` and the ``openssl`` command.  Nothing
-here uses sshlib itself, so these servers are independent evidence.  Servers
-only ever listen on 127.0.0.1.  Linux only (Debian 12 is what CI runs).
+    from sshlib import testing
+    with testing.start_openssh() as server:
+        cfg = sshlib.ClientConfig(
+            user=server.user,
+            auth=[sshlib.PublicKeys(sshlib.load_private_key(
+                server.user_key_paths["ed25519-openssh"], passphrase=None))],
+            host_key_callback=sshlib.knownhosts.callback(server.known_hosts_path))
+        with sshlib.dial("tcp", server.address, cfg) as client: ...
 
-Running as root (as CI does) gives the full feature set: a dedicated system
-account ``sshlibtest`` with a known random password is created once and used
-as the login user, so password and keyboard-interactive (PAM) logins work.
-As a normal user, OpenSSH servers log in as yourself with public keys only
-(``password`` is None) and Dropbear servers cannot be started.
+It needs no root and changes nothing outside its temporary directory: no
+accounts, no passwords, no packages, no ~/.ssh.  Logins are public-key only,
+as the current user (an unprivileged sshd can only log in the user it runs
+as).  It needs OpenSSH's ``sshd`` and ``ssh-keygen`` and the ``openssl``
+command (on Debian: ``openssh-server``, ``openssh-client``, ``openssl``) and
+raises RuntimeError naming whatever is missing; it never installs anything.
+Run as root it works too (sshd then wants its privilege-separation
+directory /run/sshd to exist), and can log in another, existing account
+(`user=`); creating such accounts is up to you.
+
+Nothing here uses sshlib itself, so the server is independent evidence.
+POSIX only (tested on Linux, Debian 12).
 """
-
 from __future__ import annotations
 
 import atexit
@@ -25,11 +34,9 @@ import base64
 import concurrent.futures
 import contextlib
 import ctypes
-import fcntl
 import logging
 import os
 import pwd
-import secrets
 import shutil
 import signal
 import socket
@@ -40,43 +47,31 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 # The servers are POSIX programs run as POSIX users; the assert also tells
 # `mypy --platform win32` to skip the rest of this module.
-assert sys.platform != "win32", "sshlib.testing runs sshd/dropbear and is POSIX-only"
+assert sys.platform != "win32", "sshlib.testing runs sshd and is POSIX-only"
+
 
 __all__ = [
-    "APT_INSTALL_COMMAND",
-    "DROPBEAR_ALGORITHMS",
-    "DROPBEAR_HOST_KEY_TYPES",
     "HOST_KEY_TYPES",
     "LOCALHOST",
-    "OPENSSH_ALGORITHMS",
-    "TEST_ACCOUNT",
     "USER_KEY_FORMATS",
     "USER_KEY_NAMES",
     "USER_KEY_PASSPHRASE",
     "USER_KEY_TYPES",
-    "KexInitProbe",
     "TestServer",
-    "ensure_test_account",
-    "ensure_tools",
-    "probe_kexinit",
-    "start_dropbear",
     "start_openssh",
+    "tool_path",
+    "user_keys",
 ]
 
 log = logging.getLogger("sshlib.testing")
 
 LOCALHOST = "127.0.0.1"
-
-#: The system account created (as root) for logins to test servers.
-TEST_ACCOUNT = "sshlibtest"
 
 #: Passphrase of every encrypted user key file generated for a server.
 USER_KEY_PASSPHRASE = "correct horse"
@@ -110,230 +105,40 @@ USER_KEY_NAMES: tuple[str, ...] = tuple(
     if not (t == "ed25519" and f.startswith("pem"))
 )
 
-#: Dropbear loads at most four host keys ("Too many hostkeys" otherwise).
-DROPBEAR_HOST_KEY_TYPES: tuple[str, ...] = ("ed25519", "ecdsa-256", "ecdsa-521", "rsa")
-
-#: What a server from `start_openssh` offers in its KEXINIT (OpenSSH 9.2p1,
-#: Debian 12), in the server's order.  Recorded with `probe_kexinit`; the
-#: test suite checks it against the live server.  Beyond sshd's defaults we
-#: enable diffie-hellman-group14-sha1 and ssh-rsa (SHA-1) so the insecure
-#: algorithms sshlib implements can be tested.
-OPENSSH_ALGORITHMS: dict[str, tuple[str, ...]] = {
-    "kex": (
-        "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com",
-        "curve25519-sha256", "curve25519-sha256@libssh.org",
-        "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
-        "diffie-hellman-group-exchange-sha256", "diffie-hellman-group16-sha512",
-        "diffie-hellman-group18-sha512", "diffie-hellman-group14-sha256",
-        "diffie-hellman-group14-sha1", "kex-strict-s-v00@openssh.com",
-    ),
-    "host_key": (
-        "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-        "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa",
-    ),
-    "cipher": (
-        "chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr",
-        "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
-    ),
-    "mac": (
-        "umac-64-etm@openssh.com", "umac-128-etm@openssh.com",
-        "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com",
-        "hmac-sha1-etm@openssh.com", "umac-64@openssh.com", "umac-128@openssh.com",
-        "hmac-sha2-256", "hmac-sha2-512", "hmac-sha1",
-    ),
-    "compression": ("none", "zlib@openssh.com"),
-}
-
-#: What a server from `start_dropbear` offers (Dropbear 2022.83, Debian 12,
-#: with the host keys in DROPBEAR_HOST_KEY_TYPES), recorded with
-#: `probe_kexinit` and checked against the live server by the test suite.
-#: Note: no AES-GCM, no ETM MACs, no rsa-sha2-512, no DH group exchange.
-#: "pubkey" is the server-sig-algs list it sends in EXT_INFO (seen with ssh -vv).
-DROPBEAR_ALGORITHMS: dict[str, tuple[str, ...]] = {
-    "kex": (
-        "curve25519-sha256", "curve25519-sha256@libssh.org",
-        "ecdh-sha2-nistp521", "ecdh-sha2-nistp384", "ecdh-sha2-nistp256",
-        "diffie-hellman-group14-sha256", "diffie-hellman-group14-sha1",
-        "kexguess2@matt.ucc.asn.au", "kex-strict-s-v00@openssh.com",
-    ),
-    "host_key": (
-        "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp521", "rsa-sha2-256", "ssh-rsa",
-    ),
-    "cipher": ("chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-ctr"),
-    "mac": ("hmac-sha1", "hmac-sha2-256"),
-    "compression": ("zlib@openssh.com", "none"),
-    "pubkey": (
-        "ssh-ed25519", "sk-ssh-ed25519@openssh.com", "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ecdsa-sha2-nistp256@openssh.com",
-        "rsa-sha2-256", "ssh-rsa", "ssh-dss",
-    ),
-}
-
-#: Debian packages providing the tools, by tool (absolute path or PATH name).
-_TOOLS: dict[str, str] = {
-    "/usr/sbin/sshd": "openssh-server",
-    "ssh": "openssh-client",
-    "ssh-keygen": "openssh-client",
-    "sftp": "openssh-client",
-    "/usr/sbin/dropbear": "dropbear-bin",
-    "dropbearkey": "dropbear-bin",
-    "dropbearconvert": "dropbear-bin",
-    "dbclient": "dropbear-bin",
-    "openssl": "openssl",
-}
-_PACKAGES: tuple[str, ...] = ("openssh-server", "openssh-client", "dropbear-bin", "openssl")
-
-#: The command that installs everything these servers need (Debian/Ubuntu).
-APT_INSTALL_COMMAND = (
-    "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
-    "--no-install-recommends " + " ".join(_PACKAGES)
-)
-
 _SSHD = "/usr/sbin/sshd"  # sshd refuses to re-exec itself without an absolute path
-_DROPBEAR = "/usr/sbin/dropbear"
-_STATE_DIR = Path("/var/lib/sshlib-testing")  # root-only: the test account's password
-_TAG = "sshlib-testing:"  # comment marking our lines in the test account's authorized_keys
 _ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 _live_servers: set[TestServer] = set()
 _live_lock = threading.Lock()
 
-
 # --------------------------------------------------------------------------
-# tools and the test account
+# tools
 # --------------------------------------------------------------------------
 
-def _tool_path(tool: str) -> str | None:
+def tool_path(tool: str) -> str | None:
+    """The executable `tool` (an absolute path, or a name looked up in PATH and the sbin dirs)."""
     if os.path.isabs(tool):
         return tool if os.access(tool, os.X_OK) else None
     return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin")
 
 
-def _missing_tools(tools: Sequence[str] = tuple(_TOOLS)) -> dict[str, str]:
-    return {tool: _TOOLS[tool] for tool in tools if _tool_path(tool) is None}
-
-
 def _require_tools(*tools: str) -> None:
-    """Fail early, naming the apt command, when a server's tools are missing."""
-    missing = _missing_tools(tools)
+    """Fail early, naming what is missing; installing it is the caller's business."""
+    missing = [tool for tool in tools if tool_path(tool) is None]
     if missing:
-        raise RuntimeError(f"sshlib.testing needs {', '.join(sorted(missing))}. Install them "
-                           f"as root with:\n    {APT_INSTALL_COMMAND}")
-
-
-def ensure_tools(install: bool = True) -> None:
-    """Make sure sshd, dropbear, ssh-keygen, openssl and the clients exist.
-
-    When something is missing and we are root on a machine with apt-get (and
-    `install` is true), install the Debian packages; otherwise raise
-    RuntimeError naming the exact command to run.  Service start-up is
-    blocked during the install (policy-rc.d) so that installing
-    openssh-server never starts a system sshd listening on port 22.
-    """
-    missing = _missing_tools()
-    if not missing:
-        return
-    what = ", ".join(sorted(missing))
-    apt = shutil.which("apt-get")
-    if not (install and os.geteuid() == 0 and apt):
-        raise RuntimeError(
-            f"sshlib.testing needs {what}. Install them as root with:\n    {APT_INSTALL_COMMAND}")
-    packages = sorted(set(missing.values()))
-    log.info("installing %s", " ".join(packages))
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    policy = Path("/usr/sbin/policy-rc.d")
-    made_policy = False
-    if not policy.exists():
-        policy.write_text("#!/bin/sh\n# sshlib.testing: no service starts during install\n"
-                          "exit 101\n")
-        policy.chmod(0o755)
-        made_policy = True
-    try:
-        for cmd in ([apt, "update"],
-                    [apt, "install", "-y", "--no-install-recommends", *packages]):
-            done = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
-                                   f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    finally:
-        if made_policy:
-            policy.unlink(missing_ok=True)
-    still = _missing_tools()
-    if still:
-        raise RuntimeError(f"still missing after apt-get install: {', '.join(sorted(still))}")
-
-
-@contextlib.contextmanager
-def _state_lock() -> Iterator[None]:
-    """Serialise account set-up and authorized_keys edits between processes.
-
-    Several test runs may share one machine (and one test account) at once.
-    """
-    _STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(_STATE_DIR / "lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-_account_password: str | None = None
-_account_mutex = threading.Lock()
-
-
-def ensure_test_account() -> tuple[str, str]:
-    """Create (once, idempotently) the ``sshlibtest`` account; return (user, password).
-
-    Root only.  The password is random, made once per machine and kept in a
-    root-only file (/var/lib/sshlib-testing/password): a fresh password per
-    run would break other test runs sharing the machine at the same time.
-    It is (re)applied with chpasswd once per process.
-    """
-    global _account_password
-    if os.geteuid() != 0:
-        raise RuntimeError(f"creating the {TEST_ACCOUNT!r} account needs root; "
-                           "password and keyboard-interactive tests must run as root")
-    with _account_mutex:
-        if _account_password is not None:
-            return TEST_ACCOUNT, _account_password
-        with _state_lock():
-            try:
-                pwd.getpwnam(TEST_ACCOUNT)
-            except KeyError:
-                _run(["useradd", "--system", "--create-home", "--home-dir",
-                      f"/home/{TEST_ACCOUNT}", "--shell", "/bin/bash", "--user-group",
-                      "--comment", "sshlib test account", TEST_ACCOUNT])
-            pw_file = _STATE_DIR / "password"
-            if pw_file.exists():
-                password = pw_file.read_text().strip()
-            else:
-                password = "sshlib-" + secrets.token_urlsafe(18)
-                fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(password + "\n")
-            _run(["chpasswd"], input_text=f"{TEST_ACCOUNT}:{password}\n")
-            account = pwd.getpwnam(TEST_ACCOUNT)
-            home = Path(account.pw_dir)
-            if not home.is_dir():
-                home.mkdir(mode=0o755, parents=True)
-                os.chown(home, account.pw_uid, account.pw_gid)
-        _account_password = password
-        return TEST_ACCOUNT, password
+        raise RuntimeError(f"sshlib.testing.start_openssh needs {', '.join(missing)}, not found "
+                           "(on Debian: the openssh-server, openssh-client and openssl packages)")
 
 
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
 
-def _run(args: Sequence[str], *, input_text: str | None = None,
-         env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
+def _run(args: Sequence[str], *, env: Mapping[str, str] | None = None) -> str:
     """Run a tool; raise RuntimeError with its output if it fails."""
     log.debug("running %s", " ".join(args))
-    done = subprocess.run(list(args), input=input_text, capture_output=True, text=True,
-                          env=None if env is None else dict(env), cwd=cwd, check=False,
-                          stdin=None if input_text is not None else subprocess.DEVNULL)
+    done = subprocess.run(list(args), capture_output=True, text=True, check=False,
+                          env=None if env is None else dict(env), stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed with status {done.returncode}:\n"
                            f"{done.stdout}{done.stderr}")
@@ -431,25 +236,17 @@ def _make_user_keys(keydir: Path) -> tuple[dict[str, Path], dict[str, str]]:
     return ({n: paths[n] for n in USER_KEY_NAMES}, {n: publics[n] for n in USER_KEY_NAMES})
 
 
-def _make_host_keys(kind: str, keydir: Path) -> tuple[dict[str, Path], dict[str, str]]:
-    """Host keys with the server's own tool: ssh-keygen (OpenSSH) or dropbearkey."""
+def _make_host_keys(keydir: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """OpenSSH host keys (HOST_KEY_TYPES) made with ssh-keygen."""
     keydir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if kind == "openssh":
-        paths = {t: keydir / f"ssh_host_{t}_key" for t in HOST_KEY_TYPES}
+    paths = {t: keydir / f"ssh_host_{t}_key" for t in HOST_KEY_TYPES}
 
-        def job(t: str) -> Callable[[], None]:
-            return lambda: _ignore(_run(["ssh-keygen", "-q", *_KEYGEN_ARGS[t], "-N", "", "-C",
-                                         f"sshlib-testing host {t}", "-f", str(paths[t])]))
+    def job(t: str) -> Callable[[], None]:
+        return lambda: _ignore(_run(["ssh-keygen", "-q", *_KEYGEN_ARGS[t], "-N", "", "-C",
+                                     f"sshlib-testing host {t}", "-f", str(paths[t])]))
 
-        _parallel([job(t) for t in HOST_KEY_TYPES])
-        return paths, {t: _public_line(p.with_name(p.name + ".pub")) for t, p in paths.items()}
-    paths = {t: keydir / f"dropbear_{t}_host_key" for t in DROPBEAR_HOST_KEY_TYPES}
-
-    def db_job(t: str) -> Callable[[], None]:
-        return lambda: _ignore(_run(["dropbearkey", *_DROPBEARKEY_ARGS[t], "-f", str(paths[t])]))
-
-    _parallel([db_job(t) for t in DROPBEAR_HOST_KEY_TYPES])
-    return paths, {t: _dropbear_public_line(p) for t, p in paths.items()}
+    _parallel([job(t) for t in HOST_KEY_TYPES])
+    return paths, {t: _public_line(p.with_name(p.name + ".pub")) for t, p in paths.items()}
 
 
 def _ignore(_: object) -> None:
@@ -460,41 +257,43 @@ _KeyPaths = dict[str, Path]
 _PublicKeys = dict[str, str]
 _keys_mutex = threading.Lock()
 _cache_dir: Path | None = None
-_cached_user_keys: tuple[_KeyPaths, _PublicKeys] | None = None
-_cached_host_keys: dict[str, tuple[_KeyPaths, _PublicKeys]] = {}
+_cached: dict[str, tuple[_KeyPaths, _PublicKeys]] = {}
 
 
-def _keys_for(kind: str, fresh_dir: Path | None
-              ) -> tuple[_KeyPaths, _PublicKeys, _KeyPaths, _PublicKeys]:
-    """(host paths, host public keys, user key paths, user public keys) for a server.
-
-    Key generation (RSA-3072 above all) costs 1-2 s, so by default one set of
-    host keys per server kind and one set of user keys is made per process
-    and shared by its servers; `fresh_dir` asks for new ones (e.g. to test a
-    changed host key).
-    """
-    global _cache_dir, _cached_user_keys
+def _cached_keys(name: str, make: Callable[[Path], tuple[_KeyPaths, _PublicKeys]],
+                 fresh_dir: Path | None) -> tuple[_KeyPaths, _PublicKeys]:
+    """make(dir) once per process (cached under `name`), or into `fresh_dir` if given."""
+    global _cache_dir
     if fresh_dir is not None:
-        made: dict[str, tuple[_KeyPaths, _PublicKeys]] = {}
-        _parallel([lambda: made.__setitem__("host", _make_host_keys(kind, fresh_dir / "host")),
-                   lambda: made.__setitem__("user", _make_user_keys(fresh_dir / "user"))])
-        return (*made["host"], *made["user"])
+        return make(fresh_dir / name)
     with _keys_mutex:
-        if _cache_dir is None:
-            _cache_dir = _owned_tempdir("sshlib-testing-keys-")
-        cache = _cache_dir
-        jobs: list[Callable[[], None]] = []
-        if kind not in _cached_host_keys:
-            jobs.append(lambda: _cached_host_keys.__setitem__(
-                kind, _make_host_keys(kind, cache / f"host-{kind}")))
-        if _cached_user_keys is None:
-            def user_job() -> None:
-                global _cached_user_keys
-                _cached_user_keys = _make_user_keys(cache / "user")
-            jobs.append(user_job)
-        _parallel(jobs)
-        assert _cached_user_keys is not None
-        return (*_cached_host_keys[kind], *_cached_user_keys)
+        if name not in _cached:
+            if _cache_dir is None:
+                _cache_dir = _owned_tempdir("sshlib-testing-keys-")
+            _cached[name] = make(_cache_dir / name)
+        return _cached[name]
+
+
+def user_keys(fresh_dir: Path | None = None) -> tuple[dict[str, Path], dict[str, str]]:
+    """The user key files every start_openssh server authorizes: (paths, public key lines).
+
+    Both dicts are keyed by USER_KEY_NAMES; public lines are "type base64".
+    Generating them costs 1-2 s (RSA-3072), so by default they are made
+    once per process, in a temp dir removed at exit; `fresh_dir` makes a new
+    set there instead.  Thread-safe.  Raises RuntimeError if ssh-keygen or
+    openssl fails (with its output) or is missing.
+    """
+    _require_tools("ssh-keygen", "openssl")
+    return _cached_keys("user", _make_user_keys, fresh_dir)
+
+
+def _keys_for(fresh_dir: Path | None) -> tuple[_KeyPaths, _PublicKeys, _KeyPaths, _PublicKeys]:
+    """(host paths, host public keys, user key paths, user public keys) for a server."""
+    made: dict[str, tuple[_KeyPaths, _PublicKeys]] = {}
+    _parallel([lambda: made.__setitem__("host", _cached_keys("host-openssh", _make_host_keys,
+                                                              fresh_dir)),
+               lambda: made.__setitem__("user", user_keys(fresh_dir))])
+    return (*made["host"], *made["user"])
 
 
 def _unique_public_lines(publics: Mapping[str, str]) -> list[str]:
@@ -527,68 +326,6 @@ def _traversable_by(path: Path, uid: int, gid: int) -> bool:
         if not ok:
             return False
     return True
-
-
-# --------------------------------------------------------------------------
-# KEXINIT probe
-# --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class KexInitProbe:
-    """A server's identification line and the name-lists of its first KEXINIT."""
-
-    banner: str
-    kex: tuple[str, ...]
-    host_key: tuple[str, ...]
-    cipher_client_to_server: tuple[str, ...]
-    cipher_server_to_client: tuple[str, ...]
-    mac_client_to_server: tuple[str, ...]
-    mac_server_to_client: tuple[str, ...]
-    compression_client_to_server: tuple[str, ...]
-    compression_server_to_client: tuple[str, ...]
-
-
-def probe_kexinit(host: str, port: int, timeout: float = 5.0) -> KexInitProbe:
-    """Connect, send an identification line, and parse the server's KEXINIT.
-
-    Deliberately independent of sshlib (struct only) so it can check what a
-    server offers without trusting the code under test.
-    """
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(b"SSH-2.0-sshlib_testing_probe\r\n")
-        fh = sock.makefile("rb")
-        banner = b""
-        for _ in range(50):  # RFC 4253 4.2: other lines may precede the version
-            banner = fh.readline(256)
-            if not banner or banner.startswith(b"SSH-"):
-                break
-        if not banner.startswith(b"SSH-"):
-            raise RuntimeError(f"no SSH identification line from {host}:{port}")
-        head = fh.read(5)
-        if len(head) != 5:
-            raise RuntimeError("connection closed before KEXINIT")
-        packet_len, pad_len = struct.unpack(">IB", head)
-        if not 5 < packet_len < 65536 or pad_len >= packet_len:
-            raise RuntimeError(f"implausible packet length {packet_len}")
-        body = fh.read(packet_len - 1)
-        if len(body) != packet_len - 1:
-            raise RuntimeError("connection closed inside KEXINIT")
-    payload = body[: len(body) - pad_len]
-    if not payload or payload[0] != 20:
-        raise RuntimeError(f"first packet is not KEXINIT (type {payload[:1].hex()})")
-    lists: list[tuple[str, ...]] = []
-    off = 17  # type byte + 16-byte cookie
-    for _ in range(10):
-        if off + 4 > len(payload):
-            raise RuntimeError("truncated KEXINIT")
-        (n,) = struct.unpack_from(">I", payload, off)
-        off += 4
-        if off + n > len(payload):
-            raise RuntimeError("truncated KEXINIT")
-        text = payload[off: off + n].decode("ascii")
-        off += n
-        lists.append(tuple(text.split(",")) if text else ())
-    return KexInitProbe(banner.decode("ascii", "replace").rstrip("\r\n"), *lists[:8])
 
 
 # --------------------------------------------------------------------------
@@ -638,9 +375,9 @@ class TestServer:
         """The login password, or a loud error explaining why there is none."""
         if self.password is None:
             raise RuntimeError(
-                f"no password for {self.user!r} on this {self.kind} test server: password and "
-                f"keyboard-interactive tests need root (they log in as the {TEST_ACCOUNT!r} "
-                "account, created on demand); run the tests as root, e.g. bash scripts/test.sh")
+                f"no password for {self.user!r} on this {self.kind} test server: it logs in "
+                "with keys only unless started with password= (as root, for an account "
+                "whose password you set)")
         return self.password
 
     def log_text(self, start: int = 0) -> str:
@@ -697,11 +434,25 @@ class TestServer:
         state = "running" if self.is_running() else "stopped"
         return f"<TestServer {self.kind} {self.address} user={self.user} {state}>"
 
+    def add_cleanup(self, cleanup: Callable[[], None]) -> None:
+        """Have stop() call `cleanup()` after the server process ended (last added, first run)."""
+        self._cleanups.append(cleanup)
+
     # -- start-up ------------------------------------------------------------
 
-    def _launch(self, make_args: Callable[[int], list[str]], timeout: float,
-                ready_line: str | None) -> None:
-        """Start on a free port, retrying on collisions; wait for the SSH banner."""
+    def launch(self, make_args: Callable[[int], list[str]], *, timeout: float,
+               ready_line: str | None) -> None:
+        """Run the server program on a free 127.0.0.1 port and wait for its SSH banner.
+
+        For harnesses that run another server program with this class (as
+        start_openssh runs sshd).  `make_args(port)` returns the command line
+        for that port; its output goes to `log_path`.  A port taken meanwhile
+        ("Address already in use" in the log) is retried with another.  When
+        `ready_line` is given it must appear in the log before the banner is
+        read.  Writes `known_hosts_path` once the server is up.  Raises
+        RuntimeError with the server log (and stops the server) if it exits or
+        `timeout` seconds pass first.
+        """
         deadline = time.monotonic() + timeout
         last_error = ""
         for _attempt in range(5):
@@ -723,6 +474,7 @@ class TestServer:
                 _live_servers.add(self)
             error = self._wait_ready(port, deadline, ready_line)
             if error is None:
+                self._write_known_hosts()
                 return
             last_error = error
             if "Address already in use" not in self.log_text() or time.monotonic() > deadline:
@@ -760,22 +512,23 @@ class TestServer:
         self.known_hosts_path.chmod(0o644)
 
 
-def _login_account(user: str | None, password: str | None) -> tuple[str, str | None]:
-    """Pick the login user: the test account as root, else the current user."""
-    if os.geteuid() == 0:
-        if user is None or user == TEST_ACCOUNT:
-            account, account_password = ensure_test_account()
-            return account, password if password is not None else account_password
-        return user, password
-    me = pwd.getpwuid(os.geteuid()).pw_name
-    if user is not None and user != me:
-        raise RuntimeError(f"as a normal user a test server can only log in as {me!r}, "
-                           f"not {user!r}: run as root")
-    return me, password
+def _login_account(user: str | None) -> pwd.struct_passwd:
+    """The login user: the current user, or (root only) another existing account."""
+    me = pwd.getpwuid(os.geteuid())
+    if user is None or user == me.pw_name:
+        return me
+    if os.geteuid() != 0:
+        raise RuntimeError(f"a test server run as {me.pw_name!r} can only log in as "
+                           f"{me.pw_name!r}, not {user!r} (only root's sshd can switch users)")
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise RuntimeError(f"no account {user!r}: start_openssh never creates accounts; "
+                           "create it first") from None
 
 
 _OWNER_FILE = ".sshlib-testing-owner"
-_TEMP_PREFIXES = ("sshlib-openssh-", "sshlib-dropbear-", "sshlib-testing-keys-")
+_TEMP_PREFIXES = ("sshlib-openssh-", "sshlib-testing-keys-")
 _swept = False
 
 
@@ -865,24 +618,34 @@ def start_openssh(*, workdir: Path | None = None, extra_config: Mapping[str, str
                   user: str | None = None, password: str | None = None,
                   timeout: float = 10, fresh_keys: bool = False,
                   sshd: str | None = None) -> TestServer:
-    """Start a private OpenSSH sshd on 127.0.0.1 with generated host and user keys.
+    """Start a private OpenSSH sshd on 127.0.0.1, as you, with generated host and user keys.
 
-    The server uses only our config file (never /etc/ssh/sshd_config): host
-    keys ed25519, ecdsa-256/384/521 and rsa (3072 bits); every user key in
-    USER_KEY_NAMES is authorized via an AuthorizedKeysFile in `workdir`.
-    Keys are made once per process and shared by its servers (RSA key
-    generation is slow); `fresh_keys=True` makes new ones for this server.
-    As root the login user defaults to the ``sshlibtest`` account (password
-    and PAM keyboard-interactive work); otherwise it is the current user,
-    public keys only.  `extra_config` adds or replaces sshd_config options
-    (e.g. {"AuthenticationMethods": "publickey,password"}); newlines in a
-    value repeat the option, and a "Match" key is appended last.  `password`
-    is the password of `user` if you know it (for the test account it is
-    managed for you).  `workdir` (default: a new temp dir, removed by stop())
-    must be reachable by the login user.  `sshd` is the absolute path of
-    another sshd binary to run (default /usr/sbin/sshd), for example a newer
-    OpenSSH in a private directory; pass the options it needs beyond ours
-    (such as SshdSessionPath) in `extra_config`.
+    No root needed and nothing installed or changed outside `workdir`: sshd
+    runs as the current user with only our config file (never
+    /etc/ssh/sshd_config), on a port chosen at run time (retried if taken),
+    and this returns once it sent its SSH banner.  Host keys: ed25519,
+    ecdsa-256/384/521 and rsa (3072 bits); `known_hosts_path` lists them
+    all as ``[127.0.0.1]:port``, for sshlib.knownhosts.callback.  Every
+    user key in USER_KEY_NAMES (see user_keys) is authorized through an
+    AuthorizedKeysFile in `workdir`.  Keys are made once per process and
+    shared by its servers (RSA key generation takes 1-2 s);
+    `fresh_keys=True` makes new ones for this server.
+
+    The login user is you, by public key (``password`` stays None).  Root
+    may name another existing `user` (and give its `password`, if you set
+    one, for password logins); accounts are never created here.  sshd run
+    as root needs its privilege-separation directory /run/sshd.
+    `extra_config` adds or replaces sshd_config options (e.g.
+    {"AuthenticationMethods": "publickey,password"} or {"UsePAM": "yes"});
+    newlines in a value repeat the option, and a "Match" key is appended
+    last.  `workdir` (default: a new temp dir, removed by stop()) must be
+    reachable by the login user.  `sshd` is the absolute path of another
+    sshd binary (default /usr/sbin/sshd), e.g. a newer OpenSSH in a
+    private directory; pass the options it needs beyond ours (such as
+    SshdSessionPath) in `extra_config`.  Raises RuntimeError (with the
+    server log when sshd itself failed) if a tool is missing or the server
+    is not up within `timeout` seconds.  Stop it with stop() or a with-block;
+    servers still running at interpreter exit are stopped then.
     """
     started = time.monotonic()
     if sshd is not None and not os.path.isabs(sshd):
@@ -890,11 +653,13 @@ def start_openssh(*, workdir: Path | None = None, extra_config: Mapping[str, str
     if sshd is not None and not os.access(sshd, os.X_OK):
         raise RuntimeError(f"{sshd} is not an executable sshd")
     _require_tools(*([_SSHD] if sshd is None else []), "ssh-keygen", "openssl")
-    login_user, login_password = _login_account(user, password)
-    account = pwd.getpwnam(login_user)
+    account = _login_account(user)
+    if os.geteuid() == 0 and not Path("/run/sshd").is_dir():
+        raise RuntimeError("sshd run as root needs its privilege-separation directory: "
+                           "mkdir -m 755 /run/sshd (or run as a normal user)")
     work, owns = _make_workdir(workdir, "sshlib-openssh-")
     return _launched(started, work, owns, lambda: _start_openssh(
-        work, owns, dict(extra_config or {}), account, login_password, timeout, fresh_keys,
+        work, owns, dict(extra_config or {}), account, password, timeout, fresh_keys,
         sshd or _SSHD))
 
 
@@ -919,16 +684,8 @@ def _start_openssh(work: Path, owns: bool, extra: dict[str, str], account: pwd.s
     if not _traversable_by(work, account.pw_uid, account.pw_gid):
         raise RuntimeError(f"{work} is not reachable by {account.pw_name!r}, so sshd could not "
                            "read authorized_keys there; use a world-traversable directory")
-    is_root = os.geteuid() == 0
-    if is_root:
-        # sshd's privilege-separation directory (normally made by systemd/init).
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        for nologin in (Path("/run/nologin"), Path("/etc/nologin")):
-            if nologin.exists() and account.pw_uid != 0:
-                raise RuntimeError(f"{nologin} exists, so PAM (pam_nologin) refuses every "
-                                   f"non-root login; remove it (often a leftover of boot)")
     host_paths, host_publics, user_paths, user_publics = _keys_for(
-        "openssh", work / "keys" if fresh_keys else None)
+        work / "keys" if fresh_keys else None)
 
     authorized = work / "authorized_keys"
     authorized.write_text("".join(f"{line} sshlib-testing\n"
@@ -947,118 +704,14 @@ def _start_openssh(work: Path, owns: bool, extra: dict[str, str], account: pwd.s
             "HostKey": "\n".join(str(p) for p in host_paths.values()),
             "AuthorizedKeysFile": str(authorized),
             "PidFile": str(work / "sshd.pid"),
-            "UsePAM": "yes" if is_root else "no",
-            "PermitRootLogin": "yes" if is_root else "no",
+            "UsePAM": "no",
+            "PermitRootLogin": "prohibit-password" if account.pw_uid == 0 else "no",
             **_OPENSSH_BASE_CONFIG,
         }
         config_path.write_text(_render_sshd_config(base, extra))
         return [sshd, "-D", "-e", "-f", str(config_path)]
 
-    server._launch(make_args, timeout, ready_line="Server listening on")
-    server._write_known_hosts()
-    return server
-
-
-def _dropbear_public_line(key: Path) -> str:
-    out = _run(["dropbearkey", "-y", "-f", str(key)])
-    for line in out.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and (fields[0].startswith("ssh-") or fields[0].startswith("ecdsa-")):
-            return f"{fields[0]} {fields[1]}"
-    raise RuntimeError(f"no public key in dropbearkey -y output:\n{out}")
-
-
-_DROPBEARKEY_ARGS: dict[str, tuple[str, ...]] = {
-    "ed25519": ("-t", "ed25519"),
-    "ecdsa-256": ("-t", "ecdsa", "-s", "256"),
-    "ecdsa-384": ("-t", "ecdsa", "-s", "384"),
-    "ecdsa-521": ("-t", "ecdsa", "-s", "521"),
-    "rsa": ("-t", "rsa", "-s", "3072"),
-}
-
-
-def _edit_home_authorized_keys(account: pwd.struct_passwd, add: Sequence[str], tag: str) -> None:
-    """Add/remove our lines in ~account/.ssh/authorized_keys (Dropbear only reads that).
-
-    Lines are tagged with our workdir; lines of runs whose workdir is gone
-    (killed runs) are pruned; other lines are left alone.  Never used for root.
-    """
-    if account.pw_uid == 0:
-        raise RuntimeError("refusing to edit root's authorized_keys")
-    ssh_dir = Path(account.pw_dir) / ".ssh"
-    with _state_lock():
-        if not ssh_dir.is_dir():
-            ssh_dir.mkdir(mode=0o700, parents=True)
-        os.chown(ssh_dir, account.pw_uid, account.pw_gid)
-        ssh_dir.chmod(0o700)
-        path = ssh_dir / "authorized_keys"
-        old = path.read_text().splitlines() if path.exists() else []
-        kept: list[str] = []
-        for line in old:
-            fields = line.split()
-            marker = fields[-1] if len(fields) >= 3 else ""
-            if marker.startswith(_TAG):
-                where = urllib.parse.unquote(marker[len(_TAG):])
-                if marker == tag or not Path(where).exists():
-                    continue
-            kept.append(line)
-        kept.extend(f"{line} {tag}" for line in add)
-        tmp = ssh_dir / f".authorized_keys.{os.getpid()}.tmp"
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.chown(tmp, account.pw_uid, account.pw_gid)
-        tmp.chmod(0o600)
-        os.replace(tmp, path)
-
-
-def start_dropbear(*, workdir: Path | None = None, extra_args: Sequence[str] = (),
-                   user: str | None = None, password: str | None = None,
-                   timeout: float = 10, fresh_keys: bool = False) -> TestServer:
-    """Start a private Dropbear server on 127.0.0.1 (root only).
-
-    Host keys (DROPBEAR_HOST_KEY_TYPES) come from dropbearkey.  Dropbear only
-    reads ~user/.ssh/authorized_keys, so for the ``sshlibtest`` account our
-    per-run public keys are added there (tagged) and removed by stop(); for
-    any other `user` no keys are installed (password login only, pass
-    `password`).  `extra_args` are appended to the dropbear command line.
-    `fresh_keys` as for start_openssh.
-    """
-    if os.geteuid() != 0:
-        raise RuntimeError("start_dropbear needs root: Dropbear reads the login user's "
-                           f"~/.ssh/authorized_keys, so tests use the {TEST_ACCOUNT!r} account, "
-                           "which only root can create")
-    started = time.monotonic()
-    _require_tools(_DROPBEAR, "dropbearkey", "ssh-keygen", "openssl")
-    login_user, login_password = _login_account(user, password)
-    account = pwd.getpwnam(login_user)
-    work, owns = _make_workdir(workdir, "sshlib-dropbear-")
-    return _launched(started, work, owns, lambda: _start_dropbear(
-        work, owns, list(extra_args), account, login_password, timeout, fresh_keys))
-
-
-def _start_dropbear(work: Path, owns: bool, extra_args: list[str], account: pwd.struct_passwd,
-                    login_password: str | None, timeout: float, fresh_keys: bool) -> TestServer:
-    host_paths, host_publics, user_paths, user_publics = _keys_for(
-        "dropbear", work / "keys" if fresh_keys else None)
-    server = TestServer(kind="dropbear", workdir=work, owns_workdir=owns, user=account.pw_name,
-                        password=login_password, host_key_paths=host_paths,
-                        host_public_keys=host_publics, user_key_paths={}, user_public_keys={},
-                        log_path=work / "dropbear.log")
-    if account.pw_name == TEST_ACCOUNT:
-        tag = _TAG + urllib.parse.quote(str(work))
-        _edit_home_authorized_keys(account, _unique_public_lines(user_publics), tag)
-        server._cleanups.append(lambda: _edit_home_authorized_keys(account, [], tag))
-        server.user_key_paths = user_paths
-        server.user_public_keys = user_publics
-
-    def make_args(port: int) -> list[str]:
-        args = [_DROPBEAR, "-F", "-E", "-p", f"{LOCALHOST}:{port}",
-                "-P", str(work / "dropbear.pid")]
-        for p in host_paths.values():
-            args += ["-r", str(p)]
-        return args + extra_args
-
-    server._launch(make_args, timeout, ready_line=None)
-    server._write_known_hosts()
+    server.launch(make_args, timeout=timeout, ready_line="Server listening on")
     return server
 
 

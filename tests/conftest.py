@@ -14,17 +14,16 @@ from typing import Any
 
 import peers
 import pytest
-
-from sshlib import testing
-from sshlib.testing import TestServer
+import servers as testing
+from servers import TestServer
 
 _LOG_TAIL = 6000
 
 
 @pytest.fixture(scope="session")
 def ssh_tools() -> None:
-    """sshd, dropbear and the OpenSSH/Dropbear clients (installed via apt as root)."""
-    testing.ensure_tools(install=True)
+    """sshd, dropbear and the OpenSSH/Dropbear clients exist (scripts/test.sh installs them)."""
+    testing.ensure_tools()
 
 
 @pytest.fixture(scope="session")

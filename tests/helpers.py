@@ -1,4 +1,4 @@
-"""Small helpers shared by the interop tests (over the sshlib.testing server fixtures)."""
+"""Small helpers shared by the interop tests (over the tests/servers.py server fixtures)."""
 
 from __future__ import annotations
 

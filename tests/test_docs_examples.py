@@ -36,11 +36,11 @@ from typing import Any
 import pytest
 
 pytest.register_assert_rewrite("agentfixtures")
+import servers as testing  # noqa: E402
 from agentfixtures import AgentProcess  # noqa: E402
 
 import sshlib  # noqa: E402
 import sshlib.aio  # noqa: E402
-from sshlib import testing  # noqa: E402
 
 pytest_plugins = ["agentfixtures"]
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
 from helpers import assert_negotiated, cat_round_trip, connect, need_password, user_key
+from servers import USER_KEY_NAMES
 
 import sshlib
 from sshlib import algorithms as algs
-from sshlib.testing import USER_KEY_NAMES
 
 NEWER = ["10.0", "newest"]
 CIPHER_MACS = [(c, None) for c in sorted(algs.AEAD_CIPHERS)] + [

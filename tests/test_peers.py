@@ -9,9 +9,9 @@ from typing import Any
 import peers
 import pytest
 from helpers import config
+from servers import probe_kexinit
 
 import sshlib
-from sshlib.testing import probe_kexinit
 
 
 @pytest.mark.parametrize("name", peers.VERSIONS)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
+from servers import USER_KEY_TYPES
 
 import sshlib
 from sshlib.errors import KeyLoadError, PassphraseRequiredError
-from sshlib.testing import USER_KEY_TYPES
 
 PASS = "pütty pass"
 # name -> --ppk-param value (small Argon2 costs keep the tests fast; the defaults are

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import servers as testing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-
-from sshlib import testing
-from sshlib.testing import TestServer
+from servers import TestServer
 
 if TYPE_CHECKING:
     from conftest import DropbearFactory, OpenSSHFactory

@@ -25,7 +25,7 @@ FORWARDING = {"AllowTcpForwarding": "yes", "AllowStreamLocalForwarding": "yes",
 @pytest.fixture(scope="module")
 def fwd_server(ssh_tools: None) -> Iterator[Any]:
     """An sshd that allows every kind of forwarding (shared by this module's tests)."""
-    from sshlib import testing
+    import servers as testing
 
     with testing.start_openssh(extra_config=FORWARDING) as server:
         yield server
