@@ -38,6 +38,7 @@ __all__ = [
     "AgentProtocolError",
     "AgentRefusedError",
     "AgentTimeoutError",
+    "ConfigError",
 ]
 
 
@@ -195,3 +196,19 @@ class AgentRefusedError(AgentError):
 
 class AgentTimeoutError(AgentError, Timeout):
     """The agent did not answer within the timeout."""
+
+
+class ConfigError(SSHError):
+    """An OpenSSH configuration file (ssh_config) is wrong: `filename` and `line` say where.
+
+    `line` is 0 when the problem is not on one line (a file that cannot be
+    read, an option given as a keyword argument).
+    """
+
+    def __init__(self, message: str, *, filename: str | None = None, line: int = 0) -> None:
+        where = f"{filename} line {line}: " if filename and line else (
+            f"{filename}: " if filename else "")
+        super().__init__(where + message)
+        self.filename = filename
+        self.line = line
+        self.reason = message

@@ -14,8 +14,10 @@ See docs/aio.md.
 from ..errors import RequestDeniedError
 from .channel import AioChannel
 from .client import Client, client_over, dial
+from .connect import connect
 from .fanout import HostResult, HostSpec, run_on, run_one
 from .session import ChannelReader, ChannelWriter, Session
 
 __all__ = ["Client", "dial", "client_over", "Session", "ChannelReader", "ChannelWriter",
-           "AioChannel", "HostResult", "HostSpec", "run_on", "run_one", "RequestDeniedError"]
+           "AioChannel", "HostResult", "HostSpec", "run_on", "run_one", "RequestDeniedError",
+           "connect"]

@@ -1,0 +1,113 @@
+"""`sshlib.connect("alias")`: dial a host the way ``ssh alias`` would (threaded front-end).
+
+The OpenSSH configuration (~/.ssh/config, then /etc/ssh/ssh_config, or the
+given files) decides host name, port, user, keys, agent, known_hosts,
+algorithms and keepalives; keyword arguments win over it like ``ssh -o``.
+sshlib.aio.connect is the same as a coroutine.  See docs/config.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import ConnectionLost, Timeout
+from .sshconfig import HostConfig, resolve
+from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg
+from .sshconfig.reader import ConfigFile, ExecRunner
+from .sync import Client
+
+__all__ = ["connect", "resolve_for_connect", "open_socket", "RETRY_DELAY"]
+
+log = logging.getLogger("sshlib.client")
+
+RETRY_DELAY = 1.0  # seconds between ConnectionAttempts, as ssh waits
+
+
+def resolve_for_connect(destination: str, *, port: int | None,
+                        config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None,
+                        options: Mapping[str, str | int | bool] | None, user: str | None,
+                        exec_runner: ExecRunner | None) -> HostConfig:
+    """The HostConfig connect() uses (shared by both front-ends)."""
+    return resolve(destination, user=user, port=port, config_files=config_files,
+                   options=options, exec_runner=exec_runner)
+
+
+def _family(hc: HostConfig) -> int:
+    return {"inet": socket.AF_INET, "inet6": socket.AF_INET6}.get(hc.address_family, 0)
+
+
+def open_socket(hc: HostConfig, timeout: float | None) -> socket.socket:
+    """TCP to HostName:Port honouring AddressFamily and BindAddress."""
+    try:
+        infos = socket.getaddrinfo(hc.hostname, hc.port, _family(hc), socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConnectionLost(f"cannot resolve {hc.hostname!r}: {exc}") from exc
+    last: OSError | None = None
+    for af, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(af, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            if hc.bind_address:
+                sock.bind((hc.bind_address, 0))
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    if isinstance(last, socket.timeout):
+        raise Timeout(f"timed out connecting to {hc.hostname}:{hc.port}")
+    raise ConnectionLost(f"cannot connect to {hc.hostname}:{hc.port}: {last}")
+
+
+def connect(destination: str, *, port: int | None = None,
+            config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None = None,
+            password: PasswordArg = None, passphrase: Passphrase = None,
+            options: Mapping[str, str | int | bool] | None = None, user: str | None = None,
+            timeout: float | None = None, exec_runner: ExecRunner | None = None,
+            **connect_args: Any) -> Client:
+    """Connect and authenticate to `destination` as ``ssh destination`` would.
+
+    `destination` is an alias or host, ``user@host`` or
+    ``ssh://[user@]host[:port]``.  `config_files` None reads ~/.ssh/config
+    and /etc/ssh/ssh_config, ``[]`` none.  `options` are ssh_config
+    keywords that win over the files (``{"StrictHostKeyChecking":
+    "accept-new"}``).  `password` (or a callable returning it) serves
+    password and keyboard-interactive auth; `passphrase` (or a callable
+    given the key path) decrypts identity files.  Further keyword arguments
+    go to ConnectArgs (host_key_callback, ask_host_key, auth, config).
+
+    `timeout` (default ConnectTimeout, else 30 s) bounds each attempt's
+    connect + handshake + authentication; ConnectionAttempts retries
+    failed TCP connects.  Raises ConfigError for a bad configuration and
+    the usual sshlib errors (AuthError, HostKeyError, ...).
+    """
+    hc = resolve_for_connect(destination, port=port, config_files=config_files,
+                             options=options, user=user, exec_runner=exec_runner)
+    return connect_host(hc, ConnectArgs(password=password, passphrase=passphrase,
+                                        timeout=timeout, **connect_args))
+
+
+def connect_host(hc: HostConfig, args: ConnectArgs) -> Client:
+    """connect() once the configuration is resolved."""
+    config, addr = hc.client_config(**vars(args))
+    attempts = max(1, hc.connection_attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            sock = open_socket(hc, config.timeout)
+            break
+        except (ConnectionLost, Timeout) as exc:
+            if attempt == attempts:
+                raise
+            log.info("connecting to %s failed (%s); attempt %d of %d", addr, exc, attempt + 1,
+                     attempts)
+            time.sleep(RETRY_DELAY)
+    client = Client(sock, config, addr=(hc.hostname, hc.port), timeout=config.timeout)
+    target = hc.agent_forward_target()
+    if target:
+        client.forward_agent(target)
+    return client

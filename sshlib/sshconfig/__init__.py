@@ -1,0 +1,115 @@
+"""OpenSSH client configuration (ssh_config): parsing and matching equal to ``ssh -G``.
+
+    hc = sshlib.sshconfig.resolve("myhost")      # ~/.ssh/config, then /etc/ssh/ssh_config
+    hc.hostname, hc.port, hc.user, hc.identity_files, hc.proxy_jump
+    hc.as_ssh_g()                                # {"hostname": "...", "port": "22", ...}
+    cfg, addr = hc.client_config()               # a ClientConfig and "host:port"
+
+Resolution follows OpenSSH 9.2's readconf.c and ssh.c: Host and Match
+blocks, Include, first value wins, the accumulating keywords, tokens and
+``${VAR}``, algorithm lists with + - ^ (applied to sshlib's own defaults).
+The only I/O is reading the files and running ``Match exec`` commands (an
+injectable runner).  docs/config.md lists every keyword and what sshlib does
+with it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from ..errors import ConfigError
+from .expand import LocalInfo
+from .hostconfig import HostConfig, build
+from .keywords import Forward, Options
+from .reader import ConfigFile, ExecRunner, read_options, run_in_shell
+
+__all__ = ["resolve", "HostConfig", "ConfigError", "Forward", "LocalInfo", "ConfigFile",
+           "ExecRunner", "default_config_files", "parse_destination", "USER_CONFIG",
+           "SYSTEM_CONFIG"]
+
+USER_CONFIG = "~/.ssh/config"
+SYSTEM_CONFIG = "/etc/ssh/ssh_config"
+
+
+def default_config_files(local: LocalInfo | None = None) -> list[ConfigFile]:
+    """What ``ssh`` reads without ``-F``: ~/.ssh/config (its mode checked), /etc/ssh/ssh_config."""
+    local = local or LocalInfo.current()
+    user_file = os.path.join(local.home, ".ssh", "config")
+    return [ConfigFile(user_file, user=True, optional=True, check_perm=True),
+            ConfigFile(SYSTEM_CONFIG, user=False, optional=True)]
+
+
+def parse_destination(destination: str) -> tuple[str | None, str, int | None]:
+    """``host``, ``user@host`` or ``ssh://[user@]host[:port]`` -> (user, host, port)."""
+    if destination.startswith("ssh://"):
+        rest = destination[6:].rstrip("/")
+        if "/" in rest:
+            raise ConfigError(f"bad ssh:// destination {destination!r}: no path allowed")
+        user = None
+        if "@" in rest:
+            user, _, rest = rest.rpartition("@")
+            user = user.replace("%40", "@") or None
+        port: int | None = None
+        if rest.startswith("["):
+            host, _, tail = rest[1:].partition("]")
+        else:
+            host, _, tail = rest.partition(":")
+            tail = ":" + tail if tail else ""
+        if tail:
+            if not tail.startswith(":") or not tail[1:].isdigit():
+                raise ConfigError(f"bad port in {destination!r}")
+            port = int(tail[1:])
+        if not host:
+            raise ConfigError(f"no host in {destination!r}")
+        return user, host, port
+    if "@" in destination:
+        user, _, host = destination.rpartition("@")
+        if not user or not host:
+            raise ConfigError(f"bad destination {destination!r}")
+        return user, host, None
+    return None, destination, None
+
+
+def resolve(host: str, user: str | None = None, port: int | None = None,
+            config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None = None, *,
+            options: Mapping[str, str | int | bool] | None = None,
+            local: LocalInfo | None = None,
+            exec_runner: ExecRunner | None = None) -> HostConfig:
+    """Resolve the OpenSSH options for `host` as ``ssh -G host`` does.
+
+    `host` may be ``user@host`` or an ``ssh://`` URI.  `user` and `port`
+    win over the files (like ``ssh -l``/``-p``), and so do `options`
+    (keyword -> value, like ``ssh -o``).  `config_files`: None reads
+    ~/.ssh/config and /etc/ssh/ssh_config, ``[]`` reads nothing, a list
+    reads those files as user files (like ``ssh -F``; a missing one is an
+    error).  `local` replaces the local user/home/environment facts and
+    `exec_runner` the runner of ``Match exec`` commands (tests).
+
+    Raises ConfigError, naming the file and line, for anything ssh rejects.
+    """
+    local = local or LocalInfo.current()
+    dest_user, host, dest_port = parse_destination(host)
+    if not host:
+        raise ConfigError("empty host name")
+    if config_files is None:
+        files = default_config_files(local)
+    else:
+        files = [f if isinstance(f, ConfigFile) else ConfigFile(os.fspath(f), user=True)
+                 for f in config_files]
+    opts = Options()
+    command_line: list[tuple[str, str]] = []
+    if user is not None or dest_user is not None:
+        opts.values["user"] = user if user is not None else dest_user
+    chosen_port = port if port is not None else dest_port
+    if chosen_port is not None:
+        if not 0 < int(chosen_port) < 65536:
+            raise ConfigError(f"bad port {chosen_port}")
+        opts.values["port"] = int(chosen_port)
+    for keyword, value in (options or {}).items():
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        command_line.append((str(keyword), str(value)))
+    opts, resolved = read_options(files, host, opts=opts, command_line=command_line,
+                                  local=local, runner=exec_runner or run_in_shell)
+    return build(opts, local, host, resolved)
