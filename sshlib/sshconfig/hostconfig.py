@@ -208,6 +208,8 @@ def _tokens(opts: Options, local: LocalInfo, host_arg: str, host: str, port: int
 def build(opts: Options, local: LocalInfo, host_arg: str, host: str) -> HostConfig:
     """Fill defaults and expand, as ssh.c does before ``-G`` prints (ConfigError if bad)."""
     v = opts.values
+    if v.get("batchmode") and "serveraliveinterval" not in v:
+        v["serveraliveinterval"] = 300  # Debian's ssh does this (keepalive-extensions patch)
 
     def flag(key: str, default: int) -> int:
         return int(v.get(key, default))
@@ -331,9 +333,11 @@ def build(opts: Options, local: LocalInfo, host_arg: str, host: str) -> HostConf
     for key in _STRINGS:
         if strings.get(key) is not None:
             g[key] = str(strings[key])
-    g["dynamicforward"] = [_format_forward(f, True) for f in hc.dynamic_forwards]
+    # ssh -G lists a local forward with no connect host (path to path) as dynamic too
+    g["dynamicforward"] = [_format_forward(f, True) for f in opts.local_forwards
+                           if f.connect_host in (None, "socks")]
     g["localforward"] = [_format_forward(f, False) for f in hc.local_forwards]
-    g["remoteforward"] = [_format_forward(f, f.dynamic) for f in opts.remote_forwards]
+    g["remoteforward"] = [_format_forward(f, False) for f in opts.remote_forwards]
     g["identityfile"] = raw_ids
     g["certificatefile"] = [p for p, _ in opts.certificate_files]
     g["globalknownhostsfile"] = " ".join(system_files)

@@ -536,6 +536,8 @@ _ALIASES = {
     "dsaauthentication": "pubkeyauthentication", "identityfile2": "identityfile",
     "keepalive": "tcpkeepalive", "hostbasedkeytypes": "hostbasedacceptedalgorithms",
     "pubkeyacceptedkeytypes": "pubkeyacceptedalgorithms", "smartcarddevice": "pkcs11provider",
+    # Debian's keepalive-extensions patch
+    "protocolkeepalives": "serveraliveinterval", "setuptimeout": "connecttimeout",
 }
 _SPECIAL: dict[str, Handler] = {"protocol": _ignore}
 _SPECIAL.update({k: _deprecated for k in (

@@ -197,7 +197,7 @@ def _process_line(state: _State, text: str, cf: ConfigFile, number: int, active:
             raise fail("keyword match extra arguments at end of line")
         return
     if name == "include":
-        _include(state, args, cf, active, depth, fail)
+        _include(state, args, cf, number, active, depth, fail)
         return
     line = KLine(keyword=name, args=args, rest=rest, active=active[0], user_config=cf.user,
                  filename=cf.path, number=number)
@@ -315,8 +315,8 @@ def _exec_command(state: _State, arg: str, host: str, port: str, ruser: str,
         raise fail(str(exc)) from None
 
 
-def _include(state: _State, args: list[str], cf: ConfigFile, active: list[bool], depth: int,
-             fail: Callable[[str], ConfigError]) -> None:
+def _include(state: _State, args: list[str], cf: ConfigFile, number: int, active: list[bool],
+             depth: int, fail: Callable[[str], ConfigError]) -> None:
     for arg in args:
         if not arg:
             raise fail("keyword include empty argument")
@@ -333,7 +333,7 @@ def _include(state: _State, args: list[str], cf: ConfigFile, active: list[bool],
         matches = sorted(glob.glob(path)) if glob.has_magic(path) else (
             [path] if os.path.lexists(path) else [])
         if not matches:
-            log.debug("%s line %d: include %s matched no files", cf.path, 0, path)
+            log.debug("%s line %d: include %s matched no files", cf.path, number, path)
             continue
         was_active = active[0]
         for match in matches:
