@@ -186,7 +186,7 @@ class Client(ConnectionFacts):
         loop = asyncio.get_running_loop()
         self._reader_task = loop.create_task(self._read_loop(),
                                              name=f"sshlib-reader-{self.hostname}")
-        self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
+        self._tick_handle = loop.call_later(self._core.tick_interval(TICK_SECONDS), self._tick)
 
     # --- reader task ----------------------------------------------------------------------
     async def _read_loop(self) -> None:
@@ -234,7 +234,11 @@ class Client(ConnectionFacts):
             return
         self._driver.dispatch_all(self._core.tick(time.monotonic()))
         self._flush()
-        self._tick_handle = asyncio.get_running_loop().call_later(TICK_SECONDS, self._tick)
+        if self._core.closed:  # e.g. the server stopped answering keepalives
+            self._writer.transport.abort()  # the reader task sees EOF and finishes
+            return
+        self._tick_handle = asyncio.get_running_loop().call_later(
+            self._core.tick_interval(TICK_SECONDS), self._tick)
 
     # --- sending ------------------------------------------------------------------------
     def _flush(self) -> None:

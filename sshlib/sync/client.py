@@ -140,11 +140,12 @@ class Client(ConnectionFacts):
         core = self._core
         dispatch_all = self._driver.dispatch_all
         receiver = Receiver(sock, min(BULK_LOWAT, self.config.window_size // 4))
-        next_tick = time.monotonic() + TICK_SECONDS
+        every = core.tick_interval(TICK_SECONDS)  # sooner than 30 s with keepalives on
+        next_tick = time.monotonic() + every
         try:
             while True:
                 try:
-                    data = receiver.receive(TICK_SECONDS)
+                    data = receiver.receive(every)
                 except OSError as exc:
                     with self._lock:
                         dispatch_all(core.connection_lost(
@@ -162,7 +163,9 @@ class Client(ConnectionFacts):
                     with self._lock:
                         dispatch_all(core.tick(now))
                     self._flush(blocking=False)
-                    next_tick = now + TICK_SECONDS
+                    next_tick = now + every
+                    if core.closed:  # e.g. the server stopped answering keepalives
+                        break
         except BaseException as exc:  # a bug must not leave waiters hanging forever
             log.exception("internal error in the reader thread")
             with self._lock:
