@@ -1,4 +1,4 @@
-"""The ``sshlib`` command: ``sshlib agent ...`` (bridge, relay, doctor, list, add, ...).
+"""The ``sshlib`` command: ``sshlib agent ...`` (bridge, relay, doctor, ...), ``sshlib config``.
 
 The CLI prints results for people; the library underneath logs (``-v`` shows
 the ``sshlib.*`` logs, ``--log-level`` picks any level).  Expected failures
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from .. import errors
 from . import agent
+from . import config as config_command
 
 __all__ = ["main", "build_parser"]
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="SSH agent tools over any channel sshlib.agent reaches "
                     "(see docs/agent.md for endpoint strings)")
     agent.add_commands(agent_parser, common)
+    config_command.add_command(commands, common)
     return parser
 
 
