@@ -15,17 +15,55 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import ConnectionLost, Timeout
+from .config import ClientConfig
+from .errors import ConnectionLost, RequestDeniedError, Timeout
 from .sshconfig import HostConfig, resolve
 from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg
 from .sshconfig.reader import ConfigFile, ExecRunner
-from .sync import Client
+from .sshconfig.session import SessionSetup, session_setup
+from .sync import Client, Session
 
-__all__ = ["connect", "resolve_for_connect", "open_socket", "RETRY_DELAY"]
+__all__ = ["connect", "connect_host", "ConfiguredClient", "resolve_for_connect", "open_socket",
+           "RETRY_DELAY"]
 
 log = logging.getLogger("sshlib.client")
 
 RETRY_DELAY = 1.0  # seconds between ConnectionAttempts, as ssh waits
+SETUP_TIMEOUT = 30.0
+
+
+class ConfiguredClient(Client):
+    """The Client connect() returns: new sessions get the configuration's session options.
+
+    `session_setup` (SendEnv/SetEnv, ForwardAgent, RequestTTY) is applied
+    in new_session(), before the caller starts a program; `host_config` is
+    the resolved HostConfig.
+    """
+
+    def __init__(self, sock: socket.socket, config: ClientConfig, *, addr: tuple[str, int],
+                 timeout: float | None, host_config: HostConfig) -> None:
+        self.host_config = host_config
+        self.session_setup: SessionSetup = session_setup(host_config)
+        super().__init__(sock, config, addr=addr, timeout=timeout)
+
+    def new_session(self, timeout: float | None = None) -> Session:
+        session = super().new_session(timeout)
+        setup = self.session_setup
+        wait = timeout if timeout is not None else SETUP_TIMEOUT
+        try:
+            for name, value in setup.env.items():
+                try:
+                    session.setenv(name, value, timeout=wait)
+                except RequestDeniedError:
+                    log.debug("server refused environment variable %s", name)
+            if setup.agent_forwarding:
+                session.request_agent_forwarding(timeout=wait)
+            if setup.pty:
+                session.request_pty(setup.term, timeout=wait)
+        except BaseException:
+            session.close()
+            raise
+        return session
 
 
 def resolve_for_connect(destination: str, *, port: int | None,
@@ -69,7 +107,7 @@ def connect(destination: str, *, port: int | None = None,
             password: PasswordArg = None, passphrase: Passphrase = None,
             options: Mapping[str, str | int | bool] | None = None, user: str | None = None,
             timeout: float | None = None, exec_runner: ExecRunner | None = None,
-            **connect_args: Any) -> Client:
+            **connect_args: Any) -> ConfiguredClient:
     """Connect and authenticate to `destination` as ``ssh destination`` would.
 
     `destination` is an alias or host, ``user@host`` or
@@ -92,7 +130,7 @@ def connect(destination: str, *, port: int | None = None,
                                         timeout=timeout, **connect_args))
 
 
-def connect_host(hc: HostConfig, args: ConnectArgs) -> Client:
+def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
     """connect() once the configuration is resolved."""
     config, addr = hc.client_config(**vars(args))
     attempts = max(1, hc.connection_attempts)
@@ -106,7 +144,8 @@ def connect_host(hc: HostConfig, args: ConnectArgs) -> Client:
             log.info("connecting to %s failed (%s); attempt %d of %d", addr, exc, attempt + 1,
                      attempts)
             time.sleep(RETRY_DELAY)
-    client = Client(sock, config, addr=(hc.hostname, hc.port), timeout=config.timeout)
+    client = ConfiguredClient(sock, config, addr=(hc.hostname, hc.port), timeout=config.timeout,
+                              host_config=hc)
     target = hc.agent_forward_target()
     if target:
         client.forward_agent(target)

@@ -197,3 +197,42 @@ def test_500_concurrent_connects_to_new_hosts(openssh_factory: Any, home: Path) 
     assert sorted(e.hosts for e in db.entries) == sorted(f"h{i}" for i in range(count))
     server_key = sshlib.parse_openssh_public_key(server.host_public_keys["ed25519"])
     assert all(e.key == server_key for e in db.entries)
+
+
+def test_session_options_from_config(frontend: Any, openssh_factory: Any, home: Path,
+                                     ssh_agent: Any,  # noqa: F811
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    server = openssh_factory({"AcceptEnv": "SSHLIB_*"})
+    key = copy_key(server, home)
+    ssh_agent.run_client("ssh-add", str(key))
+    shutil.copyfile(server.known_hosts_path, home / ".ssh" / "known_hosts")
+    monkeypatch.setenv("SSHLIB_SENT", "from-sendenv")
+    monkeypatch.setenv("SSHLIB_NOT", "filtered-out")
+    write_config(home, f"Host s\n  HostName 127.0.0.1\n  Port {server.port}\n"
+                       f"  User {server.user}\n  IdentityAgent {ssh_agent.sock}\n"
+                       "  SendEnv SSHLIB_S* OTHER\n  SetEnv SSHLIB_SET=from-setenv\n"
+                       "  ForwardAgent yes\n  RequestTTY force\n")
+    with connect(frontend, "s") as client:
+        out = run(client, 'echo "$SSHLIB_SENT $SSHLIB_SET ${SSHLIB_NOT:-unset}"; tty; '
+                          "ssh-add -l >/dev/null && echo agent-ok")
+        lines = out.decode().replace("\r", "").splitlines()
+        assert lines[0] == "from-sendenv from-setenv unset"
+        assert lines[1].startswith("/dev/pts/")
+        assert lines[2] == "agent-ok"
+
+
+def test_run_on_aliases(openssh_server: TestServer, home: Path) -> None:
+    copy_key(openssh_server, home)
+    shutil.copyfile(openssh_server.known_hosts_path, home / ".ssh" / "known_hosts")
+    write_config(home, f"Host good1 good2\n  HostName 127.0.0.1\n  Port {openssh_server.port}\n"
+                       f"  User {openssh_server.user}\n  IdentityFile ~/.ssh/id_test\n"
+                       "Host bad\n  HostName 127.0.0.1\n  Port 1\n")
+
+    async def main() -> dict[str, sshlib.aio.HostResult]:
+        return {r.host: r async for r in sshlib.aio.run_on(["good1", "good2", "bad"], "echo $0",
+                                                           limit=3, timeout=60)}
+
+    results = asyncio.run(main())
+    assert results["good1"].ok and results["good2"].ok
+    assert results["good1"].stdout.strip() != b""
+    assert isinstance(results["bad"].error, sshlib.ConnectionLost)

@@ -113,18 +113,20 @@ def dial(network: str, addr: str, config: ClientConfig) -> _Dial:
 
 async def client_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       config: ClientConfig, *, addr: tuple[str, int] | str | None = None,
-                      timeout: float | None = None) -> Client:
+                      timeout: float | None = None,
+                      client_class: type[Client] | None = None) -> Client:
     """An authenticated Client over an existing asyncio stream pair.
 
     The client owns the stream from now on: it closes the writer when the
     connection ends, also when this call fails or is cancelled.
+    `client_class` (a Client subclass taking the same arguments) builds it.
     """
     if addr is None:
         peer = writer.get_extra_info("peername")
         addr = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else (str(peer), 22)
     elif isinstance(addr, str):
         addr = split_address(addr)
-    client = Client(reader, writer, config, addr)
+    client = (client_class or Client)(reader, writer, config, addr)
     if timeout is None:
         timeout = config.timeout
     try:

@@ -13,17 +13,68 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import ConnectionLost, Timeout
+from ..errors import ConnectionLost, RequestDeniedError, Timeout
 from ..sshconfig import HostConfig, resolve
 from ..sshconfig.apply import ConnectArgs, Passphrase, PasswordArg
 from ..sshconfig.reader import ConfigFile, ExecRunner
+from ..sshconfig.session import SessionSetup, session_setup
 from .client import Client, client_over, with_timeout
+from .session import Session
 
-__all__ = ["connect", "connect_host"]
+__all__ = ["connect", "connect_host", "ConfiguredClient", "ConfiguredSession"]
 
 log = logging.getLogger("sshlib.aio")
 
 RETRY_DELAY = 1.0
+SETUP_TIMEOUT = 30.0
+
+
+class ConfiguredClient(Client):
+    """The Client connect() returns: new sessions get the configuration's session options.
+
+    `session_setup` (SendEnv/SetEnv, ForwardAgent, RequestTTY) is applied
+    when a session starts its program; `host_config` is the HostConfig.
+    """
+
+    host_config: HostConfig
+    session_setup: SessionSetup = SessionSetup()
+
+    def new_session(self, timeout: float | None = None) -> Session:
+        return ConfiguredSession(self, timeout, self.session_setup)
+
+
+class ConfiguredSession(Session):
+    """A Session that sends the SessionSetup requests before exec, shell or subsystem."""
+
+    def __init__(self, client: Client, open_timeout: float | None,
+                 setup: SessionSetup) -> None:
+        super().__init__(client, open_timeout)
+        self._setup = setup
+
+    async def _apply(self, timeout: float | None) -> None:
+        setup = self._setup
+        wait = timeout if timeout is not None else SETUP_TIMEOUT
+        for name, value in setup.env.items():
+            try:
+                await self.setenv(name, value, timeout=wait)
+            except RequestDeniedError:
+                log.debug("server refused environment variable %s", name)
+        if setup.agent_forwarding:
+            await self.request_agent_forwarding(timeout=wait)
+        if setup.pty:
+            await self.request_pty(setup.term, timeout=wait)
+
+    async def start(self, command: str | bytes, timeout: float | None = None) -> None:
+        await self._apply(timeout)
+        await super().start(command, timeout)
+
+    async def shell(self, timeout: float | None = None) -> None:
+        await self._apply(timeout)
+        await super().shell(timeout)
+
+    async def request_subsystem(self, name: str, timeout: float | None = None) -> None:
+        await self._apply(timeout)
+        await super().request_subsystem(name, timeout)
 
 
 async def connect(destination: str, *, port: int | None = None,
@@ -31,7 +82,8 @@ async def connect(destination: str, *, port: int | None = None,
                   password: PasswordArg = None, passphrase: Passphrase = None,
                   options: Mapping[str, str | int | bool] | None = None,
                   user: str | None = None, timeout: float | None = None,
-                  exec_runner: ExecRunner | None = None, **connect_args: Any) -> Client:
+                  exec_runner: ExecRunner | None = None,
+                  **connect_args: Any) -> ConfiguredClient:
     """Connect and authenticate to `destination` as ``ssh destination`` would.
 
     The same arguments and errors as sshlib.connect; `timeout` (default
@@ -44,7 +96,7 @@ async def connect(destination: str, *, port: int | None = None,
                                               timeout=timeout, **connect_args))
 
 
-async def connect_host(hc: HostConfig, args: ConnectArgs) -> Client:
+async def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
     """connect() once the configuration is resolved."""
     config, addr = await asyncio.to_thread(hc.client_config, **vars(args))
     family = {"inet": 2, "inet6": 10}.get(hc.address_family, 0)
@@ -66,7 +118,10 @@ async def connect_host(hc: HostConfig, args: ConnectArgs) -> Client:
                      attempts)
             await asyncio.sleep(RETRY_DELAY)
     client = await client_over(reader, writer, config, addr=(hc.hostname, hc.port),
-                               timeout=config.timeout)
+                               timeout=config.timeout, client_class=ConfiguredClient)
+    assert isinstance(client, ConfiguredClient)
+    client.host_config = hc
+    client.session_setup = session_setup(hc)
     target = hc.agent_forward_target()
     if target:
         client.forward_agent(target)
