@@ -18,7 +18,7 @@ from typing import Any
 from .config import ClientConfig
 from .errors import ConnectionLost, RequestDeniedError, Timeout
 from .sshconfig import HostConfig, resolve
-from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg
+from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, check_connectable
 from .sshconfig.reader import ConfigFile, ExecRunner
 from .sshconfig.session import SessionSetup, session_setup
 from .sync import Client, Session
@@ -132,6 +132,7 @@ def connect(destination: str, *, port: int | None = None,
 
 def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
     """connect() once the configuration is resolved."""
+    check_connectable(hc)
     config, addr = hc.client_config(**vars(args))
     attempts = max(1, hc.connection_attempts)
     for attempt in range(1, attempts + 1):

@@ -157,3 +157,23 @@ def test_default_files_are_user_then_system(tmp_path: Path) -> None:
     (home.home / ".ssh" / "config").chmod(0o666)
     with pytest.raises(ConfigError, match="Bad owner or permissions"):
         resolve("h", local=local)
+
+
+def test_compression_yes_is_accepted_and_logged(tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    home = PrivateHome(tmp_path)
+    config = home.write("config", "Host *\n  Compression yes\n  StrictHostKeyChecking no\n")
+    hc = resolve("h", config_files=[config], local=home.local())
+    assert hc.compression and hc.as_ssh_g()["compression"] == "yes"
+    with caplog.at_level("INFO", logger="sshlib.sshconfig"):
+        hc.client_config()
+    assert "Compression yes" in caplog.text
+
+
+def test_unused_keyword_logged_once_at_debug(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    home = PrivateHome(tmp_path)
+    config = home.write("config", "Host *\n  ControlMaster auto\nHost h\n  ControlMaster no\n")
+    with caplog.at_level("DEBUG", logger="sshlib.sshconfig"):
+        resolve("h", config_files=[config], local=home.local())
+    assert caplog.text.count("controlmaster is accepted but sshlib does not act on it") == 1

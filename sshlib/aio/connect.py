@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ConnectionLost, RequestDeniedError, Timeout
 from ..sshconfig import HostConfig, resolve
-from ..sshconfig.apply import ConnectArgs, Passphrase, PasswordArg
+from ..sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, check_connectable
 from ..sshconfig.reader import ConfigFile, ExecRunner
 from ..sshconfig.session import SessionSetup, session_setup
 from .client import Client, client_over, with_timeout
@@ -98,6 +98,7 @@ async def connect(destination: str, *, port: int | None = None,
 
 async def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
     """connect() once the configuration is resolved."""
+    check_connectable(hc)
     config, addr = await asyncio.to_thread(hc.client_config, **vars(args))
     family = {"inet": 2, "inet6": 10}.get(hc.address_family, 0)
     local_addr = (hc.bind_address, 0) if hc.bind_address else None

@@ -30,7 +30,8 @@ from .hostkeys import AskCallback, HostKeyPolicy
 if TYPE_CHECKING:
     from .hostconfig import HostConfig
 
-__all__ = ["ConnectArgs", "make_client_config", "agent_endpoint", "DEFAULT_PREFERRED"]
+__all__ = ["ConnectArgs", "make_client_config", "agent_endpoint", "check_connectable",
+           "DEFAULT_PREFERRED"]
 
 log = logging.getLogger("sshlib.sshconfig")
 
@@ -156,6 +157,17 @@ def _password_answers(password: str, rounds: int) -> Callable[[str, str, list[Pr
         left[0] -= 1
         return [password if not p.echo else "" for p in prompts]
     return answer
+
+
+def check_connectable(hc: HostConfig) -> None:
+    """ConfigError for what connect() cannot honour yet; forwards are logged, not started."""
+    if hc.proxy_jump or hc.proxy_command:
+        what = f"ProxyJump {hc.proxy_jump}" if hc.proxy_jump else f"ProxyCommand {hc.proxy_command}"
+        raise ConfigError(f"{hc.host}: {what}: connect() does not dial through jump hosts or "
+                          "proxy commands yet (see docs/config.md); refusing to go around it")
+    if hc.local_forwards or hc.remote_forwards or hc.dynamic_forwards:
+        log.warning("%s: LocalForward/RemoteForward/DynamicForward are not started by "
+                    "connect() yet", hc.host)
 
 
 def make_client_config(hc: HostConfig, args: ConnectArgs) -> tuple[ClientConfig, str]:
