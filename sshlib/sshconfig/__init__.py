@@ -71,6 +71,24 @@ def parse_destination(destination: str) -> tuple[str | None, str, int | None]:
     return None, destination, None
 
 
+_SHELL_META = "'`\";&<>|(){}"
+
+
+def _check_destination(host: str, user: str | None) -> None:
+    """ssh.c valid_hostname()/valid_ruser() (CVE-2023-51385): no shell metacharacters.
+
+    Applied to names given by the caller, not to HostName/User from files.
+    """
+    if host.startswith("-") or any(c in _SHELL_META + "$\\" or c.isspace() or
+                                   not c.isprintable() for c in host):
+        raise ConfigError(f"hostname contains invalid characters: {host!r}")
+    if user is None:
+        return
+    if user.startswith("-") or any(c in _SHELL_META for c in user) or user.endswith("\\") \
+            or any(c.isspace() and user[i + 1:i + 2] == "-" for i, c in enumerate(user)):
+        raise ConfigError(f"remote username contains invalid characters: {user!r}")
+
+
 def resolve(host: str, user: str | None = None, port: int | None = None,
             config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None = None, *,
             options: Mapping[str, str | int | bool] | None = None,
@@ -92,6 +110,7 @@ def resolve(host: str, user: str | None = None, port: int | None = None,
     dest_user, host, dest_port = parse_destination(host)
     if not host:
         raise ConfigError("empty host name")
+    _check_destination(host, user if user is not None else dest_user)
     if config_files is None:
         files = default_config_files(local)
     else:

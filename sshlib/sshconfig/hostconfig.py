@@ -226,6 +226,8 @@ def build(opts: Options, local: LocalInfo, host_arg: str, host: str) -> HostConf
         v.pop("proxycommand", None)
     port = v.get("port", 22)
     user = v.get("user") or local.user
+    if v.get("connectionattempts", 1) <= 0:
+        raise ConfigError("Invalid number of ConnectionAttempts")
     tokens = _tokens(opts, local, host_arg, host, port, user)
     env = dict(local.env)
 
