@@ -13,6 +13,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,61 @@ def test_run_on_aliases(openssh_server: TestServer, home: Path) -> None:
     assert results["good1"].ok and results["good2"].ok
     assert results["good1"].stdout.strip() != b""
     assert isinstance(results["bad"].error, sshlib.ConnectionLost)
+
+
+def test_keyboard_interactive_with_password(frontend: Any, openssh_server: TestServer,
+                                            home: Path) -> None:
+    password = openssh_server.require_password()
+    shutil.copyfile(openssh_server.known_hosts_path, home / ".ssh" / "known_hosts")
+    write_config(home, f"Host kbd\n  HostName 127.0.0.1\n  Port {openssh_server.port}\n"
+                       f"  User {openssh_server.user}\n  IdentityAgent none\n"
+                       "  PreferredAuthentications keyboard-interactive\n"
+                       "  NumberOfPasswordPrompts 1\n")
+    with connect(frontend, "kbd", password=lambda: password) as client:
+        assert run(client, "echo kbd") == b"kbd\n"
+
+
+def test_auth_options_shape_the_methods(openssh_server: TestServer, home: Path,
+                                        ssh_agent: Any) -> None:  # noqa: F811
+    ed = copy_key(openssh_server, home)
+    rsa = home / ".ssh" / "id_rsa"
+    shutil.copyfile(openssh_server.user_key_paths["rsa-openssh"], rsa)
+    rsa.chmod(0o600)
+    ssh_agent.run_client("ssh-add", str(ed))
+    base = (f"Host a\n  HostName 127.0.0.1\n  IdentityAgent {ssh_agent.sock}\n")
+
+    def methods(extra: str, **kwargs: Any) -> list[Any]:
+        config = write_config(home, base + extra)
+        cfg, _ = sshlib.sshconfig.resolve("a", config_files=[config]).client_config(**kwargs)
+        return list(cfg.auth)
+
+    # agent key (ed25519) + default identity ~/.ssh/id_rsa; id_test is not a default name
+    (only,) = methods("")
+    assert [s.public_key.key_type for s in only.signers] == ["ssh-ed25519", "ssh-rsa"]
+    (only,) = methods(f"  IdentitiesOnly yes\n  IdentityFile {rsa}\n")
+    assert [s.public_key.key_type for s in only.signers] == ["ssh-rsa"]
+    (only,) = methods("  PubkeyAcceptedAlgorithms rsa-sha2-512\n")
+    assert [s.public_key.key_type for s in only.signers] == ["ssh-rsa"]
+    assert methods("  PubkeyAuthentication no\n") == []
+    names = [m.method_name for m in methods("  PreferredAuthentications password,publickey\n",
+                                            password="pw")]
+    assert names == ["password", "publickey"]
+    names = [m.method_name for m in methods("  KbdInteractiveAuthentication no\n",
+                                            password="pw")]
+    assert names == ["publickey", "password"]
+
+
+def test_connection_attempts_and_bind_address(frontend: Any, openssh_server: TestServer,
+                                              home: Path) -> None:
+    copy_key(openssh_server, home)
+    shutil.copyfile(openssh_server.known_hosts_path, home / ".ssh" / "known_hosts")
+    write_config(home, f"Host up\n  HostName 127.0.0.1\n  Port {openssh_server.port}\n"
+                       f"  User {openssh_server.user}\n  IdentityFile ~/.ssh/id_test\n"
+                       "  BindAddress 127.0.0.1\n  AddressFamily inet\n"
+                       "Host down\n  HostName 127.0.0.1\n  Port 1\n  ConnectionAttempts 2\n")
+    with connect(frontend, "up") as client:
+        assert run(client, "echo $SSH_CLIENT").split()[0] == b"127.0.0.1"
+    started = time.monotonic()
+    with pytest.raises(sshlib.ConnectionLost):
+        connect(frontend, "down")
+    assert time.monotonic() - started >= 1.0  # one retry, a second apart

@@ -177,3 +177,15 @@ def test_unused_keyword_logged_once_at_debug(tmp_path: Path,
     with caplog.at_level("DEBUG", logger="sshlib.sshconfig"):
         resolve("h", config_files=[config], local=home.local())
     assert caplog.text.count("controlmaster is accepted but sshlib does not act on it") == 1
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, "/env/sock"), ("SSH_AUTH_SOCK", "/env/sock"), ("none", None), ("NONE", None),
+    ("$OTHER", "tcp:127.0.0.1:7"), ("$UNSET", None), ("/explicit/sock", "/explicit/sock"),
+    ("pipe:openssh-ssh-agent", "pipe:openssh-ssh-agent"),
+])
+def test_identity_agent_endpoints(value: str | None, expected: str | None) -> None:
+    from sshlib.sshconfig.apply import agent_endpoint
+
+    env = {"SSH_AUTH_SOCK": "/env/sock", "OTHER": "tcp:127.0.0.1:7"}
+    assert agent_endpoint(value, env) == expected
