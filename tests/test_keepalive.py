@@ -113,3 +113,40 @@ def test_idle_connection_with_keepalives_stays_up(frontend: Any,
         time.sleep(2.0)  # several keepalive rounds, each answered
         with client.new_session() as session:
             assert session.output("echo alive") == b"alive\n"
+
+
+def test_keepalive_policy_in_the_core() -> None:
+    """The sans-IO policy alone: time comes only from tick(now), replies reach nobody."""
+    from fakeserver import Parser, run_core
+
+    from sshlib import messages as m
+    from sshlib.keys import generate_private_key
+    from sshlib.protocol import events as ev
+    from sshlib.protocol.client import ClientConnection
+
+    host_key = generate_private_key("ssh-ed25519")
+    cfg = sshlib.ClientConfig(user="tester", keepalive_interval=10.0, keepalive_count_max=2,
+                              host_key_callback=sshlib.fixed_host_key(host_key.public_key))
+    core = ClientConnection(cfg, rng=os.urandom, now=1000.0)
+
+    def script(server: Any) -> None:
+        server.handshake()
+        server.accept_auth()
+
+    server, pipe = run_core(script, core=core, host_key=host_key)
+    assert core.tick_interval(30.0) == 2.5
+    assert core.tick(1000.0) == [] and not core.has_data_to_send()  # the clock starts
+    assert core.tick(1009.0) == [] and not core.has_data_to_send()
+    core.tick(1010.0)  # 10 s of silence: ask
+    p = Parser(server.recv_message(m.MSG_GLOBAL_REQUEST), 1)
+    assert p.text() == "keepalive@openssh.com" and p.boolean()
+    server.send_payload(bytes((m.MSG_REQUEST_FAILURE,)))  # OpenSSH's answer
+    assert not [e for e in pipe.events if isinstance(e, ev.GlobalRequestReplied)]
+    assert core.tick(1011.0) == []  # the answer counts as life: the clock restarts
+    for now in (1021.0, 1031.0):  # silence from here on: two unanswered asks
+        core.tick(now)
+        server.recv_message(m.MSG_GLOBAL_REQUEST)
+    events = core.tick(1041.0)
+    assert core.closed and isinstance(core.error, sshlib.ConnectionLost)
+    assert [type(e) for e in events] == [ev.ConnectionTerminated]
+    assert "2 keepalives" in str(core.error)
