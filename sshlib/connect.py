@@ -47,6 +47,11 @@ class ConfiguredClient(Client):
         super().__init__(sock, config, addr=addr, timeout=timeout)
 
     def new_session(self, timeout: float | None = None) -> Session:
+        """Open a session and send the SessionSetup requests before returning it.
+
+        Each request is bounded by `timeout` (default 30 s); a refused
+        environment variable is logged, other refusals raise RequestDeniedError.
+        """
         session = super().new_session(timeout)
         setup = self.session_setup
         wait = timeout if timeout is not None else SETUP_TIMEOUT

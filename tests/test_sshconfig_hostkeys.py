@@ -81,3 +81,15 @@ def test_policy_accept_new_records_and_then_knows(tmp_path: Path) -> None:
         pass
     else:
         raise AssertionError("HostKeyAlias lookup ignored the alias")
+
+
+def test_several_user_files_new_keys_go_to_the_first(tmp_path: Path) -> None:
+    key = sshlib.parse_openssh_public_key(_openssh_line())
+    first, second = tmp_path / "kh1", tmp_path / "kh2"
+    second.write_text(f"known.example.com {key.openssh()}\n")
+    policy = HostKeyPolicy([str(first), str(second)], [], strict="accept-new")
+    policy("known.example.com", 22, key)  # found in the second file: nothing written
+    assert not first.exists()
+    policy("new.example.com", 22, key)
+    assert first.read_text() == f"new.example.com {key.openssh()}\n"
+    assert second.read_text() == f"known.example.com {key.openssh()}\n"

@@ -40,6 +40,7 @@ class ConfiguredClient(Client):
     session_setup: SessionSetup = SessionSetup()
 
     def new_session(self, timeout: float | None = None) -> Session:
+        """A ConfiguredSession: its SessionSetup requests go out before the program starts."""
         return ConfiguredSession(self, timeout, self.session_setup)
 
 
@@ -65,14 +66,17 @@ class ConfiguredSession(Session):
             await self.request_pty(setup.term, timeout=wait)
 
     async def start(self, command: str | bytes, timeout: float | None = None) -> None:
+        """Send the setup requests, then exec `command` (see Session.start)."""
         await self._apply(timeout)
         await super().start(command, timeout)
 
     async def shell(self, timeout: float | None = None) -> None:
+        """Send the setup requests, then start the login shell (see Session.shell)."""
         await self._apply(timeout)
         await super().shell(timeout)
 
     async def request_subsystem(self, name: str, timeout: float | None = None) -> None:
+        """Send the setup requests, then start subsystem `name`."""
         await self._apply(timeout)
         await super().request_subsystem(name, timeout)
 

@@ -26,6 +26,7 @@ def _option(text: str) -> tuple[str, str]:
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                 common: argparse.ArgumentParser) -> None:
+    """Register ``sshlib config`` on the top-level subcommand parser."""
     parser = commands.add_parser(
         "config", parents=[common], help="print the OpenSSH options for a host, like ssh -G",
         description="Resolve ~/.ssh/config and /etc/ssh/ssh_config (or -F files) for HOST "

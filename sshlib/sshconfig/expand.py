@@ -58,6 +58,7 @@ class LocalInfo:
 
     @property
     def shorthost(self) -> str:
+        """%L: the host name up to its first dot."""
         return self.hostname.split(".", 1)[0]
 
 

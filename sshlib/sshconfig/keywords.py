@@ -42,6 +42,7 @@ class Forward:
 
     @property
     def dynamic(self) -> bool:
+        """A SOCKS forward (DynamicForward, or RemoteForward with one argument)."""
         return self.connect_host == "socks" and self.connect_path is None
 
 
@@ -62,6 +63,7 @@ class Options:
     unused: set[str] = field(default_factory=set)
 
     def first(self, key: str, value: Any, line: Line) -> None:
+        """Store `value` if the line is active and `key` has no value yet (first wins)."""
         if line.active and key not in self.values:
             self.values[key] = value
 
@@ -80,6 +82,7 @@ class Line:
     number: int = 0
 
     def arg(self, what: str = "argument") -> str:
+        """Take the next argument; LineError if there is none (or it is empty)."""
         if not self.args or self.args[0] == "":
             raise LineError(f"missing {what}")
         return self.args.pop(0)
@@ -90,6 +93,8 @@ Handler = Callable[[Options, Line], None]
 
 @dataclass(frozen=True)
 class Keyword:
+    """A registry entry: the canonical (ssh -G) name and the line handler."""
+
     name: str
     handler: Handler
     #: False: accepted and ignored by sshlib (logged once at debug).

@@ -32,6 +32,8 @@ __all__ = ["SessionSetup", "session_setup"]
 
 @dataclass(frozen=True)
 class SessionSetup:
+    """The requests each new session sends before its program starts (see module doc)."""
+
     env: dict[str, str] = field(default_factory=dict)
     agent_forwarding: bool = False
     pty: bool = False
@@ -40,6 +42,7 @@ class SessionSetup:
 
     @property
     def empty(self) -> bool:
+        """True when there is nothing to send."""
         return not (self.env or self.agent_forwarding or self.pty or self.remote_command)
 
 
