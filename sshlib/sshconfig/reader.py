@@ -15,6 +15,7 @@ import logging
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -36,10 +37,17 @@ SYSTEM_DIR = "/etc/ssh"
 
 
 def run_in_shell(command: str) -> int | None:
-    """The default Match exec runner: ``$SHELL -c command``, stdin/stdout at /dev/null."""
-    shell = os.environ.get("SHELL") or "/bin/sh"
+    """The default Match exec runner: ``$SHELL -c command``, stdin/stdout at /dev/null.
+
+    On Windows (no $SHELL) ``cmd.exe /c`` runs it, as Win32-OpenSSH does.
+    """
+    if sys.platform == "win32" and not os.environ.get("SHELL"):
+        shell, argv = "cmd.exe", ["cmd.exe", "/c", command]
+    else:
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        argv = [shell, "-c", command]
     try:
-        done = subprocess.run([shell, "-c", command], stdin=subprocess.DEVNULL,
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, timeout=EXEC_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         return None
