@@ -189,3 +189,25 @@ def test_identity_agent_endpoints(value: str | None, expected: str | None) -> No
 
     env = {"SSH_AUTH_SOCK": "/env/sock", "OTHER": "tcp:127.0.0.1:7"}
     assert agent_endpoint(value, env) == expected
+
+
+def test_forward_requests_and_jump_hops(tmp_path: Path) -> None:
+    from sshlib.sshconfig.forwards import JumpHop, forward_requests, jump_hops
+
+    home = PrivateHome(tmp_path)
+    config = home.write("config", "Host *\n  LocalForward 8080 db:5432\n"
+                                  "  LocalForward *:8443 [::1]:443\n"
+                                  "  LocalForward /tmp/l.sock /tmp/r.sock\n"
+                                  "  DynamicForward 1080\n  RemoteForward 9000 localhost:22\n"
+                                  "  RemoteForward 1081\n"
+                                  "  ProxyJump a@j1:2201,j2,[::1]:22\n")
+    hc = resolve("h", config_files=[config], local=home.local())
+    got = [(r.kind, r.listen, r.target) for r in forward_requests(
+        hc.local_forwards, hc.remote_forwards, hc.dynamic_forwards)]
+    assert got == [("local", "8080", "db:5432"), ("local", "*:8443", "[::1]:443"),
+                   ("local", "unix:/tmp/l.sock", "unix:/tmp/r.sock"),
+                   ("dynamic", "1080", None), ("remote", "9000", "localhost:22"),
+                   ("remote", "1081", None)]
+    assert hc.proxy_jump is not None
+    assert jump_hops(hc.proxy_jump) == [JumpHop("a", "j1", 2201), JumpHop(None, "j2", None),
+                                        JumpHop(None, "::1", 22)]
