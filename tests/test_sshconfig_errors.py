@@ -211,3 +211,23 @@ def test_forward_requests_and_jump_hops(tmp_path: Path) -> None:
     assert hc.proxy_jump is not None
     assert jump_hops(hc.proxy_jump) == [JumpHop("a", "j1", 2201), JumpHop(None, "j2", None),
                                         JumpHop(None, "::1", 22)]
+
+
+def test_algorithm_options_reach_the_client_config(tmp_path: Path) -> None:
+    home = PrivateHome(tmp_path)
+    config = home.write("config", "Host *\n  Ciphers aes256-gcm@openssh.com,aes128-cbc\n"
+                                  "  MACs -*-etm@openssh.com\n  KexAlgorithms ^curve25519-sha256\n"
+                                  "  HostKeyAlgorithms rsa-sha2-512\n  RekeyLimit 2G 1h\n"
+                                  "  StrictHostKeyChecking no\n  ConnectTimeout 7\n")
+    cfg, _ = resolve("h", config_files=[config], local=home.local()).client_config()
+    assert list(cfg.ciphers or ()) == ["aes256-gcm@openssh.com"]  # CBC: not sshlib's
+    assert list(cfg.macs or ()) == ["hmac-sha2-256", "hmac-sha2-512"]
+    assert (cfg.kex_algorithms or ("",))[0] == "curve25519-sha256"
+    assert list(cfg.host_key_algorithms or ()) == ["rsa-sha2-512"]
+    assert (cfg.rekey_bytes, cfg.rekey_interval, cfg.timeout) == (2 << 30, 3600.0, 7.0)
+    config = home.write("config", "Host *\n  Ciphers aes128-cbc,3des-cbc\n")
+    with pytest.raises(ConfigError, match="sshlib supports none"):
+        resolve("h", config_files=[config], local=home.local())
+    config = home.write("config", "Host *\n  RekeyLimit 64K\n")
+    with pytest.raises(ConfigError, match="1 MiB"):
+        resolve("h", config_files=[config], local=home.local()).client_config()
