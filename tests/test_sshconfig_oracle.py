@@ -211,6 +211,26 @@ CASES = [
                                              " ControlPath ~/.ssh/cm-%C\n Tunnel yes\n"}, "x"),
     Case("host-reactivation", {"config": "Host a\n Port 1\nHost b\n Port 2\nHost x\n User x1\n"
                                          "Host a x\n Port 3\n"}, "x"),
+    Case("final-pass-rematches-host", {"config": "Host foo\n HostName Foo.EXAMPLE\n"
+                                                 "Match final host foo.example\n User fin\n"
+                                                 "Host foo.example\n Port 9\n"}, "foo"),
+    Case("originalhost-case", {"config": "Match originalhost foo\n User o\n"}, "FOO"),
+    Case("equals-in-value", {"config": "Host=foo\nPort=22\nUser=a=b\n"}, "foo"),
+    Case("include-tilde", {"config": "Host foo\n Include ~/.ssh/inc\n", "inc": "User t\n"},
+         "foo"),
+    Case("include-in-match", {"config": "Match host foo\n Include inc\n",
+                              "inc": "Host *\n Port 5\nMatch all\n User x\n"}, "foo"),
+    Case("proxy-comments", {"config": "Host foo\n ProxyJump jump # comment\n"}, "foo"),
+    Case("proxycommand-comment-kept", {"config": "Host foo\n ProxyCommand nc %h %p # c\n"},
+         "foo"),
+    Case("forward-bind-and-paths", {"config": "Host foo\n LocalForward localhost:80 r:8080\n"
+                                              " RemoteForward localhost:9 /tmp/sock\n"}, "foo"),
+    Case("match-canonical-all", {"config": "Match canonical all\n Port 7\n"
+                                           "Match final all\n User fa\n"}, "foo"),
+    Case("forwardagent-env", {"config": "Host *\n ForwardAgent $SSH_AUTH_SOCK\n"}, "foo"),
+    Case("sendenv-remove-all", {"config": "Host *\n SendEnv LANG\n SendEnv -*\n"
+                                          " SendEnv X\n"}, "foo"),
+    Case("hostkeyalias-tokens-kept", {"config": "Host foo\n HostKeyAlias A%hB\n"}, "foo"),
     Case("realistic-web", {"config": BIG}, "web01"),
     Case("realistic-excluded", {"config": BIG}, "web99"),
     Case("realistic-bastion", {"config": BIG}, "bastion"),
