@@ -231,3 +231,14 @@ def test_algorithm_options_reach_the_client_config(tmp_path: Path) -> None:
     config = home.write("config", "Host *\n  RekeyLimit 64K\n")
     with pytest.raises(ConfigError, match="1 MiB"):
         resolve("h", config_files=[config], local=home.local()).client_config()
+
+
+def test_proxy_command_tokens(tmp_path: Path) -> None:
+    home = PrivateHome(tmp_path)
+    config = home.write("config", "Host a\n  HostName real\n  Port 2200\n  User u\n"
+                                  "  ProxyCommand nc -x %k %h:%p # %r %n %%\n"
+                                  "Host b\n  ProxyCommand nc %j\n")
+    hc = resolve("a", config_files=[config], local=home.local())
+    assert hc.proxy_command_line() == "nc -x a real:2200 # u a %"
+    with pytest.raises(ConfigError, match="unknown key %j"):
+        resolve("b", config_files=[config], local=home.local()).proxy_command_line()

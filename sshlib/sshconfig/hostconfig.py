@@ -174,6 +174,20 @@ class HostConfig:
                 lines.append(f"{key} {value}")
         return "\n".join(lines) + "\n"
 
+    def proxy_command_line(self) -> str | None:
+        """ProxyCommand with sshconnect.c's tokens expanded (%h %k %n %p %r %%), or None.
+
+        ConfigError for another token.
+        """
+        if self.proxy_command is None:
+            return None
+        tokens = {"h": self.hostname, "k": self.host_key_alias or self.host, "n": self.host,
+                  "p": str(self.port), "r": self.user}
+        try:
+            return percent_expand(self.proxy_command, tokens)
+        except ExpandError as exc:
+            raise ConfigError(f"ProxyCommand: {exc}") from None
+
     def agent_forward_target(self) -> str | None:
         """The agent endpoint ForwardAgent serves forwarded channels from (None: off)."""
         from .apply import agent_endpoint
