@@ -8,6 +8,7 @@ passphrases come from the caller (values or callbacks).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -218,7 +219,11 @@ def make_client_config(hc: HostConfig, args: ConnectArgs) -> tuple[ClientConfig,
         fields["keepalive_interval"] = float(hc.server_alive_interval)
         fields["keepalive_count_max"] = max(1, hc.server_alive_count_max)
     if hc.compression:
-        log.info("Compression yes: accepted; sshlib does not compress yet")
+        if "compression" in {f.name for f in dataclasses.fields(ClientConfig)}:
+            fields["compression"] = True
+            log.info("Compression yes: zlib@openssh.com / zlib offered")
+        else:
+            log.info("Compression yes: accepted; this sshlib does not compress")
     fields.update(args.config or {})
     try:
         config = ClientConfig(**fields)
