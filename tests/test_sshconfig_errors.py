@@ -244,3 +244,32 @@ def test_proxy_command_tokens(tmp_path: Path) -> None:
     assert hc.proxy_command_line() == "nc -x a real:2200 # u a %"
     with pytest.raises(ConfigError, match="unknown key %j"):
         resolve("b", config_files=[config], local=home.local()).proxy_command_line()
+
+
+def test_resolve_jump_like_ssh_dash_j(tmp_path: Path) -> None:
+    from sshlib.sshconfig import resolve_jump
+
+    home = PrivateHome(tmp_path)
+    config = home.write("config", "Host target\n  HostName 10.0.0.5\n  ProxyJump ops@j1,j2:2202\n"
+                                  "Host j1\n  HostName jump1.example.com\n  User nobody\n"
+                                  "  IdentityFile ~/.ssh/id_j1\n"
+                                  "Host j2\n  HostName jump2.example.com\n  User j2user\n"
+                                  "Host loopa\n  ProxyJump loopb\n"
+                                  "Host loopb\n  ProxyJump loopa\n"
+                                  "Host self\n  HostName self.example.com\n  ProxyJump self\n")
+    hc = resolve("target", config_files=[config], local=home.local())
+    j2 = resolve_jump(hc)
+    assert j2 is not None
+    assert (j2.hostname, j2.port, j2.user, j2.proxy_jump) == ("jump2.example.com", 2202,
+                                                              "j2user", "ops@j1")
+    j1 = resolve_jump(j2)
+    assert j1 is not None and resolve_jump(j1) is None
+    assert (j1.hostname, j1.user) == ("jump1.example.com", "ops")  # ops@ wins over User
+    assert j1.identity_files == [f"{home.home}/.ssh/id_j1"]
+    with pytest.raises(ConfigError, match="jumphost loop"):
+        resolve_jump(resolve("self", config_files=[config], local=home.local()))
+    hop: sshlib.sshconfig.HostConfig | None = resolve("loopa", config_files=[config],
+                                                      local=home.local())
+    with pytest.raises(ConfigError, match="more than 8 jump hosts"):
+        while hop is not None:
+            hop = resolve_jump(hop)

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .expand import LocalInfo
+from .forwards import jump_hops
 from .hostconfig import HostConfig, build
 from .keywords import Forward, Options
 from .reader import ConfigFile, ExecRunner, read_options, run_in_shell
 
-__all__ = ["resolve", "HostConfig", "ConfigError", "Forward", "LocalInfo", "ConfigFile",
-           "ExecRunner", "default_config_files", "parse_destination", "USER_CONFIG",
+__all__ = ["resolve", "resolve_jump", "HostConfig", "ConfigError", "Forward", "LocalInfo",
+           "ConfigFile", "ExecRunner", "default_config_files", "parse_destination", "USER_CONFIG",
            "SYSTEM_CONFIG"]
 
 USER_CONFIG = "~/.ssh/config"
@@ -131,4 +133,44 @@ def resolve(host: str, user: str | None = None, port: int | None = None,
         command_line.append((str(keyword), str(value)))
     opts, resolved = read_options(files, host, opts=opts, command_line=command_line,
                                   local=local, runner=exec_runner or run_in_shell)
-    return build(opts, local, host, resolved)
+    hc = build(opts, local, host, resolved)
+    hc.context = _Context(files, local, exec_runner)
+    return hc
+
+
+@dataclass(frozen=True)
+class _Context:
+    files: list[ConfigFile]
+    local: LocalInfo
+    exec_runner: ExecRunner | None
+
+
+MAX_JUMPS = 8
+
+
+def resolve_jump(hc: HostConfig) -> HostConfig | None:
+    """The jump host `hc` is reached through (ProxyJump's last hop), or None.
+
+    Resolved as ``ssh -J a,b c`` does it: the last hop is looked up in the
+    same files with its own options, and the earlier hops become its
+    ProxyJump, so each hop gets its own HostName, User, keys and known_hosts.
+    A chain deeper than 8 hops (a loop through the configuration) is a
+    ConfigError.
+    """
+    if not hc.proxy_jump:
+        return None
+    if hc.jump_depth >= MAX_JUMPS:
+        raise ConfigError(f"ProxyJump: more than {MAX_JUMPS} jump hosts for {hc.host} "
+                          "(a loop in the configuration?)")
+    hops = jump_hops(hc.proxy_jump)
+    last = hops[-1]
+    earlier = hc.proxy_jump.rsplit(",", 1)[0] if len(hops) > 1 else None
+    context = hc.context if isinstance(hc.context, _Context) else _Context(
+        default_config_files(), LocalInfo.current(), None)
+    hop = resolve(last.destination, port=last.port, config_files=context.files,
+                  options={"ProxyJump": earlier} if earlier else None, local=context.local,
+                  exec_runner=context.exec_runner)
+    if (hop.hostname, hop.port, hop.user) == (hc.hostname, hc.port, hc.user):
+        raise ConfigError(f"jumphost loop via {last.host}")
+    hop.jump_depth = hc.jump_depth + 1
+    return hop

@@ -153,6 +153,10 @@ class HostConfig:
     batch_mode: bool
     options: Options = field(repr=False)
     _ssh_g: dict[str, str | list[str]] = field(default_factory=dict, repr=False)
+    #: How this was resolved (files, local facts, exec runner), for resolving jump hops.
+    context: Any = field(default=None, repr=False)
+    #: 0 for the destination, 1 for the jump host it goes through, ...
+    jump_depth: int = 0
 
     def as_ssh_g(self) -> dict[str, str | list[str]]:
         """The keys and value spellings ``ssh -G`` prints, for the keywords sshlib resolves.
