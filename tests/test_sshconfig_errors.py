@@ -256,7 +256,7 @@ def test_resolve_jump_like_ssh_dash_j(tmp_path: Path) -> None:
                                   "Host j2\n  HostName jump2.example.com\n  User j2user\n"
                                   "Host loopa\n  ProxyJump loopb\n"
                                   "Host loopb\n  ProxyJump loopa\n"
-                                  "Host self\n  HostName self.example.com\n  ProxyJump self\n")
+                                  "Host self.example.com\n  ProxyJump self.example.com\n")
     hc = resolve("target", config_files=[config], local=home.local())
     j2 = resolve_jump(hc)
     assert j2 is not None
@@ -267,7 +267,7 @@ def test_resolve_jump_like_ssh_dash_j(tmp_path: Path) -> None:
     assert (j1.hostname, j1.user) == ("jump1.example.com", "ops")  # ops@ wins over User
     assert j1.identity_files == [f"{home.home}/.ssh/id_j1"]
     with pytest.raises(ConfigError, match="jumphost loop"):
-        resolve_jump(resolve("self", config_files=[config], local=home.local()))
+        resolve_jump(resolve("self.example.com", config_files=[config], local=home.local()))
     hop: sshlib.sshconfig.HostConfig | None = resolve("loopa", config_files=[config],
                                                       local=home.local())
     with pytest.raises(ConfigError, match="more than 8 jump hosts"):

@@ -170,7 +170,8 @@ def resolve_jump(hc: HostConfig) -> HostConfig | None:
     hop = resolve(last.destination, port=last.port, config_files=context.files,
                   options={"ProxyJump": earlier} if earlier else None, local=context.local,
                   exec_runner=context.exec_runner)
-    if (hop.hostname, hop.port, hop.user) == (hc.hostname, hc.port, hc.user):
+    # ssh.c's check: the hop as written (name, port, user) is the destination itself
+    if (last.host, last.port or 22, last.user or hc.user) == (hc.hostname, hc.port, hc.user):
         raise ConfigError(f"jumphost loop via {last.host}")
     hop.jump_depth = hc.jump_depth + 1
     return hop
