@@ -38,6 +38,8 @@ __all__ = [
     "AgentProtocolError",
     "AgentRefusedError",
     "AgentTimeoutError",
+    "ForwardingError",
+    "SocksError",
 ]
 
 
@@ -195,3 +197,19 @@ class AgentRefusedError(AgentError):
 
 class AgentTimeoutError(AgentError, Timeout):
     """The agent did not answer within the timeout."""
+
+
+class ForwardingError(SSHError):
+    """A port forwarder could not listen locally or reach its local target (see OSError cause)."""
+
+
+class SocksError(SSHError):
+    """A SOCKS client (of forward_dynamic) sent a malformed or unsupported request.
+
+    `reply` holds the refusal the SOCKS protocol defines for it (may be empty);
+    the forwarder sends it and closes that one connection.
+    """
+
+    def __init__(self, message: str, *, reply: bytes = b"") -> None:
+        super().__init__(message)
+        self.reply = reply

@@ -1,0 +1,524 @@
+"""Port forwarders of the threaded front-end: ssh -L, -R and -D.
+
+A forwarder copies bytes between local sockets and SSH channel streams.  It
+knows nothing of the Client: it is built from a callable that opens a stream
+(`forward_local`, `forward_dynamic`) or from a listener that yields accepted
+streams (`forward_remote`), so the Client methods only construct them.
+
+Each forwarded connection is a `Pump`: two threads, one per direction.  EOF
+one way is passed on as a half-close (shutdown_write / SHUT_WR) and the other
+way keeps flowing; the connection is torn down when both directions have
+ended, or at once when either fails.  Each direction holds at most one chunk
+in flight: a local program that never reads leaves the data in the channel's
+receive buffer, which is bounded by the SSH window, so the server stops
+sending instead of our memory growing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Protocol
+
+from ..errors import ChannelOpenError, ForwardingError, SocksError, SSHError, Timeout
+from ..forwardspec import WILDCARD, Endpoint
+from ..messages import OPEN_ADMINISTRATIVELY_PROHIBITED, OPEN_CONNECT_FAILED
+from ..socks import (
+    SOCKS5_CONNECTION_REFUSED,
+    SOCKS5_GENERAL_FAILURE,
+    SOCKS5_HOST_UNREACHABLE,
+    SOCKS5_NOT_ALLOWED,
+    SocksHandshake,
+)
+
+__all__ = ["StreamLike", "ListenerLike", "Pump", "Forwarder", "LocalForwarder",
+           "RemoteForwarder", "DynamicForwarder", "bind_local", "connect_local"]
+
+log = logging.getLogger("sshlib.forward")
+
+CHUNK = 256 * 1024  # bytes per read in each direction
+SOCKS_READ = 1024  # a SOCKS request is a few hundred bytes at most
+SOCKS_TIMEOUT = 30.0  # seconds a SOCKS client may take to send its request
+CONNECT_TIMEOUT = 30.0  # seconds to reach a local target of forward_remote
+CLOSE_WAIT = 5.0  # seconds close() waits for the forwarder's threads
+
+
+class StreamLike(Protocol):
+    """What a forwarder needs of a channel stream (sshlib.Stream is one)."""
+
+    def sendall(self, data: bytes) -> None: ...
+    def recv(self, size: int) -> bytes: ...
+    def shutdown_write(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ListenerLike(Protocol):
+    """What forward_remote needs of a listener: accept() raises SSHError once it is closed."""
+
+    @property
+    def address(self) -> object: ...
+    def accept(self, timeout: float | None = None) -> StreamLike: ...
+    def close(self) -> None: ...
+
+
+def _quiet(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except (OSError, SSHError):
+        pass
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass
+
+
+def _shutdown(sock: socket.socket, how: int) -> None:
+    try:
+        sock.shutdown(how)
+    except OSError:
+        pass
+
+
+class Pump:
+    """One forwarded connection: a local socket and a stream, copied both ways.
+
+    run() copies local -> stream in the calling thread and stream -> local in
+    a second thread, and returns when both are done and both ends are closed.
+    abort() (any thread) ends it at once.
+    """
+
+    def __init__(self, sock: socket.socket, stream: StreamLike, first: bytes = b"") -> None:
+        self.sock = sock
+        self.stream = stream
+        self._first = first
+        self._lock = threading.Lock()
+        self._running = 2
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        down = threading.Thread(target=self._down, name="sshlib-forward-down", daemon=True)
+        down.start()
+        self._up()
+        self.done.wait()
+
+    def abort(self) -> None:
+        _shutdown(self.sock, socket.SHUT_RDWR)  # wakes a recv/sendall in either thread
+        _quiet(self.stream.close)  # wakes a recv/sendall on the stream
+
+    def _up(self) -> None:
+        sock, stream = self.sock, self.stream
+        try:
+            if self._first:
+                stream.sendall(self._first)
+            while data := sock.recv(CHUNK):
+                stream.sendall(data)
+            stream.shutdown_write()
+        except (OSError, SSHError) as exc:
+            log.debug("forwarded connection, local -> channel: %s", exc)
+            self.abort()
+        finally:
+            self._finish()
+
+    def _down(self) -> None:
+        sock, stream = self.sock, self.stream
+        try:
+            while data := stream.recv(CHUNK):
+                sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            if getattr(stream, "closed", False):  # closed, not just EOF: nothing more to send
+                _shutdown(sock, socket.SHUT_RD)
+        except (OSError, SSHError) as exc:
+            log.debug("forwarded connection, channel -> local: %s", exc)
+            self.abort()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        with self._lock:
+            self._running -= 1
+            last = self._running == 0
+        if last:
+            _quiet(self.stream.close)
+            self.sock.close()
+            self.done.set()
+
+
+class Forwarder:
+    """What every forwarder shares: the connections it serves, close(), a with-block.
+
+    close() stops accepting, ends every forwarded connection and waits (up to
+    a few seconds) for their threads; it is safe to call more than once and
+    from any thread.  Thread-safe.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._closed = False
+        self._socks: set[socket.socket] = set()
+        self._pumps: set[Pump] = set()
+        self._threads: set[threading.Thread] = set()
+        self._on_close: list[Callable[[Forwarder], None]] = []
+        self._accepter: threading.Thread | None = None
+
+    @property
+    def address(self) -> object:
+        """Where this forwarder listens: (host, port) for TCP, the path for a Unix socket."""
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def active(self) -> int:
+        """Forwarded connections open right now."""
+        with self._lock:
+            return len(self._socks)
+
+    def add_close_callback(self, callback: Callable[[Forwarder], None]) -> None:
+        """Call `callback(self)` once, when the forwarder closes (the Client forgets it)."""
+        self._on_close.append(callback)
+
+    def _start(self, loop: Callable[[], None]) -> None:
+        self._accepter = threading.Thread(target=self._accept_loop, args=(loop,),
+                                          name=f"sshlib-{self.name}", daemon=True)
+        self._accepter.start()
+
+    def _accept_loop(self, loop: Callable[[], None]) -> None:
+        try:
+            loop()
+        except BaseException:  # a bug: log it and stop, never hang close()
+            log.exception("%s: accept loop failed", self.name)
+        finally:
+            self.close()
+
+    def _spawn(self, work: Callable[[], None]) -> None:
+        """Run `work` in a thread of its own (one per forwarded connection)."""
+        with self._lock:
+            if self._closed:
+                return
+            thread = threading.Thread(target=self._run, args=(work,),
+                                      name=f"sshlib-{self.name}-conn", daemon=True)
+            self._threads.add(thread)
+        thread.start()
+
+    def _run(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException:
+            log.exception("%s: forwarded connection failed", self.name)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _own(self, sock: socket.socket) -> bool:
+        """Track a local socket until it is closed; False (and closed) if we are closing."""
+        with self._lock:
+            if not self._closed:
+                self._socks.add(sock)
+                return True
+        sock.close()
+        return False
+
+    def _disown(self, sock: socket.socket) -> None:
+        sock.close()
+        with self._lock:
+            self._socks.discard(sock)
+
+    def _pump(self, sock: socket.socket, stream: StreamLike, first: bytes = b"") -> None:
+        pump = Pump(sock, stream, first)
+        with self._lock:
+            if self._closed:
+                pump.abort()
+            self._pumps.add(pump)
+        try:
+            pump.run()
+        finally:
+            with self._lock:
+                self._pumps.discard(pump)
+
+    def _stop_accepting(self) -> None:
+        """Close the listening side (subclasses)."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            socks, pumps = list(self._socks), list(self._pumps)
+        self._stop_accepting()
+        for sock in socks:
+            _shutdown(sock, socket.SHUT_RDWR)
+        for pump in pumps:
+            pump.abort()
+        deadline = time.monotonic() + CLOSE_WAIT
+        current = threading.current_thread()
+        with self._lock:
+            threads = [t for t in self._threads if t is not current]
+        if self._accepter is not None and self._accepter is not current:
+            threads.append(self._accepter)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for callback in self._on_close:
+            _quiet(lambda cb=callback: cb(self))  # type: ignore[misc]
+
+    def __enter__(self) -> Forwarder:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.active} connections"
+        return f"<sshlib {self.name} {self.address!r} ({state})>"
+
+
+# --- local listening sockets ---------------------------------------------------------------
+
+def _unix_socket() -> socket.socket:
+    family = getattr(socket, "AF_UNIX", None)
+    if family is None:
+        raise ForwardingError("Unix sockets are not available on this platform")
+    return socket.socket(family, socket.SOCK_STREAM)
+
+
+def bind_local(endpoint: Endpoint, backlog: int = 128) -> socket.socket:
+    """A listening socket for `endpoint`; ForwardingError if it cannot be bound."""
+    try:
+        if endpoint.is_unix:
+            sock = _unix_socket()
+            try:
+                sock.bind(endpoint.path)
+                sock.listen(backlog)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        if endpoint.host == WILDCARD and socket.has_dualstack_ipv6():
+            return socket.create_server(("", endpoint.port), family=socket.AF_INET6,
+                                        backlog=backlog, dualstack_ipv6=True)
+        host = endpoint.host or "0.0.0.0"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, endpoint.port), family=family, backlog=backlog)
+    except OSError as exc:
+        raise ForwardingError(f"cannot listen on {endpoint}: {exc}") from exc
+
+
+def connect_local(endpoint: Endpoint, timeout: float | None = CONNECT_TIMEOUT) -> socket.socket:
+    """A socket connected to `endpoint` (forward_remote's target); ForwardingError if not."""
+    try:
+        if endpoint.is_unix:
+            sock = _unix_socket()
+            try:
+                sock.settimeout(timeout)
+                sock.connect(endpoint.path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((endpoint.host, endpoint.port), timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)
+        return sock
+    except OSError as exc:
+        raise ForwardingError(f"cannot connect to {endpoint}: {exc}") from exc
+
+
+def _local_address(sock: socket.socket, endpoint: Endpoint) -> object:
+    if endpoint.is_unix:
+        return endpoint.path
+    name = sock.getsockname()
+    return (str(name[0]), int(name[1]))
+
+
+class _ListeningForwarder(Forwarder):
+    """A forwarder that accepts on a local socket (-L and -D)."""
+
+    def __init__(self, name: str, listen: Endpoint) -> None:
+        super().__init__(name)
+        self.listen = listen
+        self._server = bind_local(listen)
+        self._address = _local_address(self._server, listen)
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    @property
+    def address(self) -> object:
+        return self._address
+
+    def _accept_connections(self) -> None:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._server, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self._closed:
+                for key, _ in sel.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    try:
+                        conn, _ = self._server.accept()
+                    except OSError as exc:
+                        if self._closed:
+                            return
+                        log.info("%s: accept failed: %s", self.name, exc)
+                        continue
+                    conn.setblocking(True)
+                    if conn.family != getattr(socket, "AF_UNIX", None):
+                        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if self._own(conn):
+                        self._spawn(lambda c=conn: self._handle_and_close(c))  # type: ignore[misc]
+
+    def _handle_and_close(self, sock: socket.socket) -> None:
+        try:
+            self._handle(sock)
+        finally:
+            self._disown(sock)
+
+    def _handle(self, sock: socket.socket) -> None:
+        raise NotImplementedError
+
+    def _stop_accepting(self) -> None:
+        _quiet(lambda: self._wake_w.send(b"x"))
+        if self._accepter is not None and self._accepter is not threading.current_thread():
+            self._accepter.join(CLOSE_WAIT)
+        self._server.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        if self.listen.is_unix:
+            _quiet(lambda: os.unlink(self.listen.path))
+
+
+class LocalForwarder(_ListeningForwarder):
+    """ssh -L: each local connection gets a new stream from `open_stream()`.
+
+    `address` is the bound local address ((host, port) with the real port
+    when 0 was asked for, or the Unix socket path).  A connection whose stream
+    cannot be opened (the server refused, the connection ended) is closed and
+    logged; the forwarder keeps listening.
+    """
+
+    def __init__(self, listen: Endpoint, open_stream: Callable[[], StreamLike],
+                 target: str = "") -> None:
+        super().__init__(f"forward-local {listen} -> {target}", listen)
+        self._open = open_stream
+        self._start(self._accept_connections)
+
+    def _handle(self, sock: socket.socket) -> None:
+        try:
+            stream = self._open()
+        except SSHError as exc:
+            log.info("%s: %s", self.name, exc)
+            return
+        self._pump(sock, stream)
+
+
+def socks_code(exc: SSHError) -> int:
+    """The SOCKS5 reply code for a failed channel open."""
+    if isinstance(exc, ChannelOpenError):
+        return {OPEN_ADMINISTRATIVELY_PROHIBITED: SOCKS5_NOT_ALLOWED,
+                OPEN_CONNECT_FAILED: SOCKS5_CONNECTION_REFUSED}.get(exc.reason,
+                                                                   SOCKS5_HOST_UNREACHABLE)
+    return SOCKS5_GENERAL_FAILURE
+
+
+class DynamicForwarder(_ListeningForwarder):
+    """ssh -D: a SOCKS4/4a/5 CONNECT server; each request opens `open_stream(host, port)`.
+
+    A client that sends a malformed or unsupported request (BIND, UDP, only
+    authentication methods) gets the protocol's refusal and is disconnected;
+    a client that takes longer than SOCKS_TIMEOUT seconds for its request too.
+    """
+
+    def __init__(self, listen: Endpoint,
+                 open_stream: Callable[[str, int], StreamLike]) -> None:
+        super().__init__(f"forward-dynamic {listen}", listen)
+        self._open = open_stream
+        self._start(self._accept_connections)
+
+    def _handle(self, sock: socket.socket) -> None:
+        handshake = SocksHandshake()
+        sock.settimeout(SOCKS_TIMEOUT)
+        try:
+            request = None
+            while request is None:
+                request = handshake.receive_data(sock.recv(SOCKS_READ))
+                if out := handshake.data_to_send():
+                    sock.sendall(out)
+        except SocksError as exc:
+            log.info("%s: %s", self.name, exc)
+            if exc.reply:
+                _send_quietly(sock, exc.reply)
+            return
+        except OSError as exc:  # includes the timeout
+            log.info("%s: SOCKS client failed before its request: %s", self.name, exc)
+            return
+        try:
+            stream = self._open(request.host, request.port)
+        except SSHError as exc:
+            log.info("%s: %s:%d: %s", self.name, request.host, request.port, exc)
+            _send_quietly(sock, handshake.failure(socks_code(exc)))
+            return
+        try:
+            sock.sendall(handshake.success())
+        except OSError:
+            _quiet(stream.close)
+            return
+        sock.settimeout(None)
+        self._pump(sock, stream, handshake.leftover)
+
+
+class RemoteForwarder(Forwarder):
+    """ssh -R: each stream the listener accepts is connected to the local `target`.
+
+    `address` is what the server bound (the listener's address).  close()
+    closes the listener, which cancels the forward on the server.
+    """
+
+    def __init__(self, listener: ListenerLike, target: Endpoint) -> None:
+        super().__init__(f"forward-remote {listener.address!r} -> {target}")
+        self._listener = listener
+        self.target = target
+        self._start(self._accept_streams)
+
+    @property
+    def address(self) -> object:
+        return self._listener.address
+
+    def _accept_streams(self) -> None:
+        while not self._closed:
+            try:
+                stream = self._listener.accept()
+            except Timeout:
+                continue
+            except SSHError as exc:
+                if not self._closed:
+                    log.info("%s: listener ended: %s", self.name, exc)
+                return
+            self._spawn(lambda st=stream: self._connect_and_pump(st))  # type: ignore[misc]
+
+    def _connect_and_pump(self, stream: StreamLike) -> None:
+        try:
+            sock = connect_local(self.target)
+        except ForwardingError as exc:
+            log.info("%s: %s", self.name, exc)
+            _quiet(stream.close)
+            return
+        if not self._own(sock):
+            _quiet(stream.close)
+            return
+        try:
+            self._pump(sock, stream)
+        finally:
+            self._disown(sock)
+
+    def _stop_accepting(self) -> None:
+        _quiet(self._listener.close)
