@@ -22,11 +22,13 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from .errors import SocksError
+from .errors import ChannelOpenError, SocksError, SSHError
+from .messages import OPEN_ADMINISTRATIVELY_PROHIBITED, OPEN_CONNECT_FAILED
 
 __all__ = [
     "SocksConnect",
     "SocksHandshake",
+    "socks_reply_code",
     "SOCKS5_GENERAL_FAILURE",
     "SOCKS5_NOT_ALLOWED",
     "SOCKS5_NETWORK_UNREACHABLE",
@@ -116,7 +118,10 @@ class SocksHandshake:
 
     # --- replies, once the caller tried the target ---------------------------------------
     def success(self, bound: tuple[str, int] = ("0.0.0.0", 0)) -> bytes:
-        """The reply telling the client its connection is open (`bound`: the address we used)."""
+        """The reply telling the client its connection is open (`bound`: the address we used).
+
+        Like failure(), it starts with whatever data_to_send() still held.
+        """
         return self._reply(SOCKS5_SUCCEEDED, bound)
 
     def failure(self, code: int = SOCKS5_GENERAL_FAILURE) -> bytes:
@@ -124,10 +129,11 @@ class SocksHandshake:
         return self._reply(code, ("0.0.0.0", 0))
 
     def _reply(self, code: int, bound: tuple[str, int]) -> bytes:
+        owed = self.data_to_send()  # a method choice not yet sent goes first
         if self._version == 4:
             status = SOCKS4_GRANTED if code == SOCKS5_SUCCEEDED else SOCKS4_REJECTED
-            return _socks4_reply(status)
-        return _socks5_reply(code, bound)
+            return owed + _socks4_reply(status)
+        return owed + _socks5_reply(code, bound)
 
     # --- SOCKS4 / 4a ------------------------------------------------------------------------
     def _parse4(self) -> SocksConnect | None:
@@ -244,3 +250,12 @@ def _socks5_reply(code: int, bound: tuple[str, int] = ("0.0.0.0", 0)) -> bytes:
         address = ipaddress.IPv4Address(0)
     atyp = _ATYP_V4 if address.version == 4 else _ATYP_V6
     return bytes([5, code, 0, atyp]) + address.packed + struct.pack(">H", port)
+
+
+def socks_reply_code(exc: SSHError) -> int:
+    """The SOCKS5 reply code for a target we could not reach (the channel open failed)."""
+    if isinstance(exc, ChannelOpenError):
+        return {OPEN_ADMINISTRATIVELY_PROHIBITED: SOCKS5_NOT_ALLOWED,
+                OPEN_CONNECT_FAILED: SOCKS5_CONNECTION_REFUSED}.get(exc.reason,
+                                                                   SOCKS5_HOST_UNREACHABLE)
+    return SOCKS5_GENERAL_FAILURE

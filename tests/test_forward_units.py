@@ -9,6 +9,7 @@ the SSH layer (tests/test_forwarding.py runs them through real servers).
 from __future__ import annotations
 
 import ast
+import asyncio
 import socket
 import struct
 import threading
@@ -21,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sshlib import errors
+from sshlib.aio import forward as aio_forward
 from sshlib.forwardspec import WILDCARD, Endpoint, parse_listen, parse_target
 from sshlib.socks import (
     SOCKS5_COMMAND_NOT_SUPPORTED,
@@ -376,3 +378,75 @@ def test_dynamic_forwarder_socks5_and_refusals(echo_server: tuple[str, int]) -> 
         assert c.recv(2) == b"\x05\xff"
         assert c.recv(1) == b""
         c.close()
+
+
+# --- the asyncio forwarders over plain sockets --------------------------------------------
+
+class AioSockStream:
+    """An asyncio connection in the shape of sshlib.aio's stream."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def read(self, n: int = -1) -> bytes:
+        return await self.reader.read(n)
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    def write_eof(self) -> None:
+        self.writer.write_eof()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def test_aio_local_and_dynamic_forwarders(echo_server: tuple[str, int]) -> None:
+    async def go() -> None:
+        async def opener() -> AioSockStream:
+            return AioSockStream(*await asyncio.open_connection(*echo_server))
+
+        async def socks_opener(host: str, port: int) -> AioSockStream:
+            if host == "refused.example":
+                raise errors.ChannelOpenError(2, "connect failed")
+            return await opener()
+
+        fw = aio_forward.LocalForwarder(parse_listen("0"), opener, "echo")
+        await fw.start()
+        reader, writer = await asyncio.open_connection(*fw.address)  # type: ignore[misc]
+        writer.write(b"hello")
+        assert await reader.readexactly(5) == b"hello"
+        writer.write_eof()  # half-close: the echo still arrives, then EOF
+        assert await reader.read() == b""
+        writer.close()
+        idle = [await asyncio.open_connection(*fw.address) for _ in range(3)]  # type: ignore[misc]
+        for r, w in idle:
+            w.write(b"x")
+            assert await r.readexactly(1) == b"x"
+        await fw.close()  # ends every forwarded connection
+        for r, w in idle:
+            assert await asyncio.wait_for(r.read(), 5) == b""
+            w.close()
+        assert fw.active == 0
+
+        async with aio_forward.DynamicForwarder(parse_listen("0"), socks_opener) as dyn:
+            await dyn.start()
+            port = echo_server[1]
+            r, w = await asyncio.open_connection(*dyn.address)  # type: ignore[misc]
+            w.write(b"\x04\x01" + struct.pack(">H", port) + b"\0\0\0\x01u\0echo.example\0ping")
+            assert await r.readexactly(8) == b"\x00\x5a" + bytes(6)
+            assert await r.readexactly(4) == b"ping"
+            w.close()
+            r, w = await asyncio.open_connection(*dyn.address)  # type: ignore[misc]
+            w.write(socks5(1, 3, b"\x0frefused.example", 80))
+            assert (await r.read())[:4] == b"\x05\x00\x05\x05"
+            w.close()
+            r, w = await asyncio.open_connection(*dyn.address)  # type: ignore[misc]
+            w.write(socks5(3, 1, bytes(4), 80))
+            assert await r.read() == b"\x05\x00\x05\x07\x00\x01" + bytes(6)
+            w.close()
+
+    asyncio.run(go())

@@ -26,19 +26,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
-from ..errors import ChannelOpenError, ForwardingError, SocksError, SSHError, Timeout
-from ..forwardspec import WILDCARD, Endpoint
-from ..messages import OPEN_ADMINISTRATIVELY_PROHIBITED, OPEN_CONNECT_FAILED
-from ..socks import (
-    SOCKS5_CONNECTION_REFUSED,
-    SOCKS5_GENERAL_FAILURE,
-    SOCKS5_HOST_UNREACHABLE,
-    SOCKS5_NOT_ALLOWED,
-    SocksHandshake,
-)
+from ..errors import ForwardingError, SocksError, SSHError, Timeout
+from ..forwardspec import Endpoint
+from ..localsock import bind_local, local_address, unix_socket
+from ..socks import SocksHandshake, socks_reply_code
 
 __all__ = ["StreamLike", "ListenerLike", "Pump", "Forwarder", "LocalForwarder",
-           "RemoteForwarder", "DynamicForwarder", "bind_local", "connect_local"]
+           "RemoteForwarder", "DynamicForwarder", "connect_local"]
 
 log = logging.getLogger("sshlib.forward")
 
@@ -286,40 +280,11 @@ class Forwarder:
 
 # --- local listening sockets ---------------------------------------------------------------
 
-def _unix_socket() -> socket.socket:
-    family = getattr(socket, "AF_UNIX", None)
-    if family is None:
-        raise ForwardingError("Unix sockets are not available on this platform")
-    return socket.socket(family, socket.SOCK_STREAM)
-
-
-def bind_local(endpoint: Endpoint, backlog: int = 128) -> socket.socket:
-    """A listening socket for `endpoint`; ForwardingError if it cannot be bound."""
-    try:
-        if endpoint.is_unix:
-            sock = _unix_socket()
-            try:
-                sock.bind(endpoint.path)
-                sock.listen(backlog)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-        if endpoint.host == WILDCARD and socket.has_dualstack_ipv6():
-            return socket.create_server(("", endpoint.port), family=socket.AF_INET6,
-                                        backlog=backlog, dualstack_ipv6=True)
-        host = endpoint.host or "0.0.0.0"
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, endpoint.port), family=family, backlog=backlog)
-    except OSError as exc:
-        raise ForwardingError(f"cannot listen on {endpoint}: {exc}") from exc
-
-
 def connect_local(endpoint: Endpoint, timeout: float | None = CONNECT_TIMEOUT) -> socket.socket:
     """A socket connected to `endpoint` (forward_remote's target); ForwardingError if not."""
     try:
         if endpoint.is_unix:
-            sock = _unix_socket()
+            sock = unix_socket()
             try:
                 sock.settimeout(timeout)
                 sock.connect(endpoint.path)
@@ -335,13 +300,6 @@ def connect_local(endpoint: Endpoint, timeout: float | None = CONNECT_TIMEOUT) -
         raise ForwardingError(f"cannot connect to {endpoint}: {exc}") from exc
 
 
-def _local_address(sock: socket.socket, endpoint: Endpoint) -> object:
-    if endpoint.is_unix:
-        return endpoint.path
-    name = sock.getsockname()
-    return (str(name[0]), int(name[1]))
-
-
 class _ListeningForwarder(Forwarder):
     """A forwarder that accepts on a local socket (-L and -D)."""
 
@@ -349,7 +307,7 @@ class _ListeningForwarder(Forwarder):
         super().__init__(name)
         self.listen = listen
         self._server = bind_local(listen)
-        self._address = _local_address(self._server, listen)
+        self._address = local_address(self._server, listen)
         self._wake_r, self._wake_w = socket.socketpair()
 
     @property
@@ -421,15 +379,6 @@ class LocalForwarder(_ListeningForwarder):
         self._pump(sock, stream)
 
 
-def socks_code(exc: SSHError) -> int:
-    """The SOCKS5 reply code for a failed channel open."""
-    if isinstance(exc, ChannelOpenError):
-        return {OPEN_ADMINISTRATIVELY_PROHIBITED: SOCKS5_NOT_ALLOWED,
-                OPEN_CONNECT_FAILED: SOCKS5_CONNECTION_REFUSED}.get(exc.reason,
-                                                                   SOCKS5_HOST_UNREACHABLE)
-    return SOCKS5_GENERAL_FAILURE
-
-
 class DynamicForwarder(_ListeningForwarder):
     """ssh -D: a SOCKS4/4a/5 CONNECT server; each request opens `open_stream(host, port)`.
 
@@ -465,7 +414,7 @@ class DynamicForwarder(_ListeningForwarder):
             stream = self._open(request.host, request.port)
         except SSHError as exc:
             log.info("%s: %s:%d: %s", self.name, request.host, request.port, exc)
-            _send_quietly(sock, handshake.failure(socks_code(exc)))
+            _send_quietly(sock, handshake.failure(socks_reply_code(exc)))
             return
         try:
             sock.sendall(handshake.success())
