@@ -7,12 +7,14 @@ follow the same bind rules (sshlib.forwardspec) and report the same address.
 
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Callable
 
 from .errors import ForwardingError
 from .forwardspec import WILDCARD, Endpoint
 
-__all__ = ["bind_local", "local_address", "unix_socket"]
+__all__ = ["bind_local", "local_address", "unix_socket", "ForwarderBase"]
 
 
 def unix_socket() -> socket.socket:
@@ -57,3 +59,44 @@ def local_address(sock: socket.socket, endpoint: Endpoint) -> object:
         return endpoint.path
     name = sock.getsockname()
     return (str(name[0]), int(name[1]))
+
+
+class ForwarderBase:
+    """What the forwarders of both front-ends share: name, address, closed, close callbacks."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._closed = False
+        self._on_close: list[Callable[[ForwarderBase], None]] = []
+
+    @property
+    def address(self) -> object:
+        """Where this forwarder listens: (host, port) for TCP, the path for a Unix socket."""
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """True once close() has begun."""
+        return self._closed
+
+    @property
+    def active(self) -> int:
+        """Forwarded connections open right now."""
+        raise NotImplementedError
+
+    def add_close_callback(self, callback: Callable[[ForwarderBase], None]) -> None:
+        """Call `callback(self)` once, when the forwarder closes (the Client forgets it)."""
+        self._on_close.append(callback)
+
+    def _closed_now(self) -> None:
+        """Run the close callbacks (end of a subclass's close())."""
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                logging.getLogger("sshlib.forward").exception("close callback failed")
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.active} connections"
+        return f"<{type(self).__module__}.{type(self).__name__} {self.name} ({state})>"

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from ..errors import ForwardingError, SocksError, SSHError, Timeout
 from ..forwardspec import Endpoint
-from ..localsock import bind_local, local_address
+from ..localsock import ForwarderBase, bind_local, local_address
 from ..socks import SocksHandshake, socks_reply_code
 
 __all__ = ["AioStreamLike", "AioListenerLike", "pump", "Forwarder", "LocalForwarder",
@@ -122,7 +122,7 @@ async def open_local(endpoint: Endpoint, timeout: float | None = CONNECT_TIMEOUT
         raise ForwardingError(f"cannot connect to {endpoint}: {exc or 'timed out'}") from exc
 
 
-class Forwarder:
+class Forwarder(ForwarderBase):
     """What every asyncio forwarder shares: its connection tasks, close(), ``async with``.
 
     ``await fw.close()`` stops accepting, cancels every forwarded connection
@@ -131,28 +131,13 @@ class Forwarder:
     """
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self._closed = False
+        super().__init__(name)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._on_close: list[Callable[[Forwarder], None]] = []
-
-    @property
-    def address(self) -> object:
-        """Where this forwarder listens: (host, port) for TCP, the path for a Unix socket."""
-        raise NotImplementedError
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def active(self) -> int:
         """Forwarded connections open right now."""
         return len(self._tasks)
-
-    def add_close_callback(self, callback: Callable[[Forwarder], None]) -> None:
-        """Call `callback(self)` once, when the forwarder closes (the Client forgets it)."""
-        self._on_close.append(callback)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(self._guard(work))
@@ -180,8 +165,7 @@ class Forwarder:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=CLOSE_WAIT)
-        for callback in self._on_close:
-            callback(self)
+        self._closed_now()
 
     async def __aenter__(self) -> Forwarder:
         return self
@@ -190,9 +174,6 @@ class Forwarder:
                         tb: TracebackType | None) -> None:
         await self.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{self.active} connections"
-        return f"<sshlib.aio {self.name} {self.address!r} ({state})>"
 
 
 class _ListeningForwarder(Forwarder):

@@ -28,7 +28,7 @@ from typing import Protocol
 
 from ..errors import ForwardingError, SocksError, SSHError, Timeout
 from ..forwardspec import Endpoint
-from ..localsock import bind_local, local_address, unix_socket
+from ..localsock import ForwarderBase, bind_local, local_address, unix_socket
 from ..socks import SocksHandshake, socks_reply_code
 
 __all__ = ["StreamLike", "ListenerLike", "Pump", "Forwarder", "LocalForwarder",
@@ -146,7 +146,7 @@ class Pump:
             self.done.set()
 
 
-class Forwarder:
+class Forwarder(ForwarderBase):
     """What every forwarder shares: the connections it serves, close(), a with-block.
 
     close() stops accepting, ends every forwarded connection and waits (up to
@@ -155,33 +155,18 @@ class Forwarder:
     """
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        super().__init__(name)
         self._lock = threading.Lock()
-        self._closed = False
         self._socks: set[socket.socket] = set()
         self._pumps: set[Pump] = set()
         self._threads: set[threading.Thread] = set()
-        self._on_close: list[Callable[[Forwarder], None]] = []
         self._accepter: threading.Thread | None = None
-
-    @property
-    def address(self) -> object:
-        """Where this forwarder listens: (host, port) for TCP, the path for a Unix socket."""
-        raise NotImplementedError
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def active(self) -> int:
         """Forwarded connections open right now."""
         with self._lock:
             return len(self._socks)
-
-    def add_close_callback(self, callback: Callable[[Forwarder], None]) -> None:
-        """Call `callback(self)` once, when the forwarder closes (the Client forgets it)."""
-        self._on_close.append(callback)
 
     def _start(self, loop: Callable[[], None]) -> None:
         self._accepter = threading.Thread(target=self._accept_loop, args=(loop,),
@@ -263,8 +248,7 @@ class Forwarder:
             threads.append(self._accepter)
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        for callback in self._on_close:
-            _quiet(lambda cb=callback: cb(self))  # type: ignore[misc]
+        self._closed_now()
 
     def __enter__(self) -> Forwarder:
         return self
@@ -273,9 +257,6 @@ class Forwarder:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{self.active} connections"
-        return f"<sshlib {self.name} {self.address!r} ({state})>"
 
 
 # --- local listening sockets ---------------------------------------------------------------
