@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Endpoint", "parse_listen", "parse_target", "WILDCARD"]
+__all__ = ["Endpoint", "Spec", "parse_listen", "parse_target", "dial_args", "WILDCARD"]
 
 #: The host of an Endpoint that listens on every interface.
 WILDCARD = ""
 _LOOPBACK = "127.0.0.1"
 _UNIX = "unix:"
 
+#: A forwarding spec: "8080", "host:port", "[v6]:port", "unix:/path" or (host, port).
 Spec = str | int | tuple[str, int]
 
 
@@ -114,3 +115,15 @@ def parse_target(spec: Spec) -> Endpoint:
     if not given or given == "*":
         raise ValueError(f"forwarding target {spec!r} needs a host (host:port)")
     return Endpoint("tcp", given, _port(port_text, spec, 1))
+
+
+def dial_args(endpoint: Endpoint) -> tuple[str, str]:
+    """(network, address) for Client.dial / Client.listen: ("unix", path) or ("tcp", "h:p").
+
+    The wildcard host becomes an empty host (":8080"), which a server reads as
+    "every interface" in a tcpip-forward request.
+    """
+    if endpoint.is_unix:
+        return "unix", endpoint.path
+    host = endpoint.host
+    return "tcp", f"[{host}]:{endpoint.port}" if ":" in host else f"{host}:{endpoint.port}"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Callable
 
 from .errors import ForwardingError
 from .forwardspec import WILDCARD, Endpoint
 
-__all__ = ["bind_local", "local_address", "unix_socket", "ForwarderBase"]
+__all__ = ["bind_local", "local_address", "unix_socket", "ForwarderBase", "ForwarderSet"]
 
 
 def unix_socket() -> socket.socket:
@@ -100,3 +101,25 @@ class ForwarderBase:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self.active} connections"
         return f"<{type(self).__module__}.{type(self).__name__} {self.name} ({state})>"
+
+
+class ForwarderSet:
+    """The forwarders one Client made: each leaves the set when it closes. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._members: set[ForwarderBase] = set()
+
+    def add(self, forwarder: ForwarderBase) -> None:
+        with self._lock:
+            self._members.add(forwarder)
+        forwarder.add_close_callback(self._discard)
+
+    def _discard(self, forwarder: ForwarderBase) -> None:
+        with self._lock:
+            self._members.discard(forwarder)
+
+    def snapshot(self) -> list[ForwarderBase]:
+        """The open forwarders right now (close them outside the lock)."""
+        with self._lock:
+            return list(self._members)

@@ -23,15 +23,15 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..errors import ForwardingError, SocksError, SSHError, Timeout
-from ..forwardspec import Endpoint
-from ..localsock import ForwarderBase, bind_local, local_address
+from ..forwardspec import Endpoint, Spec, dial_args, parse_listen, parse_target
+from ..localsock import ForwarderBase, ForwarderSet, bind_local, local_address
 from ..socks import SocksHandshake, socks_reply_code
 
 __all__ = ["AioStreamLike", "AioListenerLike", "pump", "Forwarder", "LocalForwarder",
-           "RemoteForwarder", "DynamicForwarder", "open_local"]
+           "RemoteForwarder", "DynamicForwarder", "ClientForwarding", "open_local"]
 
 log = logging.getLogger("sshlib.forward")
 
@@ -40,6 +40,10 @@ SOCKS_READ = 1024
 SOCKS_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 30.0
 CLOSE_WAIT = 5.0
+OPEN_TIMEOUT = 30.0
+
+
+F = TypeVar("F", "LocalForwarder", "RemoteForwarder", "DynamicForwarder")
 
 
 class AioStreamLike(Protocol):
@@ -351,3 +355,65 @@ class RemoteForwarder(Forwarder):
                 await self._accepter
         with contextlib.suppress(SSHError, OSError):
             await self._listener.close()
+
+
+class ClientForwarding:
+    """forward_local / forward_remote / forward_dynamic of sshlib.aio.Client (a mixin).
+
+    The same calls as sshlib.Client's, as coroutines; they build on the
+    Client's dial() and listen(), and the Client closes every forwarder it
+    made when it closes.  Each returns a started forwarder: ``fw.address``,
+    ``await fw.close()``, or ``async with await client.forward_local(...) as fw``.
+    """
+
+    _forwarders: ForwarderSet | None = None
+
+    async def dial(self, network: str, addr: str, timeout: float | None = None
+                   ) -> AioStreamLike:
+        raise NotImplementedError  # sshlib.aio.Client provides it
+
+    async def listen(self, network: str, addr: str, timeout: float | None = None
+                     ) -> AioListenerLike:
+        raise NotImplementedError  # sshlib.aio.Client provides it
+
+    async def forward_local(self, listen: Spec, target: Spec, *,
+                            timeout: float | None = OPEN_TIMEOUT) -> LocalForwarder:
+        """ssh -L; the same rules, errors and timeout as sshlib.Client.forward_local."""
+        dest = parse_target(target)
+        network, addr = dial_args(dest)
+        forwarder = LocalForwarder(parse_listen(listen),
+                                   lambda: self.dial(network, addr, timeout=timeout), str(dest))
+        return await self._keep(forwarder)
+
+    async def forward_remote(self, server_listen: Spec, local_target: Spec, *,
+                             timeout: float | None = OPEN_TIMEOUT) -> RemoteForwarder:
+        """ssh -R; the same rules, errors and timeout as sshlib.Client.forward_remote."""
+        network, addr = dial_args(parse_listen(server_listen, remote=True))
+        dest = parse_target(local_target)
+        listener = await self.listen(network, addr, timeout=timeout)
+        return await self._keep(RemoteForwarder(listener, dest))
+
+    async def forward_dynamic(self, listen: Spec, *,
+                              timeout: float | None = OPEN_TIMEOUT) -> DynamicForwarder:
+        """ssh -D (SOCKS4/4a/5 CONNECT); the same rules as sshlib.Client.forward_dynamic."""
+        def open_stream(host: str, port: int) -> Awaitable[AioStreamLike]:
+            return self.dial(*dial_args(Endpoint("tcp", host, port)), timeout=timeout)
+
+        return await self._keep(DynamicForwarder(parse_listen(listen), open_stream))
+
+    async def _keep(self, forwarder: F) -> F:
+        try:
+            await forwarder.start()
+        except BaseException:
+            await forwarder.close()
+            raise
+        if self._forwarders is None:
+            self._forwarders = ForwarderSet()
+        self._forwarders.add(forwarder)
+        return forwarder
+
+    async def _close_forwarders(self) -> None:
+        """Close every forwarder this client made (Client.close awaits it)."""
+        for forwarder in self._forwarders.snapshot() if self._forwarders else ():
+            assert isinstance(forwarder, Forwarder)
+            await forwarder.close()

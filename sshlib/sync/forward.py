@@ -24,15 +24,15 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..errors import ForwardingError, SocksError, SSHError, Timeout
-from ..forwardspec import Endpoint
-from ..localsock import ForwarderBase, bind_local, local_address, unix_socket
+from ..forwardspec import Endpoint, Spec, dial_args, parse_listen, parse_target
+from ..localsock import ForwarderBase, ForwarderSet, bind_local, local_address, unix_socket
 from ..socks import SocksHandshake, socks_reply_code
 
 __all__ = ["StreamLike", "ListenerLike", "Pump", "Forwarder", "LocalForwarder",
-           "RemoteForwarder", "DynamicForwarder", "connect_local"]
+           "RemoteForwarder", "DynamicForwarder", "ClientForwarding", "connect_local"]
 
 log = logging.getLogger("sshlib.forward")
 
@@ -41,6 +41,9 @@ SOCKS_READ = 1024  # a SOCKS request is a few hundred bytes at most
 SOCKS_TIMEOUT = 30.0  # seconds a SOCKS client may take to send its request
 CONNECT_TIMEOUT = 30.0  # seconds to reach a local target of forward_remote
 CLOSE_WAIT = 5.0  # seconds close() waits for the forwarder's threads
+OPEN_TIMEOUT = 30.0  # default seconds to open a channel (or a remote listener)
+
+_REGISTRY_LOCK = threading.Lock()  # guards making each Client's ForwarderSet
 
 
 class StreamLike(Protocol):
@@ -59,6 +62,9 @@ class ListenerLike(Protocol):
     def address(self) -> object: ...
     def accept(self, timeout: float | None = None) -> StreamLike: ...
     def close(self) -> None: ...
+
+
+F = TypeVar("F", bound="Forwarder")
 
 
 def _quiet(action: Callable[[], object]) -> None:
@@ -452,3 +458,79 @@ class RemoteForwarder(Forwarder):
 
     def _stop_accepting(self) -> None:
         _quiet(self._listener.close)
+
+
+class ClientForwarding:
+    """forward_local / forward_remote / forward_dynamic of sshlib.Client (a mixin).
+
+    They build on the Client's dial() and listen(); the Client closes every
+    forwarder it made when it closes.
+    """
+
+    _forwarders: ForwarderSet | None = None
+
+    def dial(self, network: str, addr: str, timeout: float | None = None) -> StreamLike:
+        raise NotImplementedError  # sshlib.Client provides it
+
+    def listen(self, network: str, addr: str, timeout: float | None = None) -> ListenerLike:
+        raise NotImplementedError  # sshlib.Client provides it
+
+    def forward_local(self, listen: Spec, target: Spec, *,
+                      timeout: float | None = OPEN_TIMEOUT) -> LocalForwarder:
+        """ssh -L: listen locally and send each connection to `target` through the server.
+
+        `listen` is "port", "host:port", "[v6]:port", "*:port" or "unix:/path"
+        (a bare port means 127.0.0.1; port 0 picks a free one, see
+        `fw.address`); `target` is "host:port" or "unix:/path" as the server
+        sees it.  Each connection opens a direct-tcpip (or
+        direct-streamlocal@openssh.com) channel, waiting up to `timeout`
+        seconds; a refused open closes that local connection and is logged.
+        Raises ValueError for a malformed spec, ForwardingError if the local
+        address cannot be bound.
+        """
+        dest = parse_target(target)
+        network, addr = dial_args(dest)
+        return self._keep(LocalForwarder(
+            parse_listen(listen), lambda: self.dial(network, addr, timeout=timeout), str(dest)))
+
+    def forward_remote(self, server_listen: Spec, local_target: Spec, *,
+                       timeout: float | None = OPEN_TIMEOUT) -> RemoteForwarder:
+        """ssh -R: ask the server to listen and connect each connection to `local_target`.
+
+        `server_listen` follows OpenSSH's -R rules: a bare port asks for
+        "localhost"; "*:port" asks for every interface (honoured only with
+        the server's GatewayPorts clientspecified/yes); port 0 lets the server
+        choose (`fw.address` says what it bound).  Raises RequestDeniedError
+        if the server refuses, within `timeout` seconds.  `local_target` is
+        "host:port" or "unix:/path" on this machine.
+        """
+        network, addr = dial_args(parse_listen(server_listen, remote=True))
+        dest = parse_target(local_target)
+        return self._keep(RemoteForwarder(self.listen(network, addr, timeout=timeout), dest))
+
+    def forward_dynamic(self, listen: Spec, *,
+                        timeout: float | None = OPEN_TIMEOUT) -> DynamicForwarder:
+        """ssh -D: a local SOCKS4, SOCKS4a and SOCKS5 proxy (CONNECT, no authentication).
+
+        Each request opens a direct-tcpip channel to the host and port the
+        SOCKS client asked for (names are resolved by the server, as with
+        SOCKS4a and socks5h); a refused open gets a SOCKS refusal.  BIND,
+        UDP ASSOCIATE and authentication-only clients are refused.
+        """
+        def open_stream(host: str, port: int) -> StreamLike:
+            return self.dial(*dial_args(Endpoint("tcp", host, port)), timeout=timeout)
+
+        return self._keep(DynamicForwarder(parse_listen(listen), open_stream))
+
+    def _keep(self, forwarder: F) -> F:
+        with _REGISTRY_LOCK:
+            if self._forwarders is None:
+                self._forwarders = ForwarderSet()
+        self._forwarders.add(forwarder)
+        return forwarder
+
+    def _close_forwarders(self) -> None:
+        """Close every forwarder this client made (Client.close calls it)."""
+        for forwarder in self._forwarders.snapshot() if self._forwarders else ():
+            assert isinstance(forwarder, Forwarder)
+            forwarder.close()
