@@ -52,7 +52,7 @@ from .keys import (
     parse_public_key,
 )
 from .protocol.version import __version__
-from .sync import Client, Session, dial
+from .sync import Client, Listener, NewChannel, Session, Stream, dial
 
 if TYPE_CHECKING:
     from . import agent
@@ -108,4 +108,7 @@ __all__ = [
     "RequestDeniedError",
     "Session",
     "dial",
+    "Listener",
+    "NewChannel",
+    "Stream",
 ]

@@ -17,18 +17,16 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, TypeVar
 
 from ..config import ClientConfig
-from ..driver import Channel, ConnectionFacts, Driver, split_address
+from ..driver import ConnectionFacts, Driver, split_address
 from ..errors import ConnectionLost, SSHError, Timeout
 from ..protocol import events as ev
 from ..protocol.client import ClientConnection
-from ..sync.agentfwd import AgentForwarder
-from .agentfwd import serve_agent_channel
-from .channel import AioChannel, Waiters, deadline_after
+from .channel import AioChannel, AioDriver, deadline_after
 
 log = logging.getLogger("sshlib.aio")
 
@@ -147,8 +145,9 @@ class Client(ConnectionFacts):
         self._reader = reader
         self._writer = writer
         self._core = ClientConnection(config, rng=os.urandom, now=time.monotonic())
-        self._driver = _AioDriver(self)
-        self._waiters = Waiters()  # global replies and the end of the connection
+        self._driver: AioDriver = AioDriver(self._core, config, self.hostname, self.port,
+                                            self._flush, self._drain, self._spawn)
+        self._waiters = self._driver.waiters  # global replies and the end of the connection
         self._reader_task: asyncio.Task[None] | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -243,23 +242,36 @@ class Client(ConnectionFacts):
         if data and not self._writer.is_closing():
             self._writer.write(data)
 
-    async def _drain(self) -> None:
-        """Wait while the transport's buffer is above its high-water mark."""
+    async def _drain(self, deadline: float | None = None) -> None:
+        """Wait while the transport's buffer is above its high-water mark (until deadline)."""
         try:
-            await self._writer.drain()
+            if deadline is None:
+                await self._writer.drain()
+            else:
+                left = deadline - asyncio.get_running_loop().time()
+                await with_timeout(self._writer.drain(), max(0.0, left),
+                                   f"sending to {self.hostname} (the peer is not reading)")
         except OSError as exc:
             self._driver.check_alive()
             raise ConnectionLost(f"sending to {self.hostname} failed: {exc}") from exc
 
+    def _spawn(self, work: Awaitable[None]) -> None:
+        """Run a helper task owned by this client (cancelled by close())."""
+        async def run() -> None:
+            await work
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # --- public API -----------------------------------------------------------------------
     def new_session(self, timeout: float | None = None) -> Session:
         """A session; its channel opens on first use, on ``await`` or on ``async with``."""
-        return Session(self, timeout)
+        return Session(self._driver, timeout)
 
     async def open_channel(self, kind: str, extra: bytes = b"",
                            timeout: float | None = None) -> AioChannel:
         """Open a channel of any kind; sessions use new_session()."""
-        channel = AioChannel(self, kind)
+        channel = AioChannel(self._driver, kind)
         self._driver.open_channel(channel, extra)
         self._flush()
         await channel.wait_open(timeout)
@@ -283,17 +295,19 @@ class Client(ConnectionFacts):
         Sessions then ask for forwarding with ``await session.request_agent_forwarding()``.
         Agent I/O runs in worker threads (some agent transports only have blocking calls).
         """
-        self._driver.agent_target = AgentForwarder(target)
+        from .agentfwd import register_agent_forwarding
+
+        register_agent_forwarding(self._driver, target)
 
     async def send_keepalive(self, timeout: float | None = None) -> None:
         """Ask the server for a reply (OpenSSH's keepalive@openssh.com) to prove it is alive."""
         await self.global_request("keepalive@openssh.com", timeout=timeout)
 
-    async def rekey(self) -> None:
-        """Start a new key exchange now."""
+    async def rekey(self, timeout: float | None = None) -> None:
+        """Start a new key exchange now (returns once KEXINIT is sent; Timeout after timeout)."""
         self._driver.rekey()
         self._flush()
-        await self._drain()
+        await self._drain(deadline_after(timeout))
 
     async def close(self) -> None:
         """Send DISCONNECT and close the transport; safe to call more than once."""
@@ -331,28 +345,6 @@ class Client(ConnectionFacts):
 
     def __repr__(self) -> str:
         return f"<sshlib.aio.Client {self.hostname}:{self.port}>"
-
-
-class _AioDriver(Driver):
-    """The shared driver, waking coroutines through futures."""
-
-    def __init__(self, client: Client) -> None:
-        super().__init__(client._core, client.config, client.hostname, client.port)
-        self._client = client
-
-    def make_channel(self, kind: str) -> Channel:
-        return AioChannel(self._client, kind)
-
-    def start_agent_channel(self, channel: Channel) -> None:
-        assert isinstance(self.agent_target, AgentForwarder) and isinstance(channel, AioChannel)
-        client = self._client
-        task = asyncio.get_running_loop().create_task(
-            serve_agent_channel(self.agent_target, channel))
-        client._tasks.add(task)
-        task.add_done_callback(client._tasks.discard)
-
-    def wake_connection(self) -> None:
-        self._client._waiters.wake()
 
 
 from .session import Session  # noqa: E402  (Session needs Client's module loaded first)
