@@ -119,10 +119,23 @@ def agent(args: argparse.Namespace) -> dict[str, Any]:
     return {"signs": args.count, "total_s": total, "verified": verified}
 
 
+def forward(args: argparse.Namespace) -> dict[str, Any]:
+    """forward (1 stream of N bytes) and forwardconns (short connections) via forward_local."""
+    target, port = _common.forward_target(args)
+    try:
+        with dial(args) as client, \
+                client.forward_local("127.0.0.1:0", f"127.0.0.1:{port}") as fw:
+            return _common.forward_measure(fw.address[1], args, _common.self_cpu)
+    finally:
+        target.kill()
+        target.wait()
+
+
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}[args.measurement]
+           "sessions": sessions, "agent": agent, "forward": forward,
+           "forwardconns": forward}[args.measurement]
     _common.write_result(args, run(args))
 
 

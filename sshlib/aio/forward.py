@@ -368,11 +368,11 @@ class ClientForwarding:
 
     _forwarders: ForwarderSet | None = None
 
-    async def dial(self, network: str, addr: str, timeout: float | None = None
+    async def dial(self, network: str, address: str, timeout: float | None = None
                    ) -> AioStreamLike:
         raise NotImplementedError  # sshlib.aio.Client provides it
 
-    async def listen(self, network: str, addr: str, timeout: float | None = None
+    async def listen(self, network: str, address: str, timeout: float | None = 30
                      ) -> AioListenerLike:
         raise NotImplementedError  # sshlib.aio.Client provides it
 

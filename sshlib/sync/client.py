@@ -23,6 +23,7 @@ from ..driver import ChannelOpenHandler, ConnectionFacts, OpenRequest, split_add
 from ..errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
 from ..protocol.client import ClientConnection
 from .channel import ChannelIO, SessionChannelIO, ThreadDriver, deadline_after, remaining
+from .forward import ClientForwarding
 from .stream import Listener, NewChannel, Stream
 from .transport import ChannelTransport, ProcessTransport, SocketTransport, Transport
 
@@ -107,7 +108,7 @@ def _left(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.001, deadline - time.monotonic())
 
 
-class Client(ConnectionFacts):
+class Client(ConnectionFacts, ClientForwarding):
     """An authenticated SSH connection over a socket, a Stream or another Transport.
 
     `Client(bastion.dial("tcp", "target:22"), cfg, addr=("target", 22))` runs SSH
@@ -422,6 +423,7 @@ class Client(ConnectionFacts):
 
     def close(self) -> None:
         """Send DISCONNECT and close the transport; every stream and listener ends with it."""
+        self._close_forwarders()  # forward_local/remote/dynamic: their local sockets too
         with self._lock:
             self._driver.close()
         try:

@@ -469,10 +469,10 @@ class ClientForwarding:
 
     _forwarders: ForwarderSet | None = None
 
-    def dial(self, network: str, addr: str, timeout: float | None = None) -> StreamLike:
+    def dial(self, network: str, address: str, timeout: float | None = None) -> StreamLike:
         raise NotImplementedError  # sshlib.Client provides it
 
-    def listen(self, network: str, addr: str, timeout: float | None = None) -> ListenerLike:
+    def listen(self, network: str, address: str, timeout: float | None = 30) -> ListenerLike:
         raise NotImplementedError  # sshlib.Client provides it
 
     def forward_local(self, listen: Spec, target: Spec, *,
