@@ -22,6 +22,7 @@ import selectors
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, TypeVar
@@ -88,6 +89,70 @@ def _shutdown(sock: socket.socket, how: int) -> None:
         pass
 
 
+class Workers:
+    """Threads that run a forwarder's jobs, kept idle a while for the next connection.
+
+    A forwarded connection needs two threads; starting them costs more than
+    the rest of a short connection's setup, so finished workers wait up to
+    IDLE_SECONDS for another job before they exit.  Thread-safe.
+    """
+
+    IDLE_SECONDS = 2.0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cond = threading.Condition(threading.Lock())
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._idle = 0
+        self._busy = 0
+        self._closed = False
+        self._mine = threading.local()  # .worker is True in our threads
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._cond:
+            self._busy += 1
+            if self._idle > len(self._jobs):  # an idle worker takes it
+                self._jobs.append(job)
+                self._cond.notify()
+                return
+        threading.Thread(target=self._work, args=(job,), name=self.name, daemon=True).start()
+
+    def _work(self, job: Callable[[], None] | None) -> None:
+        self._mine.worker = True
+        while job is not None:
+            try:
+                job()
+            except BaseException:
+                log.exception("%s: forwarded connection failed", self.name)
+            job = None
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()  # wait_idle()
+                self._idle += 1
+                deadline = time.monotonic() + self.IDLE_SECONDS
+                while not self._jobs and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                self._idle -= 1
+                if self._jobs:
+                    job = self._jobs.popleft()
+
+    def close(self, timeout: float) -> None:
+        """Let idle workers exit; wait up to `timeout` s for running jobs to finish."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            ourselves = 1 if getattr(self._mine, "worker", False) else 0  # a job closing us
+            while self._busy > ourselves:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+
+
 class Pump:
     """One forwarded connection: a local socket and a stream, copied both ways.
 
@@ -96,8 +161,10 @@ class Pump:
     abort() (any thread) ends it at once.
     """
 
-    def __init__(self, sock: socket.socket, stream: StreamLike, first: bytes = b"") -> None:
+    def __init__(self, sock: socket.socket, stream: StreamLike, first: bytes = b"",
+                 spawn: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.sock = sock
+        self._spawn = spawn
         self.stream = stream
         self._first = first
         self._lock = threading.Lock()
@@ -105,8 +172,10 @@ class Pump:
         self.done = threading.Event()
 
     def run(self) -> None:
-        down = threading.Thread(target=self._down, name="sshlib-forward-down", daemon=True)
-        down.start()
+        if self._spawn is not None:
+            self._spawn(self._down)
+        else:
+            threading.Thread(target=self._down, name="sshlib-forward-down", daemon=True).start()
         self._up()
         self.done.wait()
 
@@ -165,7 +234,7 @@ class Forwarder(ForwarderBase):
         self._lock = threading.Lock()
         self._socks: set[socket.socket] = set()
         self._pumps: set[Pump] = set()
-        self._threads: set[threading.Thread] = set()
+        self._workers = Workers(f"sshlib-{name}")
         self._accepter: threading.Thread | None = None
 
     @property
@@ -188,23 +257,9 @@ class Forwarder(ForwarderBase):
             self.close()
 
     def _spawn(self, work: Callable[[], None]) -> None:
-        """Run `work` in a thread of its own (one per forwarded connection)."""
-        with self._lock:
-            if self._closed:
-                return
-            thread = threading.Thread(target=self._run, args=(work,),
-                                      name=f"sshlib-{self.name}-conn", daemon=True)
-            self._threads.add(thread)
-        thread.start()
-
-    def _run(self, work: Callable[[], None]) -> None:
-        try:
-            work()
-        except BaseException:
-            log.exception("%s: forwarded connection failed", self.name)
-        finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
+        """Run `work` in a worker thread (each forwarded connection has one)."""
+        if not self._closed:
+            self._workers.submit(work)
 
     def _own(self, sock: socket.socket) -> bool:
         """Track a local socket until it is closed; False (and closed) if we are closing."""
@@ -221,7 +276,7 @@ class Forwarder(ForwarderBase):
             self._socks.discard(sock)
 
     def _pump(self, sock: socket.socket, stream: StreamLike, first: bytes = b"") -> None:
-        pump = Pump(sock, stream, first)
+        pump = Pump(sock, stream, first, self._workers.submit)
         with self._lock:
             if self._closed:
                 pump.abort()
@@ -247,13 +302,9 @@ class Forwarder(ForwarderBase):
         for pump in pumps:
             pump.abort()
         deadline = time.monotonic() + CLOSE_WAIT
-        current = threading.current_thread()
-        with self._lock:
-            threads = [t for t in self._threads if t is not current]
-        if self._accepter is not None and self._accepter is not current:
-            threads.append(self._accepter)
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._accepter is not None and self._accepter is not threading.current_thread():
+            self._accepter.join(CLOSE_WAIT)
+        self._workers.close(max(0.0, deadline - time.monotonic()))
         self._closed_now()
 
     def __enter__(self) -> Forwarder:
