@@ -45,7 +45,7 @@ log = logging.getLogger("sshlib.client")
 
 __all__ = ["Driver", "OpenRequest", "ChannelOpenHandler", "ForwardListener", "StreamChannel",
            "SessionChannel", "OutputCollector", "STDERR_KEEP", "ConnectionFacts",
-           "split_address", "Channel"]
+           "split_address", "proxy_command_line", "Channel"]
 
 Channel = StreamChannel  # the name front-ends used before the stream/session split
 WRITE_CHUNK = 256 * 1024  # most bytes handed to the core per send_data call
@@ -61,6 +61,25 @@ def split_address(addr: str, default_port: int = 22) -> tuple[str, int]:
         host, _, port_text = addr.partition(":")
         return host, int(port_text)
     return addr, default_port
+
+
+def proxy_command_line(command: str, host: str, port: int, user: str | None) -> str:
+    """Expand OpenSSH's ProxyCommand tokens: %h host, %p port, %r user, %n host as given, %%."""
+    values = {"h": host, "p": str(port), "r": user or "", "n": host, "%": "%"}
+    out: list[str] = []
+    i = 0
+    while i < len(command):
+        ch = command[i]
+        if ch == "%" and i + 1 < len(command):
+            token = command[i + 1]
+            if token not in values:
+                raise ValueError(f"unknown ProxyCommand token %{token} in {command!r}")
+            out.append(values[token])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 class OpenRequest:

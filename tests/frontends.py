@@ -35,9 +35,16 @@ class SyncFrontend:
     def dial(self, addr: str, config: sshlib.ClientConfig) -> Any:
         return sshlib.dial("tcp", addr, config)
 
-    def client(self, sock: socket.socket, config: sshlib.ClientConfig, *,
+    def client(self, sock: Any, config: sshlib.ClientConfig, *,
                addr: tuple[str, int], timeout: float | None = None) -> Any:
+        """A client over a socket or a Stream of another client."""
         return sshlib.Client(sock, config, addr=addr, timeout=timeout)
+
+    def dial_via(self, addr: str, config: sshlib.ClientConfig, via: Any) -> Any:
+        return sshlib.dial("tcp", addr, config, via=via)
+
+    def dial_proxy(self, addr: str, config: sshlib.ClientConfig, command: str) -> Any:
+        return sshlib.dial("tcp", addr, config, proxy_command=command)
 
     def check(self) -> None:
         pass

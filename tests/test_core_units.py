@@ -10,6 +10,7 @@ import pytest
 
 import sshlib
 from sshlib import algorithms as algs
+from sshlib import driver
 from sshlib import messages as m
 from sshlib.config import Password, Prompt, PublicKeys
 from sshlib.errors import AuthError, DecodeError, KexError, ProtocolError
@@ -408,3 +409,12 @@ def test_tick_starts_a_rekey_after_the_interval() -> None:
     done = [e for e in pipe.events if isinstance(e, ev.KexCompleted)]
     assert [e.first for e in done] == [True, False]
     assert not core.kex_in_progress
+
+
+# --- ProxyCommand tokens ----------------------------------------------------------
+
+def test_proxy_command_tokens() -> None:
+    assert driver.proxy_command_line("nc %h %p # %r %n 100%%", "db", 2222, "ann") == \
+        "nc db 2222 # ann db 100%"
+    with pytest.raises(ValueError, match="%x"):
+        driver.proxy_command_line("nc %x", "db", 22, None)

@@ -19,7 +19,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..config import ClientConfig
-from ..driver import ChannelOpenHandler, ConnectionFacts, OpenRequest, split_address
+from ..driver import (
+    ChannelOpenHandler,
+    ConnectionFacts,
+    OpenRequest,
+    proxy_command_line,
+    split_address,
+)
 from ..errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
 from ..protocol.client import ClientConnection
 from .channel import ChannelIO, SessionChannelIO, ThreadDriver, deadline_after, remaining
@@ -35,25 +41,6 @@ log = logging.getLogger("sshlib.client")
 TICK_SECONDS = 30.0
 SEND_TIMEOUT = 60.0
 RECV_SIZE = 256 * 1024
-
-
-def proxy_command_line(command: str, host: str, port: int, user: str | None) -> str:
-    """Expand OpenSSH's ProxyCommand tokens: %h host, %p port, %r user, %n host as given, %%."""
-    values = {"h": host, "p": str(port), "r": user or "", "n": host, "%": "%"}
-    out: list[str] = []
-    i = 0
-    while i < len(command):
-        ch = command[i]
-        if ch == "%" and i + 1 < len(command):
-            token = command[i + 1]
-            if token not in values:
-                raise ValueError(f"unknown ProxyCommand token %{token} in {command!r}")
-            out.append(values[token])
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
 
 
 def dial(network: str, addr: str, config: ClientConfig, *, via: Client | None = None,
