@@ -18,6 +18,7 @@ held.  Channels reach the connection only through that Driver interface.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -527,3 +528,72 @@ class ConnectionFacts:
     @property
     def session_id(self) -> bytes:
         return self._core.session_id or b""
+
+
+class StreamFacts:
+    """What a front-end Stream tells about its channel, the same in every front-end."""
+
+    _channel: StreamChannel
+
+    @property
+    def kind(self) -> str:
+        """The channel type ("direct-tcpip", "forwarded-tcpip", ...)."""
+        return self._channel.kind
+
+    @property
+    def origin(self) -> tuple[str, int] | None:
+        """For accepted forwarded TCP connections: the (host, port) the server says connected."""
+        return self._channel.origin
+
+
+class NewChannelBase:
+    """A server-opened channel as a handle_channel_open() handler gets it (Go's NewChannel).
+
+    `kind` and `payload` (the type's extra data from CHANNEL_OPEN) say what the
+    server wants; a front-end subclass adds `accept()` returning its Stream.
+    """
+
+    def __init__(self, request: OpenRequest) -> None:
+        self._request = request
+        self.kind = request.kind
+        self.payload = request.payload
+
+    def reject(self, reason: int = OPEN_ADMINISTRATIVELY_PROHIBITED, message: str = "") -> None:
+        """Refuse with an RFC 4254 reason code (default: administratively prohibited)."""
+        self._request.reject(reason, message)
+
+
+class ListenerBase:
+    """A remote forward's queue of accepted channels, the same in every front-end.
+
+    The dispatcher calls `deliver()` (in the reader, lock held); the front-end
+    subclass waits for `pending` and turns channels into Streams.
+    """
+
+    def __init__(self, link: Driver, network: str, address: tuple[str, int] | str,
+                 cancel: Callable[[float | None], object]) -> None:
+        self._link = link
+        self.network = network
+        #: What the server bound: (host, port) with the real port for "tcp", the path for "unix".
+        self.address = address
+        self._cancel = cancel
+        self.pending: deque[StreamChannel] = deque()
+        self.closed = False
+
+    def deliver(self, channel: StreamChannel) -> None:
+        if self.closed:
+            self._link.close_channel(channel)
+            return
+        self.pending.append(channel)
+        self._link.wake_connection()
+
+    def _mark_closed(self) -> bool:
+        """Stop taking connections and close the queued ones; False if already closed."""
+        if self.closed:
+            return False
+        self.closed = True
+        pending, self.pending = list(self.pending), deque()
+        for channel in pending:
+            self._link.close_channel(channel)
+        self._link.wake_connection()
+        return True

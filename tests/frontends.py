@@ -14,7 +14,7 @@ Import the fixture in a test module with ``from frontends import frontend_fixtur
 from __future__ import annotations
 
 import asyncio
-import socket
+import io
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
@@ -74,8 +74,16 @@ class AioFrontend:
             return await sshlib.aio.dial("tcp", addr, config)
         return AioClient(self, self.run(go()))
 
-    def client(self, sock: socket.socket, config: sshlib.ClientConfig, *,
+    def client(self, sock: Any, config: sshlib.ClientConfig, *,
                addr: tuple[str, int], timeout: float | None = None) -> AioClient:
+        """A client over a socket or over a Stream (AioStream) of another client."""
+        if isinstance(sock, AioStream):
+            stream = sock.aio
+
+            async def over() -> sshlib.aio.Client:
+                return await sshlib.aio.client_over(stream, stream, config, addr=addr,
+                                                    timeout=timeout)
+            return AioClient(self, self.run(over()))
         # A dup: the test (FakeServer) may close its socket object while the loop uses ours.
         own = sock.dup()
 
@@ -87,6 +95,16 @@ class AioFrontend:
                 raise
             return await sshlib.aio.client_over(reader, writer, config, addr=addr,
                                                 timeout=timeout)
+        return AioClient(self, self.run(go()))
+
+    def dial_via(self, addr: str, config: sshlib.ClientConfig, via: AioClient) -> AioClient:
+        async def go() -> sshlib.aio.Client:
+            return await sshlib.aio.dial("tcp", addr, config, via=via.aio)
+        return AioClient(self, self.run(go()))
+
+    def dial_proxy(self, addr: str, config: sshlib.ClientConfig, command: str) -> AioClient:
+        async def go() -> sshlib.aio.Client:
+            return await sshlib.aio.dial("tcp", addr, config, proxy_command=command)
         return AioClient(self, self.run(go()))
 
     def check(self) -> None:
@@ -124,6 +142,19 @@ class AioClient:
 
     def forward_agent(self, target: object) -> None:
         self.aio.forward_agent(target)
+
+    def dial(self, network: str, address: str, timeout: float | None = None) -> AioStream:
+        return AioStream(self._fe, self._fe.run(self.aio.dial(network, address, timeout)))
+
+    def listen(self, network: str, address: str, timeout: float | None = 30) -> AioListener:
+        return AioListener(self._fe, self._fe.run(self.aio.listen(network, address, timeout)))
+
+    def handle_channel_open(self, kind: str, handler: Any) -> None:
+        fe = self._fe
+
+        def wrapped(new_channel: Any) -> None:  # runs on the loop; hand adapters to the test
+            handler(AioNewChannel(fe, new_channel))
+        self.aio.handle_channel_open(kind, None if handler is None else wrapped)
 
     def close(self) -> None:
         self._fe.run(self.aio.close())
@@ -197,6 +228,118 @@ class AioWriter:
 
     def close(self) -> None:
         self._fe.run(self._writer.close())
+
+
+class AioStream:
+    """The sync Stream's API over an sshlib.aio.Stream."""
+
+    def __init__(self, frontend: AioFrontend, stream: sshlib.aio.Stream) -> None:
+        self._fe = frontend
+        self.aio = stream
+        self._timeout: float | None = None
+
+    @property
+    def origin(self) -> Any:
+        return self.aio.origin
+
+    @property
+    def closed(self) -> bool:
+        return self.aio.is_closing()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def recv(self, size: int = 65536) -> bytes:
+        return self._fe.run(self.aio.read(size, self._timeout))
+
+    def send(self, data: bytes) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        async def go() -> None:
+            self.aio.write(data)
+            await self.aio.drain(self._timeout)
+        self._fe.run(go())
+
+    def shutdown_write(self) -> None:
+        self._fe.loop.call_soon_threadsafe(self.aio.write_eof)
+
+    def close(self) -> None:
+        async def go() -> None:
+            self.aio.close()
+        self._fe.run(go())
+
+    def makefile(self, mode: str = "rb") -> Any:
+        raw = _AdapterIO(self)
+        if "r" in mode and "w" in mode:
+            return io.BufferedRWPair(raw, raw)
+        return io.BufferedReader(raw) if "r" in mode else io.BufferedWriter(raw)
+
+    def __enter__(self) -> AioStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _AdapterIO(io.RawIOBase):
+    def __init__(self, stream: AioStream) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.recv(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def write(self, data: Any) -> int:
+        return self._stream.send(bytes(data))
+
+
+class AioListener:
+    def __init__(self, frontend: AioFrontend, listener: sshlib.aio.Listener) -> None:
+        self._fe = frontend
+        self.aio = listener
+
+    @property
+    def address(self) -> Any:
+        return self.aio.address
+
+    def accept(self, timeout: float | None = None) -> AioStream:
+        return AioStream(self._fe, self._fe.run(self.aio.accept(timeout)))
+
+    def __iter__(self) -> Iterator[AioStream]:
+        while True:
+            try:
+                yield self.accept()
+            except sshlib.Timeout:
+                raise
+            except sshlib.SSHError:
+                return
+
+    def close(self) -> None:
+        self._fe.run(self.aio.close())
+
+
+class AioNewChannel:
+    def __init__(self, frontend: AioFrontend, new_channel: Any) -> None:
+        self._fe = frontend
+        self.aio = new_channel
+        self.kind = new_channel.kind
+        self.payload = new_channel.payload
+
+    def accept(self) -> AioStream:
+        return AioStream(self._fe, self.aio.accept())
+
+    def reject(self, reason: int = 1, message: str = "") -> None:
+        self.aio.reject(reason, message)
 
 
 class AioForwarder:

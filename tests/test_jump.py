@@ -15,8 +15,6 @@ from helpers import config, connect
 
 import sshlib
 
-pytestmark = pytest.mark.parametrize("frontend", ["sync"], indirect=True)
-
 
 @pytest.fixture
 def hops(openssh_factory: Any, openssh_server: Any) -> Iterator[tuple[Any, Any, Any]]:

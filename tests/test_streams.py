@@ -16,9 +16,6 @@ from helpers import connect
 
 import sshlib
 
-# The asyncio side follows in the next commit; until then these run on the threaded client.
-pytestmark = pytest.mark.parametrize("frontend", ["sync"], indirect=True)
-
 FORWARDING = {"AllowTcpForwarding": "yes", "AllowStreamLocalForwarding": "yes",
               "GatewayPorts": "clientspecified", "StreamLocalBindUnlink": "yes"}
 

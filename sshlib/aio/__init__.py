@@ -16,6 +16,8 @@ from .channel import AioChannel
 from .client import Client, client_over, dial
 from .fanout import HostResult, HostSpec, run_on, run_one
 from .session import ChannelReader, ChannelWriter, Session
+from .stream import Listener, NewChannel, Stream
 
 __all__ = ["Client", "dial", "client_over", "Session", "ChannelReader", "ChannelWriter",
-           "AioChannel", "HostResult", "HostSpec", "run_on", "run_one", "RequestDeniedError"]
+           "AioChannel", "HostResult", "HostSpec", "run_on", "run_one", "RequestDeniedError",
+           "Stream", "Listener", "NewChannel"]

@@ -96,9 +96,18 @@ class AioChannel(StreamChannel):
         super().__init__(kind)
         self.link = link
         self._waiters = Waiters()
+        #: Called on every state change (a Stream's writer pushes queued bytes from here).
+        self.on_wake: Callable[[], None] | None = None
 
     def wake(self) -> None:
         self._waiters.wake()
+        if self.on_wake is not None:
+            self.on_wake()
+
+    async def wait(self, predicate: Callable[[], bool], deadline: float | None,
+                   what: str) -> None:
+        """Wait until predicate() holds (deadline in loop time); cancelling closes the channel."""
+        await self._wait(predicate, deadline, what)
 
     async def _wait(self, predicate: Callable[[], bool], deadline: float | None,
                     what: str) -> None:

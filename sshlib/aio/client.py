@@ -17,16 +17,24 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..config import ClientConfig
-from ..driver import ConnectionFacts, Driver, split_address
-from ..errors import ConnectionLost, SSHError, Timeout
+from ..driver import (
+    ChannelOpenHandler,
+    ConnectionFacts,
+    Driver,
+    OpenRequest,
+    proxy_command_line,
+    split_address,
+)
+from ..errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
 from ..protocol import events as ev
 from ..protocol.client import ClientConnection
 from .channel import AioChannel, AioDriver, deadline_after
+from .stream import Listener, NewChannel, Stream
 
 log = logging.getLogger("sshlib.aio")
 
@@ -61,15 +69,49 @@ async def with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None, what
         raise Timeout(f"timed out {what}") from None
 
 
+class ByteReader(Protocol):
+    """The reading half a Client runs over (asyncio.StreamReader, a Stream)."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+class ByteWriter(Protocol):
+    """The writing half a Client runs over (asyncio.StreamWriter, a Stream)."""
+
+    @property
+    def transport(self) -> Any: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def can_write_eof(self) -> bool: ...
+
+    def write_eof(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
 class _Dial:
     """What dial() returns: await it for a Client, or use it with ``async with``."""
 
-    def __init__(self, network: str, addr: str, config: ClientConfig) -> None:
+    def __init__(self, network: str, addr: str, config: ClientConfig, via: Client | None,
+                 proxy_command: str | None) -> None:
         if network not in ("tcp", "tcp4", "tcp6"):
             raise ValueError(f"unsupported network {network!r}; use 'tcp'")
+        if via is not None and proxy_command is not None:
+            raise ValueError("give via= or proxy_command=, not both")
         self._network = network
         self._addr = addr
         self._config = config
+        self._via = via
+        self._proxy_command = proxy_command
         self._client: Client | None = None
 
     def __await__(self) -> Generator[Any, None, Client]:
@@ -86,6 +128,10 @@ class _Dial:
 
     async def _connect(self) -> Client:
         host, port = split_address(self._addr)
+        if self._via is not None:
+            return await self._connect_via(self._via, host, port)
+        if self._proxy_command is not None:
+            return await self._connect_proxy(self._proxy_command, host, port)
         family = {"tcp4": socket.AF_INET, "tcp6": socket.AF_INET6}.get(self._network, 0)
         config = self._config
         deadline = deadline_after(config.timeout)
@@ -99,23 +145,76 @@ class _Dial:
         left = None if deadline is None else max(0.001, deadline - loop.time())
         return await client_over(reader, writer, config, addr=(host, port), timeout=left)
 
+    async def _connect_via(self, via: Client, host: str, port: int) -> Client:
+        config = self._config
+        deadline = deadline_after(config.timeout)
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        stream = await via.dial("tcp", target, timeout=config.timeout)
+        loop = asyncio.get_running_loop()
+        left = None if deadline is None else max(0.001, deadline - loop.time())
+        return await client_over(stream, stream, config, addr=(host, port), timeout=left)
 
-def dial(network: str, addr: str, config: ClientConfig) -> _Dial:
-    """Connect to addr ("host:port") over TCP, run the handshake and authenticate.
+    async def _connect_proxy(self, command: str, host: str, port: int) -> Client:
+        config = self._config
+        line = proxy_command_line(command, host, port, config.user)
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_shell(
+                line, stdin=theirs.fileno(), stdout=theirs.fileno(), start_new_session=True)
+        except OSError as exc:
+            ours.close()
+            raise ConnectionLost(f"cannot start proxy command {line!r}: {exc}") from exc
+        finally:
+            theirs.close()
+        try:
+            reader, writer = await asyncio.open_connection(sock=ours)
+        except BaseException:
+            ours.close()
+            process.kill()
+            raise
+        try:
+            client = await client_over(reader, writer, config, addr=(host, port))
+        except BaseException:
+            await _reap(process)
+            raise
+        client.own(lambda: _reap(process))
+        return client
+
+
+async def _reap(process: asyncio.subprocess.Process) -> None:
+    """Let a proxy command exit after its socket closed; terminate it if it lingers."""
+    try:
+        await asyncio.wait_for(process.wait(), 2)
+    except asyncio.TimeoutError:
+        try:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 2)
+        except (asyncio.TimeoutError, ProcessLookupError):
+            process.kill()
+            await process.wait()
+
+
+def dial(network: str, addr: str, config: ClientConfig, *, via: Client | None = None,
+         proxy_command: str | None = None) -> _Dial:
+    """Connect to addr ("host:port"), run the handshake and authenticate.
 
     ``client = await dial(...)`` or ``async with dial(...) as client:``.
+    `via=` another Client reaches addr through it (direct-tcpip, like ssh -J;
+    chains work); `proxy_command=` runs that command (OpenSSH tokens %h %p %r
+    %n %%) and speaks SSH over its stdin/stdout, like ssh's ProxyCommand.
     config.timeout bounds connect + handshake + authentication.
     """
-    return _Dial(network, addr, config)
+    return _Dial(network, addr, config, via, proxy_command)
 
 
-async def client_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+async def client_over(reader: ByteReader, writer: ByteWriter,
                       config: ClientConfig, *, addr: tuple[str, int] | str | None = None,
                       timeout: float | None = None) -> Client:
-    """An authenticated Client over an existing asyncio stream pair.
+    """An authenticated Client over an existing asyncio stream pair, or a Stream twice.
 
-    The client owns the stream from now on: it closes the writer when the
-    connection ends, also when this call fails or is cancelled.
+    ``client_over(stream, stream, cfg, addr=("target", 22))`` runs SSH inside a
+    channel of another client.  The client owns the stream from now on: it closes
+    the writer when the connection ends, also when this call fails or is cancelled.
     """
     if addr is None:
         peer = writer.get_extra_info("peername")
@@ -138,7 +237,7 @@ async def client_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 class Client(ConnectionFacts):
     """An authenticated SSH connection on an asyncio stream; build it with dial()/client_over()."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    def __init__(self, reader: ByteReader, writer: ByteWriter,
                  config: ClientConfig, addr: tuple[str, int]) -> None:
         self.hostname, self.port = addr
         self.config = config = config.for_host(self.hostname, self.port)
@@ -152,6 +251,9 @@ class Client(ConnectionFacts):
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = False
+        self._listeners: list[Listener] = []
+        self._cleanups: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._cleanup_tasks: list[asyncio.Task[None]] = []
 
     # --- handshake in the dialling task ---------------------------------------------------
     async def _handshake(self) -> None:
@@ -161,7 +263,7 @@ class Client(ConnectionFacts):
         while not core.authenticated:
             try:
                 data = await self._reader.read(RECV_SIZE)
-            except OSError as exc:
+            except (OSError, SSHError) as exc:
                 raise ConnectionLost(f"connection to {self.hostname} failed: {exc}") from exc
             pending = core.receive_data(data)
             while pending:
@@ -196,7 +298,7 @@ class Client(ConnectionFacts):
             while True:
                 try:
                     data = await reader.read(RECV_SIZE)
-                except OSError as exc:
+                except (OSError, SSHError) as exc:
                     dispatch_all(core.connection_lost(
                         ConnectionLost(f"connection to {self.hostname} failed: {exc}")))
                     break
@@ -223,9 +325,12 @@ class Client(ConnectionFacts):
             try:
                 if writer.can_write_eof() and not writer.is_closing():
                     writer.write_eof()  # tells the peer even if someone else holds a dup'd fd
-            except (OSError, RuntimeError):
+            except (OSError, RuntimeError, SSHError):
                 pass
             writer.close()
+            loop = asyncio.get_running_loop()
+            self._cleanup_tasks = [loop.create_task(cleanup()) for cleanup in self._cleanups]
+            self._cleanups = []
         self._waiters.wake()
 
     def _tick(self) -> None:
@@ -326,8 +431,81 @@ class Client(ConnectionFacts):
         self._finish()
         try:
             await asyncio.wait_for(self._writer.wait_closed(), CLOSE_TIMEOUT)
-        except (asyncio.TimeoutError, OSError):
+        except (asyncio.TimeoutError, OSError, SSHError):
             self._writer.transport.abort()
+        for cleanup in self._cleanup_tasks:
+            await cleanup
+
+    def own(self, cleanup: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `cleanup()` once the connection has ended (a proxy command's process)."""
+        self._cleanups.append(cleanup)
+
+    # --- streams ---------------------------------------------------------------------------
+    async def dial(self, network: str, address: str, timeout: float | None = None) -> Stream:
+        """A connection from the server to `address` (Go's Client.Dial) as a Stream.
+
+        network "tcp": address "host:port" (direct-tcpip); "unix": a socket path on the
+        server (direct-streamlocal@openssh.com).  ChannelOpenError if the server
+        refuses, Timeout after `timeout`.
+        """
+        kind, extra = self._driver.dial_payload(network, address)
+        return Stream(await self.open_channel(kind, extra, timeout))
+
+    async def open_connection(self, host: str, port: int, timeout: float | None = None
+                              ) -> tuple[Stream, Stream]:
+        """(reader, writer) like asyncio.open_connection, connected from the server.
+
+        Both are the same Stream, which has StreamReader's and StreamWriter's methods.
+        """
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        stream = await self.dial("tcp", target, timeout)
+        return stream, stream
+
+    async def listen(self, network: str, address: str, timeout: float | None = 30) -> Listener:
+        """Ask the server to listen on `address` and pass us its connections (Go's Listen).
+
+        network "tcp": "host:port" (tcpip-forward; port 0 lets the server choose,
+        `.address` has the real port); "unix": a socket path on the server
+        (streamlocal-forward@openssh.com).  RequestDeniedError if the server refuses.
+        """
+        driver = self._driver
+        listener = Listener(driver, network, address,
+                            lambda t: self._cancel_forward(listener, t))
+        ticket = driver.request_forward(network, address, listener)
+        self._flush()
+        await self._waiters.wait_until(lambda: driver.global_settled(ticket),
+                                       deadline_after(timeout),
+                                       f"the server to listen on {address}")
+        ok, _ = driver.global_result(ticket)
+        if not ok:
+            raise RequestDeniedError(f"server refused to listen on {network} {address}")
+        self._listeners.append(listener)
+        return listener
+
+    async def _cancel_forward(self, listener: Listener, timeout: float | None) -> None:
+        self._listeners = [ln for ln in self._listeners if ln is not listener]
+        driver = self._driver
+        ticket = driver.cancel_forward(listener)
+        self._flush()
+        await self._waiters.wait_until(lambda: driver.global_settled(ticket),
+                                       deadline_after(timeout), "the forward to be cancelled")
+        ok, _ = driver.global_result(ticket)
+        if not ok:
+            log.info("server refused to cancel the forward %s", listener.address)
+
+    def handle_channel_open(self, kind: str,
+                            handler: Callable[[NewChannel], None] | None) -> None:
+        """Serve server-opened channels of `kind` (Go's HandleChannelOpen); None removes.
+
+        handler(new_channel) runs inside the reader task: it must call
+        new_channel.accept() (a Stream) or .reject() at once and start a task for
+        the stream, never await.  Kinds without a handler are refused.
+        """
+        registered: ChannelOpenHandler | None = None
+        if handler is not None:
+            def registered(request: OpenRequest) -> None:
+                handler(NewChannel(request))
+        self._driver.handle_channel_open(kind, registered)
 
     async def wait(self, timeout: float | None = None) -> SSHError | None:
         """Wait until the connection ends; return why (None after close())."""

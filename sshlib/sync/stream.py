@@ -13,13 +13,11 @@ from __future__ import annotations
 import io
 import logging
 import socket
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from ..channelstate import StreamChannel
-from ..driver import OpenRequest
+from ..driver import ListenerBase, NewChannelBase, StreamFacts
 from ..errors import ChannelClosedError, ConnectionLost, SSHError, Timeout
 from .channel import ChannelIO, ThreadDriver, deadline_after, remaining
 
@@ -28,22 +26,14 @@ log = logging.getLogger("sshlib.stream")
 __all__ = ["Stream", "Listener", "NewChannel"]
 
 
-class Stream:
+class Stream(StreamFacts):
     """A bidirectional byte stream over one SSH channel, shaped like a socket."""
+
+    _channel: ChannelIO
 
     def __init__(self, channel: ChannelIO, timeout: float | None = None) -> None:
         self._channel = channel
         self._timeout = timeout
-
-    @property
-    def kind(self) -> str:
-        """The channel type ("direct-tcpip", "forwarded-tcpip", ...)."""
-        return self._channel.kind
-
-    @property
-    def origin(self) -> tuple[str, int] | None:
-        """For accepted forwarded TCP connections: the (host, port) the server says connected."""
-        return self._channel.origin
 
     @property
     def channel(self) -> ChannelIO:
@@ -154,7 +144,7 @@ class _StreamIO(io.RawIOBase):
         return self._stream.send(data)
 
 
-class NewChannel:
+class NewChannel(NewChannelBase):
     """A channel the server wants to open, as handle_channel_open() handlers get it.
 
     The handler runs in the reader thread with the connection lock held: call
@@ -162,23 +152,13 @@ class NewChannel:
     another thread; never block in the handler.
     """
 
-    def __init__(self, request: OpenRequest) -> None:
-        self._request = request
-        self.kind = request.kind
-        #: The channel type's extra data from CHANNEL_OPEN.
-        self.payload = request.payload
-
     def accept(self) -> Stream:
         channel = self._request.accept()
         assert isinstance(channel, ChannelIO)
         return Stream(channel)
 
-    def reject(self, reason: int = 1, message: str = "") -> None:
-        """Refuse with an RFC 4254 reason code (1 administratively prohibited)."""
-        self._request.reject(reason, message)
 
-
-class Listener:
+class Listener(ListenerBase):
     """Connections to a remote forward (Go's net.Listener from Client.Listen).
 
     `accept(timeout=)` returns the next connection as a Stream; iterating yields
@@ -186,55 +166,36 @@ class Listener:
     from several threads.
     """
 
-    def __init__(self, link: ThreadDriver, network: str, address: tuple[str, int] | str,
-                 cancel: Callable[[float | None], None]) -> None:
-        self._link = link
-        self.network = network
-        #: What the server bound: (host, port) with the real port for "tcp", the path for "unix".
-        self.address = address
-        self._cancel = cancel
-        self._pending: deque[ChannelIO] = deque()
-        self._closed = False
-
-    def deliver(self, channel: StreamChannel) -> None:  # reader thread, lock held
-        assert isinstance(channel, ChannelIO)
-        if self._closed:
-            self._link.close_channel(channel)
-            return
-        self._pending.append(channel)
-        self._link.wake_connection()
+    _link: ThreadDriver
 
     def accept(self, timeout: float | None = None) -> Stream:
         """The next connection; Timeout if none came in time, SSHError once closed."""
         deadline = deadline_after(timeout)
         link = self._link
         with link.connection_cond:
-            while not self._pending:
-                if self._closed:
+            while not self.pending:
+                if self.closed:
                     raise ChannelClosedError("listener is closed")
                 link.check_alive()
                 link.connection_cond.wait(remaining(deadline, "a forwarded connection"))
-            return Stream(self._pending.popleft())
+            channel = self.pending.popleft()
+            assert isinstance(channel, ChannelIO)
+            return Stream(channel)
 
     def __iter__(self) -> Iterator[Stream]:
         while True:
             try:
                 yield self.accept()
             except SSHError:
-                if self._closed or self._link.error is not None:
+                if self.closed or self._link.error is not None:
                     return
                 raise
 
     def close(self, timeout: float | None = 10) -> None:
         """Cancel the forward on the server and refuse what is still queued."""
         with self._link.lock:
-            if self._closed:
+            if not self._mark_closed():
                 return
-            self._closed = True
-            pending, self._pending = list(self._pending), deque()
-            for channel in pending:
-                self._link.close_channel(channel)
-            self._link.wake_connection()
         if self._link.error is None:
             try:
                 self._cancel(timeout)
