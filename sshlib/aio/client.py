@@ -34,6 +34,7 @@ from ..errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
 from ..protocol import events as ev
 from ..protocol.client import ClientConnection
 from .channel import AioChannel, AioDriver, deadline_after
+from .forward import ClientForwarding
 from .stream import Listener, NewChannel, Stream
 
 log = logging.getLogger("sshlib.aio")
@@ -234,7 +235,7 @@ async def client_over(reader: ByteReader, writer: ByteWriter,
     return client
 
 
-class Client(ConnectionFacts):
+class Client(ConnectionFacts, ClientForwarding):
     """An authenticated SSH connection on an asyncio stream; build it with dial()/client_over()."""
 
     def __init__(self, reader: ByteReader, writer: ByteWriter,
@@ -416,6 +417,7 @@ class Client(ConnectionFacts):
 
     async def close(self) -> None:
         """Send DISCONNECT and close the transport; safe to call more than once."""
+        await self._close_forwarders()  # forward_local/remote/dynamic: their local sockets too
         if self._driver.close():
             self._flush()
         for helper in list(self._tasks):
