@@ -137,8 +137,8 @@ class AioClient:
     def send_keepalive(self, timeout: float | None = None) -> None:
         self._fe.run(self.aio.send_keepalive(timeout))
 
-    def rekey(self) -> None:
-        self._fe.run(self.aio.rekey())
+    def rekey(self, timeout: float | None = None) -> None:
+        self._fe.run(self.aio.rekey(timeout))
 
     def forward_agent(self, target: object) -> None:
         self.aio.forward_agent(target)
@@ -217,6 +217,13 @@ class AioReader:
     def readline(self, timeout: float | None = None) -> bytes:
         return self._fe.run(self._reader.readline(timeout))
 
+    def readexactly(self, size: int, timeout: float | None = None) -> bytes:
+        return self._fe.run(self._reader.readexactly(size, timeout))
+
+    def lines(self, timeout: float | None = None) -> Iterator[bytes]:
+        while line := self.readline(timeout):
+            yield line
+
 
 class AioWriter:
     def __init__(self, frontend: AioFrontend, writer: sshlib.aio.ChannelWriter) -> None:
@@ -226,8 +233,11 @@ class AioWriter:
     def write(self, data: bytes | bytearray | memoryview, timeout: float | None = None) -> int:
         return self._fe.run(self._writer.write(data, timeout))
 
-    def close(self) -> None:
-        self._fe.run(self._writer.close())
+    def close(self, timeout: float | None = None) -> None:
+        self._fe.run(self._writer.close(timeout))
+
+    def drain(self, timeout: float | None = None) -> None:
+        self._fe.run(self._writer.drain(timeout))
 
 
 class AioStream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -12,9 +13,10 @@ from typing import Any
 
 import pytest
 from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
-from helpers import connect
+from helpers import config, connect
 
 import sshlib
+import sshlib.aio
 
 FORWARDING = {"AllowTcpForwarding": "yes", "AllowStreamLocalForwarding": "yes",
               "GatewayPorts": "clientspecified", "StreamLocalBindUnlink": "yes"}
@@ -56,8 +58,8 @@ class EchoServer:
         self.sock.close()
 
 
-@pytest.fixture
-def tcp_echo() -> Iterator[EchoServer]:
+@pytest.fixture(name="tcp_echo")
+def tcp_echo_fixture() -> Iterator[EchoServer]:
     echo = EchoServer(socket.create_server(("127.0.0.1", 0)))
     yield echo
     echo.close()
@@ -270,3 +272,53 @@ def test_thousand_dials_leave_fd_count_unchanged(frontend: Any, fwd_server: Any,
             conn.close()
         client.send_keepalive(timeout=10)
         assert fds() <= before + 2
+
+
+# --- asyncio-only API: open_connection and the StreamReader/StreamWriter methods -------------
+
+def test_aio_open_connection_runs_asyncio_code_unchanged(fwd_server: Any,
+                                                         tcp_echo: EchoServer) -> None:
+    async def talk(reader: Any, writer: Any) -> list[bytes]:
+        """Code written for asyncio.open_connection's pair."""
+        writer.write(b"one\ntwo\n")
+        writer.writelines([b"three", b"\n", b"tail"])
+        await writer.drain()
+        lines = [await reader.readline(), await reader.readuntil(b"\n")]
+        lines.append(await reader.readexactly(6))
+        writer.write_eof()
+        lines.append(await reader.read())
+        assert reader.at_eof()
+        writer.close()
+        await writer.wait_closed()
+        return lines
+
+    async def main() -> None:
+        async with sshlib.aio.dial("tcp", fwd_server.address, config(fwd_server)) as client:
+            reader, writer = await client.open_connection("127.0.0.1", echo_port(tcp_echo))
+            assert await talk(reader, writer) == [b"one\n", b"two\n", b"three\n", b"tail"]
+            real = await asyncio.open_connection("127.0.0.1", echo_port(tcp_echo))
+            assert await talk(*real) == [b"one\n", b"two\n", b"three\n", b"tail"]
+            stream = await client.dial("tcp", f"127.0.0.1:{echo_port(tcp_echo)}")
+            stream.write(b"a\nb\nc")
+            stream.write_eof()
+            assert [line async for line in stream] == [b"a\n", b"b\n", b"c"]
+            with pytest.raises(asyncio.IncompleteReadError):
+                await stream.readexactly(1)
+            ln = await client.listen("tcp", "127.0.0.1:0")
+            open_tcp = asyncio.open_connection(*ln.address)
+            local = asyncio.ensure_future(open_tcp)
+            async for conn in ln:
+                conn.write(b"hi")
+                await conn.drain(timeout=10)
+                conn.close()
+                break
+            r, w = await local
+            assert await r.read() == b"hi"
+            w.close()
+            pending = await client.dial("tcp", f"127.0.0.1:{echo_port(tcp_echo)}")
+        with pytest.raises(sshlib.SSHError):  # closing the client closed its streams
+            await pending.read(1)
+        with pytest.raises(sshlib.SSHError):
+            await ln.accept(timeout=1)
+
+    asyncio.run(asyncio.wait_for(main(), 60))

@@ -357,6 +357,8 @@ class Client(ConnectionFacts, ClientForwarding):
                 left = deadline - asyncio.get_running_loop().time()
                 await with_timeout(self._writer.drain(), max(0.0, left),
                                    f"sending to {self.hostname} (the peer is not reading)")
+        except Timeout:
+            raise
         except OSError as exc:
             self._driver.check_alive()
             raise ConnectionLost(f"sending to {self.hostname} failed: {exc}") from exc

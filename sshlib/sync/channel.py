@@ -156,29 +156,36 @@ class ChannelIO(StreamChannel):
 
     def write(self, data: bytes | bytearray | memoryview, stderr: bool,
               timeout: float | None) -> None:
-        """Send all of `data`; Timeout when window or TCP back-pressure outlast `timeout`."""
+        """Send all of `data`; Timeout when window or TCP back-pressure outlast `timeout`.
+
+        After a Timeout, what was handed to the core stays queued in order (at
+        most one chunk past what TCP took) and goes out with the next send.
+        """
         deadline = deadline_after(timeout)
         view = memoryview(data).cast("B")
         while view:
-            view = view[self.write_some(view, stderr, deadline):]
+            view = view[self._hand_over(view, stderr, deadline):]
+            self.link.flush(deadline)
 
     def write_some(self, view: memoryview, stderr: bool, deadline: float | None) -> int:
         """Wait for window, hand what fits to the core and send it; returns the count.
 
-        When TCP pushes back past `deadline`, what did not reach the socket stays
-        queued in order (like a socket's send buffer, bounded by the window) and
-        goes out with the next send; the next wait for window raises Timeout.
+        Like socket.send: if TCP pushes back past `deadline` after the bytes were
+        handed over, they stay queued in order and the count is still returned.
         """
+        sent = self._hand_over(view, stderr, deadline)
+        try:
+            self.link.flush(deadline)
+        except Timeout:
+            pass
+        return sent
+
+    def _hand_over(self, view: memoryview, stderr: bool, deadline: float | None) -> int:
         link = self.link
         with self.cond:
             link.check_writable(self)
             self.wait_for(lambda: link.can_write(self), deadline, "send window")
-            sent = link.send_some(self, view, stderr)
-        try:
-            link.flush(deadline)
-        except Timeout:
-            pass
-        return sent
+            return link.send_some(self, view, stderr)
 
     def request(self, name: str, payload: bytes, want_reply: bool, timeout: float | None) -> bool:
         deadline = deadline_after(timeout)
