@@ -365,6 +365,28 @@ def test_closing_the_client_ends_every_forwarder(frontend: Any, fwd_server: Test
     wait_until(lambda: fd_count() <= before, 10, f"fds back to {before} (now {fd_count()})")
 
 
+def test_forwarders_close_when_the_connection_ends(frontend: Any, fwd_server: TestServer,
+                                                   echo: EchoServer) -> None:
+    sock = socket.create_connection((fwd_server.host, fwd_server.port), timeout=30)
+    client = frontend.client(sock, config(fwd_server), addr=(fwd_server.host, fwd_server.port))
+    try:
+        local = client.forward_local("0", echo.spec)
+        dynamic = client.forward_dynamic("0")
+        held = socket.create_connection(local.address, timeout=10)
+        held.sendall(b"ping")
+        assert held.recv(4) == b"ping"
+        sock.shutdown(socket.SHUT_RDWR)  # the SSH connection dies under the client
+        assert held.recv(1) == b""
+        held.close()
+        wait_until(lambda: local.closed and dynamic.closed, 10, "the forwarders to close")
+        for address in (local.address, dynamic.address):
+            with pytest.raises(OSError):
+                socket.create_connection(address, timeout=5).close()
+    finally:
+        client.close()
+        sock.close()
+
+
 # --- a second server implementation ------------------------------------------------------------
 
 @pytest.fixture(scope="module")

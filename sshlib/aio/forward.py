@@ -361,12 +361,14 @@ class ClientForwarding:
     """forward_local / forward_remote / forward_dynamic of sshlib.aio.Client (a mixin).
 
     The same calls as sshlib.Client's, as coroutines; they build on the
-    Client's dial() and listen(), and the Client closes every forwarder it
-    made when it closes.  Each returns a started forwarder: ``fw.address``,
-    ``await fw.close()``, or ``async with await client.forward_local(...) as fw``.
+    Client's dial() and listen(); every forwarder a Client made closes with
+    it, when it is closed and when the connection ends.  Each returns a started
+    forwarder: ``fw.address``, ``await fw.close()``, or
+    ``async with await client.forward_local(...) as fw``.
     """
 
     _forwarders: ForwarderSet | None = None
+    _forward_watch: asyncio.Future[None] | None = None
 
     async def dial(self, network: str, address: str, timeout: float | None = None
                    ) -> AioStreamLike:
@@ -401,6 +403,9 @@ class ClientForwarding:
 
         return await self._keep(DynamicForwarder(parse_listen(listen), open_stream))
 
+    async def wait(self, timeout: float | None = None) -> SSHError | None:
+        raise NotImplementedError  # sshlib.aio.Client provides it
+
     async def _keep(self, forwarder: F) -> F:
         try:
             await forwarder.start()
@@ -409,8 +414,16 @@ class ClientForwarding:
             raise
         if self._forwarders is None:
             self._forwarders = ForwarderSet()
+            # when the connection ends (also on its own), its forwarders close
+            self._forward_watch = asyncio.ensure_future(self._close_forwarders_at_end())
         self._forwarders.add(forwarder)
         return forwarder
+
+    async def _close_forwarders_at_end(self) -> None:
+        try:
+            await self.wait()
+        finally:
+            await self._close_forwarders()
 
     async def _close_forwarders(self) -> None:
         """Close every forwarder this client made (Client.close awaits it)."""

@@ -514,8 +514,8 @@ class RemoteForwarder(Forwarder):
 class ClientForwarding:
     """forward_local / forward_remote / forward_dynamic of sshlib.Client (a mixin).
 
-    They build on the Client's dial() and listen(); the Client closes every
-    forwarder it made when it closes.
+    They build on the Client's dial() and listen(); every forwarder a Client
+    made closes with it, when it is closed and when the connection ends.
     """
 
     _forwarders: ForwarderSet | None = None
@@ -573,12 +573,25 @@ class ClientForwarding:
 
         return self._keep(DynamicForwarder(parse_listen(listen), open_stream))
 
+    def wait(self, timeout: float | None = None) -> SSHError | None:
+        raise NotImplementedError  # sshlib.Client provides it
+
     def _keep(self, forwarder: F) -> F:
         with _REGISTRY_LOCK:
+            first = self._forwarders is None
             if self._forwarders is None:
                 self._forwarders = ForwarderSet()
         self._forwarders.add(forwarder)
+        if first:  # when the connection ends (also on its own), its forwarders close
+            threading.Thread(target=self._close_forwarders_at_end, daemon=True,
+                             name="sshlib-forward-watch").start()
         return forwarder
+
+    def _close_forwarders_at_end(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._close_forwarders()
 
     def _close_forwarders(self) -> None:
         """Close every forwarder this client made (Client.close calls it)."""
