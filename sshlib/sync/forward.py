@@ -315,7 +315,6 @@ class Forwarder(ForwarderBase):
         self.close()
 
 
-
 # --- local listening sockets ---------------------------------------------------------------
 
 def connect_local(endpoint: Endpoint, timeout: float | None = CONNECT_TIMEOUT) -> socket.socket:
