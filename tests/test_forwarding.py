@@ -248,6 +248,35 @@ def test_forward_dynamic_refuses_bind_and_auth(frontend: Any, fwd_server: TestSe
             assert reply[:4] == b"\x05\x00\x05\x07"  # "command not supported", then closed
 
 
+def socks5_reply_code(address: Any, host: str, port: int) -> int:
+    """A raw SOCKS5 CONNECT to host:port through the forwarder: the reply code it got."""
+    with socket.create_connection(address, timeout=30) as c:
+        name = host.encode()
+        c.sendall(b"\x05\x01\x00\x05\x01\x00\x03" + bytes([len(name)]) + name
+                  + port.to_bytes(2, "big"))
+        reply = b""
+        while len(reply) < 12 and (chunk := c.recv(64)):
+            reply += chunk
+    assert reply[:2] == b"\x05\x00", reply
+    return reply[3]
+
+
+def test_forward_dynamic_maps_server_refusals(frontend: Any, fwd_server: TestServer,
+                                              openssh_factory: Any, echo: EchoServer) -> None:
+    """sshd's reasons become SOCKS5 codes: connect failed -> 5, PermitOpen -> 2."""
+    closed = socket.create_server(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    echo_port = echo.address[1]
+    with connect(fwd_server, frontend) as client, client.forward_dynamic("0") as fw:
+        assert socks5_reply_code(fw.address, "127.0.0.1", echo_port) == 0
+        assert socks5_reply_code(fw.address, "127.0.0.1", dead_port) == 5  # connection refused
+    strict = openssh_factory({**FORWARDING, "PermitOpen": f"127.0.0.1:{dead_port}"})
+    with connect(strict, frontend) as client, client.forward_dynamic("0") as fw:
+        assert socks5_reply_code(fw.address, "127.0.0.1", echo_port) == 2  # not allowed
+        client.send_keepalive(timeout=10)
+
+
 # --- limits -------------------------------------------------------------------------------------
 
 RSS_CHILD = r"""
