@@ -37,7 +37,8 @@ __all__ = ["StreamLike", "ListenerLike", "Pump", "Forwarder", "LocalForwarder",
 
 log = logging.getLogger("sshlib.forward")
 
-CHUNK = 256 * 1024  # bytes per read in each direction
+CHUNK = 256 * 1024  # most bytes per local recv (Python allocates this much per call)
+DOWN_CHUNK = 1 << 20  # most bytes taken from the channel per local send (no preallocation)
 SOCKS_READ = 1024  # a SOCKS request is a few hundred bytes at most
 SOCKS_TIMEOUT = 30.0  # seconds a SOCKS client may take to send its request
 CONNECT_TIMEOUT = 30.0  # seconds to reach a local target of forward_remote
@@ -200,7 +201,7 @@ class Pump:
     def _down(self) -> None:
         sock, stream = self.sock, self.stream
         try:
-            while data := stream.recv(CHUNK):
+            while data := stream.recv(DOWN_CHUNK):
                 sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
             if getattr(stream, "closed", False):  # closed, not just EOF: nothing more to send
