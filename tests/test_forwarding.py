@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forwardpeers import AsyncsshServer, EchoServer, HTTPServer, SourceServer, shared_tempdir
+from forwardpeers import EchoServer, HTTPServer, SourceServer, shared_tempdir
 from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
 from helpers import config, connect
+from test_streams_asyncssh import AsyncsshServer
 
 import sshlib
 from sshlib import testing
@@ -419,23 +420,18 @@ def test_forwarders_close_when_the_connection_ends(frontend: Any, fwd_server: Te
 # --- a second server implementation ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def asyncssh_server(fwd_server: TestServer) -> Iterator[AsyncsshServer]:
-    server = AsyncsshServer(fwd_server.user, fwd_server.user_public_keys["ed25519-openssh"])
+def asyncssh_server() -> Iterator[AsyncsshServer]:
+    server = AsyncsshServer()
     yield server
     server.close()
 
 
-def asyncssh_client(frontend: Any, server: AsyncsshServer, fwd_server: TestServer) -> Any:
-    cfg = config(fwd_server, host_key_callback=sshlib.fixed_host_key(server.host_public_key))
-    return frontend.dial(f"{server.host}:{server.port}", cfg)
-
-
 def test_asyncssh_server_all_three(frontend: Any, asyncssh_server: AsyncsshServer,
-                                   fwd_server: TestServer, echo: EchoServer,
+                                   echo: EchoServer,
                                    web: tuple[HTTPServer, bytes]) -> None:
     http, body = web
     payload = os.urandom(4 << 20)
-    with asyncssh_client(frontend, asyncssh_server, fwd_server) as client:
+    with frontend.dial(f"127.0.0.1:{asyncssh_server.port}", asyncssh_server.config()) as client:
         with client.forward_local("0", echo.spec) as fw:
             got = round_trip(fw.address, payload)
             assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
