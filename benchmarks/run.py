@@ -16,7 +16,12 @@ alike, and reports medians over the rounds:
 - latency: TCP connect + key exchange + ed25519 auth + `exec true` + close;
 - sessions: 1,000 sessions one after another on one connection
   (open, exec `true`, read to EOF, close), total time and peak RSS;
-- agent: Ed25519 signatures per second through a real ssh-agent.
+- agent: Ed25519 signatures per second through a real ssh-agent;
+- forward: N bytes from a local source service through the client's local
+  port forward (`forward_local`, asyncssh's `forward_local_port`, `ssh -L`)
+  into a separate consumer process;
+- forwardconns: 1,000 short connections one after another through the same
+  kind of forward (send 32 bytes, read them back, close).
 
 Wall time and CPU time (user+sys) are those of the child process, read with
 os.wait4 (for OpenSSH, of the `ssh` process the driver script starts, see
@@ -65,7 +70,9 @@ CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
 CLIENTS = ("sshlib", "asyncssh", "paramiko", "openssh")
-KINDS = ("download", "upload", "latency", "sessions", "agent")
+KINDS = ("download", "upload", "latency", "sessions", "agent", "forward", "forwardconns")
+#: Measured like a transfer (bytes, MB/s, CPU per GiB).
+TRANSFER_KINDS = ("download", "upload", "forward")
 KEX = "curve25519-sha256"
 HOST_KEY_ALG = "ssh-ed25519"
 ETM_MAC = "hmac-sha2-256-etm@openssh.com"
@@ -117,6 +124,8 @@ class Measurement:
         if self.kind in ("download", "upload"):
             name = self.cipher if self.cipher in AEAD else f"{self.cipher} + {self.mac}"
             return f"{self.kind} {name}"
+        if self.kind == "forward":
+            return "forward_local (-L) one stream"
         return self.kind
 
 
@@ -246,7 +255,7 @@ def check_result(client: str, m: Measurement, o: Outcome, nbytes: int, count: in
     if o.status != "ok":
         return
     where = f"client {client!r}, {m.label}"
-    if m.kind in ("download", "upload"):
+    if m.kind in TRANSFER_KINDS:
         got = o.data.get("bytes")
         if got != nbytes:
             raise WrongResult(f"{where}: transferred {got} bytes, expected {nbytes}")
@@ -254,6 +263,10 @@ def check_result(client: str, m: Measurement, o: Outcome, nbytes: int, count: in
         if o.data.get("sessions") != count:
             raise WrongResult(f"{where}: completed {o.data.get('sessions')} sessions, "
                               f"expected {count}")
+    elif m.kind == "forwardconns":
+        if o.data.get("connections") != count:
+            raise WrongResult(f"{where}: completed {o.data.get('connections')} forwarded "
+                              f"connections, expected {count}")
     elif m.kind == "latency":
         if len(o.data.get("samples_s", [])) != count:
             raise WrongResult(f"{where}: {len(o.data.get('samples_s', []))} samples, "
@@ -308,7 +321,7 @@ def summarise(m: Measurement, rounds: list[Outcome], nbytes: int, count: int) ->
         reason = next((o.reason for o in rounds if o.status == status), first.reason)
         return {"status": status, "reason": reason, "rounds_by_status": counts}
     s: dict[str, Any] = {"status": "ok", "rounds_ok": len(ok), "rounds_by_status": counts}
-    if m.kind in ("download", "upload"):
+    if m.kind in TRANSFER_KINDS:
         wall = _median([o.wall_s for o in ok])
         cpu = _median([o.cpu_s for o in ok])
         s.update(wall_s=wall, cpu_s=cpu, mb_per_s=nbytes / 1e6 / wall,
@@ -321,7 +334,7 @@ def summarise(m: Measurement, rounds: list[Outcome], nbytes: int, count: int) ->
         s.update(median_s=_median(samples), min_s=min(samples), max_s=max(samples),
                  cpu_median_s=_median(cpus), samples=len(samples),
                  cost={"wall": _median(samples), "cpu": _median(cpus)})
-    elif m.kind == "sessions":
+    elif m.kind in ("sessions", "forwardconns"):
         total = _median([float(o.data["total_s"]) for o in ok])
         cpu = _median([float(o.data["cpu_s"]) for o in ok])
         rss = max(o.maxrss_kib for o in ok)
@@ -379,7 +392,7 @@ def _status_cell(summary: dict[str, Any]) -> str:
 def markdown(measurements: list[Measurement], results: dict[str, dict[str, Any]],
              clients: Sequence[str]) -> str:
     out: list[str] = []
-    transfer = [m for m in measurements if m.kind in ("download", "upload")]
+    transfer = [m for m in measurements if m.kind in TRANSFER_KINDS]
     if transfer:
         out += ["| measurement | client | wall s | MB/s | CPU s/GiB | wall vs asyncssh | "
                 "wall vs ssh | CPU vs asyncssh | CPU vs ssh |",
@@ -413,9 +426,12 @@ def markdown(measurements: list[Measurement], results: dict[str, dict[str, Any]]
                        f"{_ratio(s, 'openssh', 'wall')} | {_ratio(s, 'asyncssh', 'cpu')} | "
                        f"{_ratio(s, 'openssh', 'cpu')} |")
         out.append("")
-    if "sessions" in by_kind:
-        m = by_kind["sessions"]
-        out += ["| sessions on one connection | total s | CPU s | peak RSS MiB | "
+    for kind, title in (("sessions", "sessions on one connection"),
+                        ("forwardconns", "short forwarded connections")):
+        if kind not in by_kind:
+            continue
+        m = by_kind[kind]
+        out += [f"| {title} | total s | CPU s | peak RSS MiB | "
                 "time vs asyncssh | time vs ssh | RSS vs asyncssh |",
                 "|---|---:|---:|---:|---:|---:|---:|"]
         for c in clients:
@@ -499,6 +515,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="sessions on one connection (default 1000; --quick: 20)")
     p.add_argument("--agent-signs", type=int, default=None,
                    help="agent signatures per round (default 1000; --quick: 50)")
+    p.add_argument("--forward-conns", type=int, default=None,
+                   help="short forwarded connections (default 1000; --quick: 20)")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes: checks that the harness and every client work")
     p.add_argument("--clients", default=",".join(CLIENTS),
@@ -521,7 +539,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     quick = args.quick
     for name, full, small in (("size", GiB, 4 * MiB), ("rounds", 3, 1),
                               ("latency_samples", 20, 3), ("sessions", 1000, 20),
-                              ("agent_signs", 1000, 50)):
+                              ("agent_signs", 1000, 50), ("forward_conns", 1000, 20)):
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)
     args.clients = [c for c in args.clients.split(",") if c]
@@ -552,8 +570,10 @@ def require_clients(clients: Sequence[str]) -> None:
 
 
 def timeout_for(m: Measurement, args: argparse.Namespace) -> float:
-    if m.kind in ("download", "upload"):
+    if m.kind in TRANSFER_KINDS:
         return float(args.timeout)
+    if m.kind == "forwardconns":
+        return 60 + 0.5 * int(args.forward_conns)
     if m.kind == "latency":
         return 60 + 5.0 * int(args.latency_samples)
     if m.kind == "sessions":
@@ -563,7 +583,7 @@ def timeout_for(m: Measurement, args: argparse.Namespace) -> float:
 
 def count_for(m: Measurement, args: argparse.Namespace) -> int:
     counts = {"latency": args.latency_samples, "sessions": args.sessions,
-              "agent": args.agent_signs}
+              "agent": args.agent_signs, "forwardconns": args.forward_conns}
     return int(counts.get(m.kind, 0))
 
 
@@ -621,7 +641,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "settings": {
             "size_bytes": args.size, "rounds": args.rounds,
             "latency_samples": args.latency_samples, "sessions": args.sessions,
-            "agent_signs": args.agent_signs, "transfer_timeout_s": args.timeout,
+            "agent_signs": args.agent_signs, "forward_conns": args.forward_conns,
+            "transfer_timeout_s": args.timeout,
             "clients": args.clients, "kex": KEX, "host_key": HOST_KEY_ALG,
             "latency_and_sessions_cipher": DEFAULT_CIPHER,
             "sshd_config": SSHD_CONFIG,
@@ -675,11 +696,11 @@ def measure_one(client: str, m: Measurement, env: Env, args: argparse.Namespace,
     o = run_child(argv, result, timeout_for(m, args), env.workdir / f"stderr-{client}.txt")
     check_result(client, m, o, nbytes, count)
     if o.status == "ok":
-        if m.kind in ("download", "upload"):
+        if m.kind in TRANSFER_KINDS:
             detail = f"{o.wall_s:7.2f} s  {nbytes / 1e6 / o.wall_s:7.1f} MB/s  CPU {o.cpu_s:.2f} s"
         elif m.kind == "latency":
             detail = f"median {_median(o.data['samples_s']) * 1e3:.1f} ms"
-        elif m.kind == "sessions":
+        elif m.kind in ("sessions", "forwardconns"):
             detail = f"{o.data['total_s']:.2f} s, peak RSS {o.maxrss_kib / 1024:.1f} MiB"
         else:
             detail = f"{o.data['signs'] / o.data['total_s']:.0f} signatures/s"

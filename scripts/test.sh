@@ -29,6 +29,7 @@ declare -A NEED=(
   [/usr/bin/pageant]=putty
   [/usr/bin/puttygen]=putty-tools
   [/usr/bin/socat]=socat
+  [/usr/bin/curl]=curl
   [/usr/bin/wine]=wine
   [/usr/lib/wine/wine64]=wine64
   [/usr/bin/Xvfb]=xvfb

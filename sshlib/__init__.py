@@ -52,7 +52,7 @@ from .keys import (
     parse_public_key,
 )
 from .protocol.version import __version__
-from .sync import Client, Session, dial
+from .sync import Client, Listener, NewChannel, Session, Stream, dial
 
 if TYPE_CHECKING:
     from . import agent
@@ -108,6 +108,9 @@ __all__ = [
     "RequestDeniedError",
     "Session",
     "dial",
+    "Listener",
+    "NewChannel",
+    "Stream",
 ]
 
 # OpenSSH configuration: sshlib.connect("alias") and sshlib.sshconfig (issue 11)

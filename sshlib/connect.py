@@ -16,12 +16,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .config import ClientConfig
-from .errors import ConnectionLost, RequestDeniedError, Timeout
-from .sshconfig import HostConfig, resolve
-from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, check_connectable
+from .errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
+from .sshconfig import HostConfig, resolve, resolve_jump
+from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, forward_failed, hop_args
+from .sshconfig.forwards import ForwardRequest
 from .sshconfig.reader import ConfigFile, ExecRunner
 from .sshconfig.session import SessionSetup, session_setup
 from .sync import Client, Session
+from .sync.stream import Stream
+from .sync.transport import ProcessTransport, Transport
 
 __all__ = ["connect", "connect_host", "ConfiguredClient", "resolve_for_connect", "open_socket",
            "RETRY_DELAY"]
@@ -40,11 +43,22 @@ class ConfiguredClient(Client):
     the resolved HostConfig.
     """
 
-    def __init__(self, sock: socket.socket, config: ClientConfig, *, addr: tuple[str, int],
-                 timeout: float | None, host_config: HostConfig) -> None:
+    def __init__(self, sock: socket.socket | Stream | Transport, config: ClientConfig, *,
+                 addr: tuple[str, int], timeout: float | None, host_config: HostConfig,
+                 jump: Client | None = None) -> None:
         self.host_config = host_config
         self.session_setup: SessionSetup = session_setup(host_config)
+        #: The ProxyJump client this one runs through (closed with it).
+        self.jump = jump
         super().__init__(sock, config, addr=addr, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the connection, then the jump hosts it went through."""
+        try:
+            super().close()
+        finally:
+            if self.jump is not None:
+                self.jump.close()
 
     def new_session(self, timeout: float | None = None) -> Session:
         """Open a session and send the SessionSetup requests before returning it.
@@ -136,23 +150,63 @@ def connect(destination: str, *, port: int | None = None,
 
 
 def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
-    """connect() once the configuration is resolved."""
-    check_connectable(hc)
+    """connect() once the configuration is resolved: jump hosts, the connection, forwards."""
     config, addr = hc.client_config(**vars(args))
+    where = (hc.hostname, hc.port)
+    jump_config = resolve_jump(hc)
+    if jump_config is not None:
+        jump = connect_host(jump_config, hop_args(args))
+        try:
+            stream = jump.dial("tcp", addr, timeout=config.timeout)
+            client = ConfiguredClient(stream, config, addr=where, timeout=config.timeout,
+                                      host_config=hc, jump=jump)
+        except BaseException:
+            jump.close()
+            raise
+    elif hc.proxy_command is not None:
+        line = hc.proxy_command_line()
+        assert line is not None
+        client = ConfiguredClient(ProcessTransport(line), config, addr=where,
+                                  timeout=config.timeout, host_config=hc)
+    else:
+        client = ConfiguredClient(_tcp(hc, config, addr), config, addr=where,
+                                  timeout=config.timeout, host_config=hc)
+    try:
+        if target := hc.agent_forward_target():
+            client.forward_agent(target)
+        for request in hc.forward_requests():
+            _start_forward(client, request, hc)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _tcp(hc: HostConfig, config: ClientConfig, addr: str) -> socket.socket:
     attempts = max(1, hc.connection_attempts)
     for attempt in range(1, attempts + 1):
         try:
-            sock = open_socket(hc, config.timeout)
-            break
+            return open_socket(hc, config.timeout)
         except (ConnectionLost, Timeout) as exc:
             if attempt == attempts:
                 raise
             log.info("connecting to %s failed (%s); attempt %d of %d", addr, exc, attempt + 1,
                      attempts)
             time.sleep(RETRY_DELAY)
-    client = ConfiguredClient(sock, config, addr=(hc.hostname, hc.port), timeout=config.timeout,
-                              host_config=hc)
-    target = hc.agent_forward_target()
-    if target:
-        client.forward_agent(target)
-    return client
+    raise AssertionError("unreachable")
+
+
+def _start_forward(client: ConfiguredClient, request: ForwardRequest, hc: HostConfig) -> None:
+    try:
+        if request.kind == "local":
+            assert request.target is not None
+            client.forward_local(request.listen, request.target)
+        elif request.kind == "dynamic":
+            client.forward_dynamic(request.listen)
+        elif request.target is not None:
+            client.forward_remote(request.listen, request.target)
+        else:
+            raise ValueError("RemoteForward with one argument (a remote SOCKS proxy) is not "
+                             "supported by sshlib")
+    except (SSHError, OSError, ValueError) as exc:
+        forward_failed(hc, request, exc)

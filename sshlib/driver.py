@@ -3,41 +3,52 @@
 A front-end (sshlib.sync with threads, sshlib.aio with asyncio) owns the
 socket, the clock and the waiting; everything else it would otherwise repeat
 lives here: answering the core's handshake questions (host key, signature,
-keyboard-interactive, banner), routing connection events to channel objects,
-per-channel buffers and exit bookkeeping, window credit, global request
-tickets, and turning an exit status into an `ExitError`.
+keyboard-interactive, banner), routing connection events to channel objects
+(`sshlib.channelstate`), window credit, global request tickets, the registry
+of handlers for channels the server opens (Go's HandleChannelOpen) and the
+table of remote forwards those channels are matched against.
 
 Nothing here blocks or waits, and this module imports no threading or
-asyncio: a front-end subclasses `Channel` (to wake its waiters in `wake()`)
-and `Driver` (to build its channels and serve forwarded agent channels), and
-calls these methods with whatever lock it needs held.
+asyncio: a front-end subclasses `StreamChannel`/`SessionChannel` (to wake its
+waiters in `wake()`) and `Driver` (to build its channels and to send what the
+core queued, `flush()`), and calls these methods with whatever lock it needs
+held.  Channels reach the connection only through that Driver interface.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
+from typing import Protocol
 
 from .algorithms import Algorithms
+from .channelstate import STDERR_KEEP, OutputCollector, SessionChannel, StreamChannel
 from .config import ClientConfig
 from .errors import (
     ChannelClosedError,
-    ChannelOpenError,
     ConnectionLost,
-    ExitError,
-    ExitMissingError,
+    DecodeError,
     HostKeyError,
     SSHError,
 )
 from .keys import PublicKey
-from .messages import OPEN_ADMINISTRATIVELY_PROHIBITED
+from .messages import (
+    OPEN_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_CONNECT_FAILED,
+    OPEN_UNKNOWN_CHANNEL_TYPE,
+)
 from .protocol import events as ev
+from .protocol import forwarding as fwd
 from .protocol.client import ClientConnection
 
 log = logging.getLogger("sshlib.client")
 
-AGENT_CHANNEL = "auth-agent@openssh.com"
-STDERR_KEEP = 64 * 1024  # bytes of stderr kept for ExitError by run()/output()
+__all__ = ["Driver", "OpenRequest", "ChannelOpenHandler", "ForwardListener", "StreamChannel",
+           "SessionChannel", "OutputCollector", "STDERR_KEEP", "ConnectionFacts",
+           "split_address", "proxy_command_line", "Channel"]
+
+Channel = StreamChannel  # the name front-ends used before the stream/session split
 WRITE_CHUNK = 256 * 1024  # most bytes handed to the core per send_data call
 
 
@@ -53,157 +64,76 @@ def split_address(addr: str, default_port: int = 22) -> tuple[str, int]:
     return addr, default_port
 
 
-class Channel:
-    """One channel's state as the application sees it: buffers, EOF, exit, replies.
+def proxy_command_line(command: str, host: str, port: int, user: str | None) -> str:
+    """Expand OpenSSH's ProxyCommand tokens: %h host, %p port, %r user, %n host as given, %%."""
+    values = {"h": host, "p": str(port), "r": user or "", "n": host, "%": "%"}
+    out: list[str] = []
+    i = 0
+    while i < len(command):
+        ch = command[i]
+        if ch == "%" and i + 1 < len(command):
+            token = command[i + 1]
+            if token not in values:
+                raise ValueError(f"unknown ProxyCommand token %{token} in {command!r}")
+            out.append(values[token])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
-    The driver's dispatcher calls the ``on_*`` methods; each ends with
-    `wake()`, which the front-end overrides to wake whoever waits on it.
+
+class OpenRequest:
+    """A channel the server asks to open (Go's NewChannel); a handler answers it at once.
+
+    `kind` and `payload` (the type-specific extra data) say what the server
+    wants; call `accept()` (returns the front-end's channel, already open) or
+    `reject(reason, message)`.  Unanswered requests are rejected when the
+    handler returns.
     """
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.id = -1
-        self.opened = False
-        self.open_error: SSHError | None = None
-        self.buffers: tuple[deque[bytes], deque[bytes]] = (deque(), deque())
-        self.buffered = [0, 0]
-        self.eof = False
-        self.closed = False
-        self.error: SSHError | None = None
-        self.request_results: dict[int, bool] = {}
-        self.requests_sent = 0
-        self.requests_answered = 0
-        self.exit_status: int | None = None
-        self.exit_signal: tuple[str, bool, str] | None = None
-        self.eof_sent = False
+    def __init__(self, driver: Driver, event: ev.ChannelOpenRequested) -> None:
+        self.kind = event.kind
+        self.payload = event.payload
+        self._driver = driver
+        self._event = event
+        self.answered = False
 
-    def wake(self) -> None:
-        """Something changed: the front-end wakes its waiters."""
+    def accept(self) -> StreamChannel:
+        if self.answered:
+            raise SSHError("channel open request already answered")
+        self.answered = True
+        event = self._event
+        driver = self._driver
+        channel = driver.make_stream(event.kind)
+        channel.id = driver.core.connection.accept_channel(
+            event.sender_channel, event.kind, event.initial_window, event.max_packet)
+        channel.opened = True
+        driver.channels[channel.id] = channel
+        log.debug("accepted %s channel %d opened by the server", event.kind, channel.id)
+        return channel
 
-    # --- from the dispatcher ----------------------------------------------------------
-    def on_opened(self) -> None:
-        self.opened = True
-        self.wake()
-
-    def on_open_failed(self, reason: int, description: str) -> None:
-        self.open_error = ChannelOpenError(reason, description)
-        self.closed = True
-        self.wake()
-
-    def on_data(self, data: bytes, stderr: bool) -> None:
-        index = 1 if stderr else 0
-        self.buffers[index].append(data)
-        self.buffered[index] += len(data)
-        self.wake()
-
-    def on_reply(self, success: bool) -> None:
-        self.request_results[self.requests_answered] = success
-        self.requests_answered += 1
-        self.wake()
-
-    def on_close(self, error: SSHError | None = None) -> None:
-        self.closed = True
-        self.eof = True
-        if error is not None and self.error is None:
-            self.error = error
-        self.wake()
-
-    # --- predicates and results for waiters ----------------------------------------------
-    def open_settled(self) -> bool:
-        return self.opened or self.closed
-
-    def check_open_result(self) -> None:
-        if self.open_error is not None:
-            raise self.open_error
-        if not self.opened:
-            raise self.error or ChannelClosedError("channel closed while opening")
-
-    def readable(self, index: int) -> bool:
-        return bool(self.buffers[index]) or self.eof
-
-    def output_ready(self) -> bool:
-        return bool(self.buffers[0] or self.buffers[1]) or self.closed
-
-    def take(self, index: int, size: int) -> bytes:
-        """Up to `size` buffered bytes of stream `index`; b"" at EOF, raise if it ended badly.
-
-        The caller returns the window with `Driver.consume(channel, len(result))`.
-        """
-        buf = self.buffers[index]
-        chunks: list[bytes] = []
-        taken = 0
-        while buf and taken < size:
-            chunk = buf.popleft()
-            if taken + len(chunk) > size:
-                keep = size - taken
-                buf.appendleft(chunk[keep:])
-                chunk = chunk[:keep]
-            chunks.append(chunk)
-            taken += len(chunk)
-        self.buffered[index] -= taken
-        if not taken and self.error is not None:
-            raise self.error
-        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
-
-    def take_all(self) -> tuple[list[bytes], list[bytes], int]:
-        """Everything buffered on both streams: (stdout chunks, stderr chunks, byte count)."""
-        taken = self.buffered[0] + self.buffered[1]
-        out, err = list(self.buffers[0]), list(self.buffers[1])
-        for index in (0, 1):
-            self.buffers[index].clear()
-            self.buffered[index] = 0
-        return out, err, taken
-
-    def reply_settled(self, ticket: int) -> bool:
-        return ticket in self.request_results or self.closed
-
-    def reply_result(self, ticket: int, name: str) -> bool:
-        if ticket not in self.request_results:
-            raise self.error or ChannelClosedError(f"channel closed before {name!r} replied")
-        return self.request_results.pop(ticket)
-
-    def raise_for_exit(self, stderr: bytes = b"") -> None:
-        """After the channel closed: raise ExitError unless the program exited 0."""
-        if self.exit_signal is not None:
-            signal, _, message = self.exit_signal
-            raise ExitError(self.exit_status, signal, message, stderr)
-        if self.exit_status is None:
-            if self.error is not None:
-                raise self.error
-            raise ExitMissingError("the session ended without an exit status")
-        if self.exit_status != 0:
-            raise ExitError(self.exit_status, None, "", stderr)
-
-
-class OutputCollector:
-    """The sinks behind output()/run()/combined_output(): stdout kept, a bounded stderr tail."""
-
-    def __init__(self, keep_stdout: bool, merge: bool) -> None:
-        self._keep_stdout = keep_stdout
-        self._merge = merge
-        self.out: list[bytes] = []
-        self._err: deque[bytes] = deque()
-        self._err_size = 0
-
-    def feed(self, out: list[bytes], err: list[bytes]) -> None:
-        if self._keep_stdout:
-            self.out.extend(out)
-        if self._merge:
-            self.out.extend(err)
+    def reject(self, reason: int = OPEN_ADMINISTRATIVELY_PROHIBITED, message: str = "") -> None:
+        if self.answered:
             return
-        for chunk in err:
-            self._err.append(chunk)
-            self._err_size += len(chunk)
-            while self._err_size - len(self._err[0]) > STDERR_KEEP:
-                self._err_size -= len(self._err.popleft())
+        self.answered = True
+        log.info("refusing %s channel opened by the server: %s", self.kind, message)
+        self._driver.core.connection.reject_channel(
+            self._event.sender_channel, reason, message or f"{self.kind} channels are not accepted")
 
-    @property
-    def stdout(self) -> bytes:
-        return b"".join(self.out)
 
-    @property
-    def stderr_tail(self) -> bytes:
-        return b"".join(self._err)[-STDERR_KEEP:]
+#: A handler for one kind of server-opened channel; runs in the reader (thread or task)
+#: with the connection lock held, so it must answer at once and never block.
+ChannelOpenHandler = Callable[[OpenRequest], None]
+
+
+class ForwardListener(Protocol):
+    """What the driver hands connections of a remote forward to (a front-end listener)."""
+
+    address: tuple[str, int] | str
+
+    def deliver(self, channel: StreamChannel) -> None:
+        """Take an accepted channel (reader context: must not block)."""
 
 
 class Driver:
@@ -215,22 +145,27 @@ class Driver:
         self.config = config
         self.hostname = hostname
         self.port = port
-        self.channels: dict[int, Channel] = {}
+        self.channels: dict[int, StreamChannel] = {}
         self.error: SSHError | None = None
         self.closed_by_us = False
-        self.agent_target: object | None = None
+        self.open_handlers: dict[str, ChannelOpenHandler] = {}
+        #: Remote forwards we asked for: ("tcp", address, port) or ("unix", path, 0).
+        self.forwards: dict[tuple[str, str, int], ForwardListener] = {}
+        self.handle_channel_open(fwd.FORWARDED_TCPIP, self._on_forwarded)
+        self.handle_channel_open(fwd.FORWARDED_STREAMLOCAL, self._on_forwarded)
         self.global_replies: list[tuple[bool, bytes]] = []
+        self.global_callbacks: dict[int, Callable[[bool, bytes], None]] = {}
         self.global_sent = 0
         self.algorithms: Algorithms | None = None
         self.kex_count = 0
 
     # --- hooks for the front-end ---------------------------------------------------------------
-    def make_channel(self, kind: str) -> Channel:
-        """A new front-end channel object (for server-opened channels)."""
-        return Channel(kind)
+    def make_stream(self, kind: str) -> StreamChannel:
+        """A new front-end stream channel object (for server-opened channels)."""
+        return StreamChannel(kind)
 
-    def start_agent_channel(self, channel: Channel) -> None:
-        """Serve an accepted auth-agent@openssh.com channel from `agent_target`."""
+    def flush(self) -> None:
+        """Send what the core has queued (the front-end's I/O; takes no lock)."""
 
     def wake_connection(self) -> None:
         """A global reply arrived or the connection ended: wake connection-level waiters."""
@@ -305,8 +240,7 @@ class Driver:
                 ch.wake()
         elif isinstance(event, ev.ChannelEOFReceived):
             if ch is not None:
-                ch.eof = True
-                ch.wake()
+                ch.on_eof()
         elif isinstance(event, ev.ChannelOpened):
             if ch is not None:
                 ch.on_opened()
@@ -321,10 +255,10 @@ class Driver:
                 ch.on_reply(event.success)
         elif isinstance(event, ev.ExitStatusReceived):
             if ch is not None:
-                ch.exit_status = event.status
+                ch.on_exit_status(event.status)
         elif isinstance(event, ev.ExitSignalReceived):
             if ch is not None:
-                ch.exit_signal = (event.signal, event.core_dumped, event.message)
+                ch.on_exit_signal(event.signal, event.core_dumped, event.message)
         elif isinstance(event, ev.ChannelClosed):
             if ch is not None:
                 del self.channels[event.channel]
@@ -332,7 +266,10 @@ class Driver:
         elif isinstance(event, ev.ChannelOpenRequested):
             self._on_channel_open_requested(event)
         elif isinstance(event, ev.GlobalRequestReplied):
+            callback = self.global_callbacks.pop(len(self.global_replies), None)
             self.global_replies.append((event.success, event.data))
+            if callback is not None:
+                callback(event.success, event.data)
             self.wake_connection()
         elif isinstance(event, ev.KexCompleted):
             self.algorithms = event.algorithms
@@ -350,58 +287,92 @@ class Driver:
         self.channels.clear()
         self.wake_connection()
 
+    def handle_channel_open(self, kind: str, handler: ChannelOpenHandler | None) -> None:
+        """Register (or with None, remove) the handler for server-opened `kind` channels."""
+        if handler is None:
+            self.open_handlers.pop(kind, None)
+        else:
+            self.open_handlers[kind] = handler
+
     def _on_channel_open_requested(self, event: ev.ChannelOpenRequested) -> None:
-        """Accept forwarded agent channels when asked to; refuse everything else."""
-        connection = self.core.connection
-        if event.kind == AGENT_CHANNEL and self.agent_target is not None:
-            channel = self.make_channel(event.kind)
-            channel.id = connection.accept_channel(event.sender_channel, event.kind,
-                                                   event.initial_window, event.max_packet)
-            channel.opened = True
-            self.channels[channel.id] = channel
-            log.debug("accepted forwarded agent channel %d", channel.id)
-            self.start_agent_channel(channel)
+        """Pass the request to the handler registered for its kind; refuse unknown kinds."""
+        request = OpenRequest(self, event)
+        handler = self.open_handlers.get(event.kind)
+        if handler is None:
+            request.reject(OPEN_UNKNOWN_CHANNEL_TYPE, f"unknown channel type {event.kind!r}")
             return
-        log.info("refusing %s channel opened by the server", event.kind)
-        connection.reject_channel(event.sender_channel, OPEN_ADMINISTRATIVELY_PROHIBITED,
-                                  f"{event.kind} channels are not accepted")
+        try:
+            handler(request)
+        except Exception:  # a handler bug refuses this channel, not the connection
+            log.exception("handler for %s channels failed", event.kind)
+            request.reject(OPEN_CONNECT_FAILED, "internal error in the client's handler")
+        request.reject()
+
+    def _on_forwarded(self, request: OpenRequest) -> None:
+        """forwarded-tcpip / forwarded-streamlocal: only for forwards we asked for."""
+        try:
+            if request.kind == fwd.FORWARDED_TCPIP:
+                info = fwd.parse_forwarded_tcpip(request.payload)
+                listener = self.find_forward("tcp", info.address, info.port)
+            else:
+                info = fwd.parse_forwarded_streamlocal(request.payload)
+                listener = self.find_forward("unix", info.address, 0)
+        except DecodeError as exc:
+            request.reject(OPEN_CONNECT_FAILED, f"malformed {request.kind} open: {exc}")
+            return
+        if listener is None:
+            request.reject(OPEN_ADMINISTRATIVELY_PROHIBITED,
+                           f"no forward was requested for {info.address}:{info.port}")
+            return
+        channel = request.accept()
+        channel.origin = info.origin
+        listener.deliver(channel)
+
+    def find_forward(self, network: str, address: str, port: int) -> ForwardListener | None:
+        """The listener of a forward; by port alone when the server renamed the address."""
+        listener = self.forwards.get((network, address, port))
+        if listener is None and network == "tcp":
+            matches = [v for (n, _, p), v in self.forwards.items() if n == "tcp" and p == port]
+            if len(matches) == 1:
+                listener = matches[0]
+        return listener
 
     # --- commands from the application -------------------------------------------
     def check_alive(self) -> None:
         if self.error is not None:
             raise self.error
 
-    def open_channel(self, channel: Channel, extra: bytes = b"") -> None:
+    def open_channel(self, channel: StreamChannel, extra: bytes = b"") -> None:
         self.check_alive()
         channel.id = self.core.connection.open_channel(channel.kind, extra)
         self.channels[channel.id] = channel
 
-    def abandon(self, channel: Channel) -> None:
+    def abandon(self, channel: StreamChannel) -> None:
         """The opener gave up waiting: close the channel if the server confirms it later."""
         self.channels.pop(channel.id, None)
 
-    def consume(self, channel: Channel, count: int) -> None:
+    def consume(self, channel: StreamChannel, count: int) -> None:
         """The application took `count` bytes: give the window back (in batches)."""
         if count and not channel.closed:
             self.core.connection.consume(channel.id, count)
 
-    def check_writable(self, channel: Channel) -> None:
+    def check_writable(self, channel: StreamChannel) -> None:
         self.check_alive()
         if channel.eof_sent or channel.closed:
             raise ChannelClosedError("channel input is closed")
 
-    def can_write(self, channel: Channel) -> bool:
+    def can_write(self, channel: StreamChannel) -> bool:
         return (channel.closed or self.error is not None
                 or self.core.connection.window_available(channel.id) > 0)
 
-    def send_some(self, channel: Channel, view: memoryview, stderr: bool) -> int:
+    def send_some(self, channel: StreamChannel, view: memoryview, stderr: bool) -> int:
         """After can_write(): hand what the window allows to the core; return the count."""
         self.check_alive()
         if channel.closed:
             raise ChannelClosedError("channel closed by the server")
         return self.core.connection.send_data(channel.id, view[:WRITE_CHUNK], stderr)
 
-    def channel_request(self, channel: Channel, name: str, payload: bytes,
+    def channel_request(self, channel: StreamChannel, name: str, payload: bytes,
                         want_reply: bool) -> int:
         """Send a channel request; returns the reply ticket (-1 without want_reply)."""
         self.check_alive()
@@ -414,7 +385,7 @@ class Driver:
         channel.requests_sent += 1
         return ticket
 
-    def send_eof(self, channel: Channel) -> bool:
+    def send_eof(self, channel: StreamChannel) -> bool:
         """Send EOF once; False if there was nothing to do."""
         if channel.eof_sent or channel.closed:
             return False
@@ -422,21 +393,83 @@ class Driver:
         self.core.connection.send_eof(channel.id)
         return True
 
-    def close_channel(self, channel: Channel) -> bool:
+    def close_channel(self, channel: StreamChannel) -> bool:
         if self.core.closed:
             return False
         self.core.connection.close_channel(channel.id)
         return True
 
-    def global_request(self, name: str, payload: bytes, want_reply: bool) -> int:
-        """Send a global request; returns the reply ticket (-1 without want_reply)."""
+    def global_request(self, name: str, payload: bytes, want_reply: bool,
+                       on_reply: Callable[[bool, bytes], None] | None = None) -> int:
+        """Send a global request; returns the reply ticket (-1 without want_reply).
+
+        `on_reply(success, data)` runs in the dispatcher as the reply arrives,
+        before any later message is processed.
+        """
         self.check_alive()
         self.core.connection.global_request(name, payload, want_reply)
         if not want_reply:
             return -1
         ticket = self.global_sent
         self.global_sent += 1
+        if on_reply is not None:
+            self.global_callbacks[ticket] = on_reply
         return ticket
+
+    # --- forwarding ------------------------------------------------------------------
+    @staticmethod
+    def dial_payload(network: str, address: str) -> tuple[str, bytes]:
+        """(channel kind, extra data) for dial("tcp", "host:port") / dial("unix", path)."""
+        if network in ("tcp", "tcp4", "tcp6"):
+            host, port = split_address(address, -1)
+            if port < 0:
+                raise ValueError(f"dial address {address!r} needs a port (host:port)")
+            return fwd.DIRECT_TCPIP, fwd.direct_tcpip(host, port)
+        if network == "unix":
+            return fwd.DIRECT_STREAMLOCAL, fwd.direct_streamlocal(address)
+        raise ValueError(f"unsupported network {network!r}; use 'tcp' or 'unix'")
+
+    def request_forward(self, network: str, address: str, listener: ForwardListener) -> int:
+        """Ask the server to listen (tcpip-forward / streamlocal-forward); returns the ticket.
+
+        When the reply says yes, `listener.address` becomes what the server bound
+        and the listener starts receiving connections, before anything after
+        the reply is processed (so no early connection is refused).
+        """
+        if network in ("tcp", "tcp4", "tcp6"):
+            host, port = split_address(address, 0)
+            name, payload = fwd.TCPIP_FORWARD, fwd.tcpip_forward(host, port)
+
+            def on_reply(success: bool, data: bytes) -> None:
+                if success:
+                    try:
+                        bound = fwd.bound_port(data, port)
+                    except (DecodeError, ValueError):
+                        log.info("malformed tcpip-forward reply %r", data[:16])
+                        return
+                    listener.address = (host, bound)
+                    self.forwards[("tcp", host, bound)] = listener
+        elif network == "unix":
+            name, payload = fwd.STREAMLOCAL_FORWARD, fwd.streamlocal_forward(address)
+
+            def on_reply(success: bool, data: bytes) -> None:
+                if success:
+                    listener.address = address
+                    self.forwards[("unix", address, 0)] = listener
+        else:
+            raise ValueError(f"unsupported network {network!r}; use 'tcp' or 'unix'")
+        return self.global_request(name, payload, True, on_reply)
+
+    def cancel_forward(self, listener: ForwardListener) -> int:
+        """Stop routing the listener's connections and ask the server to stop listening."""
+        for key, value in list(self.forwards.items()):
+            if value is listener:
+                del self.forwards[key]
+        address = listener.address
+        if isinstance(address, str):
+            return self.global_request(fwd.CANCEL_STREAMLOCAL_FORWARD,
+                                       fwd.streamlocal_forward(address), True)
+        return self.global_request(fwd.CANCEL_TCPIP_FORWARD, fwd.tcpip_forward(*address), True)
 
     def global_settled(self, ticket: int) -> bool:
         return len(self.global_replies) > ticket or self.error is not None
@@ -495,3 +528,72 @@ class ConnectionFacts:
     @property
     def session_id(self) -> bytes:
         return self._core.session_id or b""
+
+
+class StreamFacts:
+    """What a front-end Stream tells about its channel, the same in every front-end."""
+
+    _channel: StreamChannel
+
+    @property
+    def kind(self) -> str:
+        """The channel type ("direct-tcpip", "forwarded-tcpip", ...)."""
+        return self._channel.kind
+
+    @property
+    def origin(self) -> tuple[str, int] | None:
+        """For accepted forwarded TCP connections: the (host, port) the server says connected."""
+        return self._channel.origin
+
+
+class NewChannelBase:
+    """A server-opened channel as a handle_channel_open() handler gets it (Go's NewChannel).
+
+    `kind` and `payload` (the type's extra data from CHANNEL_OPEN) say what the
+    server wants; a front-end subclass adds `accept()` returning its Stream.
+    """
+
+    def __init__(self, request: OpenRequest) -> None:
+        self._request = request
+        self.kind = request.kind
+        self.payload = request.payload
+
+    def reject(self, reason: int = OPEN_ADMINISTRATIVELY_PROHIBITED, message: str = "") -> None:
+        """Refuse with an RFC 4254 reason code (default: administratively prohibited)."""
+        self._request.reject(reason, message)
+
+
+class ListenerBase:
+    """A remote forward's queue of accepted channels, the same in every front-end.
+
+    The dispatcher calls `deliver()` (in the reader, lock held); the front-end
+    subclass waits for `pending` and turns channels into Streams.
+    """
+
+    def __init__(self, link: Driver, network: str, address: tuple[str, int] | str,
+                 cancel: Callable[[float | None], object]) -> None:
+        self._link = link
+        self.network = network
+        #: What the server bound: (host, port) with the real port for "tcp", the path for "unix".
+        self.address = address
+        self._cancel = cancel
+        self.pending: deque[StreamChannel] = deque()
+        self.closed = False
+
+    def deliver(self, channel: StreamChannel) -> None:
+        if self.closed:
+            self._link.close_channel(channel)
+            return
+        self.pending.append(channel)
+        self._link.wake_connection()
+
+    def _mark_closed(self) -> bool:
+        """Stop taking connections and close the queued ones; False if already closed."""
+        if self.closed:
+            return False
+        self.closed = True
+        pending, self.pending = list(self.pending), deque()
+        for channel in pending:
+            self._link.close_channel(channel)
+        self._link.wake_connection()
+        return True

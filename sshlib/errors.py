@@ -39,6 +39,8 @@ __all__ = [
     "AgentRefusedError",
     "AgentTimeoutError",
     "ConfigError",
+    "ForwardingError",
+    "SocksError",
 ]
 
 
@@ -212,3 +214,19 @@ class ConfigError(SSHError):
         self.filename = filename
         self.line = line
         self.reason = message
+
+
+class ForwardingError(SSHError):
+    """A port forwarder could not listen locally or reach its local target (see OSError cause)."""
+
+
+class SocksError(SSHError):
+    """A SOCKS client (of forward_dynamic) sent a malformed or unsupported request.
+
+    `reply` holds the refusal the SOCKS protocol defines for it (may be empty);
+    the forwarder sends it and closes that one connection.
+    """
+
+    def __init__(self, message: str, *, reply: bytes = b"") -> None:
+        super().__init__(message)
+        self.reply = reply

@@ -22,7 +22,6 @@ import pytest
 from fakeserver import (
     CHANNEL_CLOSE,
     CHANNEL_DATA,
-    CHANNEL_OPEN,
     CHANNEL_OPEN_CONFIRMATION,
     CHANNEL_OPEN_FAILURE,
     CHANNEL_REQUEST,
@@ -903,22 +902,6 @@ def test_global_request_from_server_gets_request_failure() -> None:
         assert s.recv_payload() == bytes((REQUEST_FAILURE,))
         s.send_payload(bytes((200,)))
         assert s.recv_payload()[0] == UNIMPLEMENTED
-        s.send_data(channel, b"ok")
-        s.finish_command(channel)
-
-    with FakeServer(script) as fs, fs.connect() as client:
-        with client.new_session(timeout=5) as session:
-            assert session.output("true", timeout=5) == b"ok"
-        fs.wait_script()
-
-
-def test_channel_opened_by_server_is_refused() -> None:
-    def script(s: ServerSide) -> None:
-        channel = s.session_ready()
-        s.send_payload(bytes((CHANNEL_OPEN,)) + sshstr("x11") + u32(77) + u32(1 << 20)
-                       + u32(32768) + sshstr("127.0.0.1") + u32(6010))
-        p = Parser(s.recv_message(CHANNEL_OPEN_FAILURE), 1)
-        assert p.u32() == 77
         s.send_data(channel, b"ok")
         s.finish_command(channel)
 

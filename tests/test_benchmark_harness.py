@@ -65,7 +65,8 @@ def test_quick_run_measures_every_client(ssh_tools: None, tmp_path: Path) -> Non
     assert (settings["size_bytes"], settings["rounds"], settings["latency_samples"],
             settings["sessions"]) == (SIZE, 1, 3, 20)
     assert report["errors"] == []
-    assert set(report["measurements"]) == {*TRANSFERS, "latency", "sessions", "agent"}
+    assert set(report["measurements"]) == {*TRANSFERS, "latency", "sessions", "agent",
+                                           "forward", "forwardconns"}
 
     for mid in TRANSFERS:
         m = report["measurements"][mid]
@@ -107,6 +108,15 @@ def test_quick_run_measures_every_client(ssh_tools: None, tmp_path: Path) -> Non
     else:
         assert agent["sshlib"]["status"] == "n/a"
         assert "not implemented yet" in agent["sshlib"]["reason"]
+
+    forward = report["measurements"]["forward"]["clients"]
+    conns = report["measurements"]["forwardconns"]["clients"]
+    for client in ("sshlib", "asyncssh", "openssh"):
+        assert forward[client]["status"] == "ok", (client, forward[client])
+        assert [r["bytes"] for r in forward[client]["rounds"]] == [SIZE]
+        assert conns[client]["status"] == "ok", (client, conns[client])
+        assert [r["connections"] for r in conns[client]["rounds"]] == [20]
+    assert forward["paramiko"]["status"] == conns["paramiko"]["status"] == "n/a"
 
     # The printed table: every client, paramiko's missing cipher, the machine line.
     assert "| download aes128-gcm@openssh.com | sshlib |" in done.stdout

@@ -10,6 +10,7 @@ import pytest
 
 import sshlib
 from sshlib import algorithms as algs
+from sshlib import driver
 from sshlib import messages as m
 from sshlib.config import Password, Prompt, PublicKeys
 from sshlib.errors import AuthError, DecodeError, KexError, ProtocolError
@@ -24,9 +25,8 @@ ROOT = Path(sshlib.__file__).parent
 FORBIDDEN = {"socket", "threading", "asyncio", "select", "time", "selectors"}
 
 
-def _imports_of(path: Path) -> set[str]:
+def _imports_of(path: Path, package: str) -> set[str]:
     """Absolute module names a source file imports (relative imports resolved)."""
-    package = "sshlib." + ".".join(path.relative_to(ROOT).with_suffix("").parts)
     if path.name == "__init__.py":
         package = package.rsplit(".", 1)[0] + "." + "__init__"
     names: set[str] = set()
@@ -45,10 +45,20 @@ def _imports_of(path: Path) -> set[str]:
     return names
 
 
-def test_core_imports_no_io_modules() -> None:
-    """The sans-IO core and everything it imports from sshlib stay free of I/O and clocks."""
-    todo = ["sshlib.protocol.client"]
+def _sans_io_roots() -> list[str]:
+    """driver.py, every module of protocol/ and agent/protocol.py (found on disk)."""
+    package = Path(sshlib.__file__).parent
+    roots = ["sshlib.driver", "sshlib.channelstate", "sshlib.agent.protocol"]
+    roots += [f"sshlib.protocol.{p.stem}" for p in sorted((package / "protocol").glob("*.py"))
+              if p.stem != "__init__"]
+    return roots
+
+
+def _io_imports(roots: list[str]) -> tuple[list[str], set[str]]:
+    """(violations, modules seen) for the roots and everything they import from sshlib."""
+    todo = list(roots)
     seen: set[str] = set()
+    bad: list[str] = []
     while todo:
         name = todo.pop()
         if name in seen:
@@ -60,13 +70,46 @@ def test_core_imports_no_io_modules() -> None:
             continue
         if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
             continue
-        for imported in _imports_of(Path(spec.origin)):
+        for imported in _imports_of(Path(spec.origin), name):
             top = imported.split(".")[0]
-            assert top not in FORBIDDEN, f"{name} imports {imported}"
-            if imported.startswith("sshlib") and not imported.startswith("sshlib.sync"):
+            if top in FORBIDDEN:
+                bad.append(f"{name} imports {imported}")
+            if imported.startswith("sshlib"):
                 todo.append(imported)
+    return bad, seen
+
+
+def test_core_imports_no_io_modules() -> None:
+    """The sans-IO core and everything it imports from sshlib stay free of I/O and clocks."""
+    roots = _sans_io_roots()
+    bad, seen = _io_imports(roots)
+    assert not bad, bad
     assert {"sshlib.protocol.handshake", "sshlib.protocol.userauth", "sshlib.protocol.connection",
+            "sshlib.protocol.forwarding", "sshlib.driver", "sshlib.agent.protocol",
             "sshlib.kex", "sshlib.cipher", "sshlib.keys"} <= seen
+    assert not any(name.startswith(("sshlib.sync", "sshlib.aio")) for name in seen)
+
+
+@pytest.mark.parametrize(("frontend", "other"), [("aio", "sync"), ("sync", "aio")])
+def test_front_ends_do_not_import_each_other(frontend: str, other: str) -> None:
+    """sshlib.aio and sshlib.sync share only the core, driver.py and the neutral modules."""
+    for path in sorted((ROOT / frontend).glob("*.py")):
+        name = f"sshlib.{frontend}.{path.stem}"
+        imported = _imports_of(path, name)
+        assert not [i for i in imported if i.startswith(f"sshlib.{other}")], (name, imported)
+
+
+@pytest.mark.parametrize("module", ["socket", "threading", "asyncio", "select", "time"])
+def test_core_import_guard_can_fail(module: str, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard above catches each forbidden import (checked on a planted module)."""
+    pkg = tmp_path / f"sshlib_probe_{module}"  # one package per case: find_spec caches
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "core.py").write_text(f"from __future__ import annotations\nimport {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bad, _ = _io_imports([f"{pkg.name}.core"])
+    assert bad == [f"{pkg.name}.core imports {module}"]
 
 
 # --- wire ---------------------------------------------------------------------
@@ -319,8 +362,17 @@ def test_exit_status_and_close_handshake() -> None:
     events = conn.handle(m.MSG_CHANNEL_CLOSE, Writer(m.MSG_CHANNEL_CLOSE).uint32(cid).getvalue())
     assert events == [ev.ChannelClosed(cid)]
     assert Reader(sent[-1]).byte() == m.MSG_CHANNEL_CLOSE  # we answered the close
+    # Messages for the channel we closed are ignored (as OpenSSH does), without a reply...
+    before = len(sent)
+    assert conn.handle(m.MSG_CHANNEL_DATA, data_msg(cid, b"late")) == []
+    assert conn.handle(m.MSG_CHANNEL_SUCCESS,
+                       Writer(m.MSG_CHANNEL_SUCCESS).uint32(cid).getvalue()) == []
+    assert conn.handle(m.MSG_CHANNEL_REQUEST, Writer(m.MSG_CHANNEL_REQUEST).uint32(cid)
+                       .string("exit-status").boolean(True).uint32(0).getvalue()) == []
+    assert len(sent) == before
+    # ...while a channel that never existed is still a protocol error.
     with pytest.raises(ProtocolError, match="unknown channel"):
-        conn.handle(m.MSG_CHANNEL_DATA, data_msg(cid, b"late"))
+        conn.handle(m.MSG_CHANNEL_DATA, data_msg(cid + 100, b"bogus"))
 
 
 def test_unknown_channel_request_with_reply_is_refused() -> None:
@@ -366,3 +418,12 @@ def test_tick_starts_a_rekey_after_the_interval() -> None:
     done = [e for e in pipe.events if isinstance(e, ev.KexCompleted)]
     assert [e.first for e in done] == [True, False]
     assert not core.kex_in_progress
+
+
+# --- ProxyCommand tokens ----------------------------------------------------------
+
+def test_proxy_command_tokens() -> None:
+    assert driver.proxy_command_line("nc %h %p # %r %n 100%%", "db", 2222, "ann") == \
+        "nc db 2222 # ann db 100%"
+    with pytest.raises(ValueError, match="%x"):
+        driver.proxy_command_line("nc %x", "db", 22, None)

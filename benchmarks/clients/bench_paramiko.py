@@ -143,10 +143,15 @@ def agent(args: argparse.Namespace) -> dict[str, Any]:
     return {"signs": args.count, "total_s": total, "verified": verified}
 
 
+def forward(args: argparse.Namespace) -> dict[str, Any]:
+    return {"status": "n/a", "reason": "paramiko has no local port forwarder (only a demo script)"}
+
+
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}[args.measurement]
+           "sessions": sessions, "agent": agent, "forward": forward,
+           "forwardconns": forward}[args.measurement]
     _common.write_result(args, run(args))
 
 

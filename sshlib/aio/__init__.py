@@ -17,7 +17,8 @@ from .client import Client, client_over, dial
 from .connect import connect
 from .fanout import HostResult, HostSpec, run_on, run_one
 from .session import ChannelReader, ChannelWriter, Session
+from .stream import Listener, NewChannel, Stream
 
 __all__ = ["Client", "dial", "client_over", "Session", "ChannelReader", "ChannelWriter",
            "AioChannel", "HostResult", "HostSpec", "run_on", "run_one", "RequestDeniedError",
-           "connect"]
+           "Stream", "Listener", "NewChannel", "connect"]

@@ -1,8 +1,8 @@
 """Agent forwarding for the asyncio front-end: one task per forwarded channel.
 
-Framing and the upstream exchange are the threaded front-end's
-(`sync.agentfwd.exchange`); agent transports are blocking (some Windows ones
-only have blocking calls), so every upstream step runs in a worker thread.
+Framing, the endpoint and the upstream exchange are front-end neutral
+(`sshlib.agentfwd`); agent transports are blocking (some Windows ones only
+have blocking calls), so every upstream step runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -11,24 +11,44 @@ import asyncio
 import logging
 from typing import Any
 
+from ..agentfwd import (
+    IO_TIMEOUT,
+    READ_SIZE,
+    AgentForwarder,
+    AgentFrames,
+    exchange,
+    register,
+)
+from ..channelstate import StreamChannel
 from ..errors import SSHError
-from ..sync.agentfwd import IO_TIMEOUT, MAX_MESSAGE, AgentForwarder, exchange
-from .channel import AioChannel
+from .channel import AioChannel, AioDriver
 
 log = logging.getLogger("sshlib.agentfwd")
+
+
+def register_agent_forwarding(driver: AioDriver, target: object) -> None:
+    """Serve the server's agent channels from `target`, one task per channel."""
+    def start(forwarder: AgentForwarder, channel: StreamChannel) -> None:
+        assert isinstance(channel, AioChannel)
+        driver.spawn(serve_agent_channel(forwarder, channel))
+
+    register(driver, target, start)
 
 
 async def serve_agent_channel(forwarder: AgentForwarder, channel: AioChannel) -> None:
     """Relay framed requests from `channel` to a fresh local agent stream until EOF."""
     upstream: Any = None
+    frames = AgentFrames()
     try:
         upstream = await asyncio.to_thread(forwarder.open_upstream)
         while True:
-            request = await _read_message(channel)
-            if request is None:
+            data = await channel.read(0, READ_SIZE, None)
+            if not data:
+                frames.finish()
                 break
-            reply = await asyncio.to_thread(exchange, upstream, request)
-            await channel.write(reply, False, IO_TIMEOUT)
+            for request in frames.feed(data):
+                reply = await asyncio.to_thread(exchange, upstream, request)
+                await channel.write(reply, False, IO_TIMEOUT)
     except (SSHError, OSError) as exc:
         log.info("agent forwarding channel %d ended: %s", channel.id, exc)
     except asyncio.CancelledError:
@@ -40,31 +60,3 @@ async def serve_agent_channel(forwarder: AgentForwarder, channel: AioChannel) ->
             upstream.close()
         channel.send_eof()
         channel.close()
-
-
-async def _read_message(channel: AioChannel) -> bytes | None:
-    """One framed agent request from the channel, or None at EOF."""
-    from ..agent.protocol import frame_length
-
-    head = await _read_exact(channel, 4)
-    if head is None:
-        return None
-    length = frame_length(head, MAX_MESSAGE, "forwarded agent channel")
-    body = await _read_exact(channel, length)
-    if body is None:
-        raise SSHError("forwarded agent channel closed mid-request")
-    return head + body
-
-
-async def _read_exact(channel: AioChannel, count: int) -> bytes | None:
-    parts: list[bytes] = []
-    got = 0
-    while got < count:
-        chunk = await channel.read(0, count - got, None)
-        if not chunk:
-            if got:
-                raise SSHError("forwarded agent channel closed mid-message")
-            return None
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)

@@ -1,25 +1,26 @@
-"""Per-channel waiting for the asyncio front-end (state lives in sshlib.driver.Channel).
+"""Per-channel waiting for the asyncio front-end (state lives in sshlib.channelstate).
 
 The reader task only appends to the buffers and wakes futures; coroutines
 take data out and tell the core, which returns window credit to the server.
 Cancelling a coroutine blocked on a channel closes that channel: the
 operation cannot be resumed halfway (a `timeout=` argument is the way to
-wait with a limit and keep the channel).
+wait with a limit and keep the channel).  Channels reach the connection
+only through `AioDriver`: the shared driver plus `flush()` and `drain()`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
-from ..driver import Channel
+from ..channelstate import LINE_LIMIT, OutputCollector, SessionChannel, StreamChannel
+from ..config import ClientConfig
+from ..driver import Driver
 from ..errors import Timeout
+from ..protocol.client import ClientConnection
 
-if TYPE_CHECKING:
-    from .client import Client
-
-LINE_LIMIT = 1 << 20  # readline() returns a partial line after this many bytes
+__all__ = ["AioChannel", "AioDriver", "AioSessionChannel", "Waiters", "deadline_after",
+           "LINE_LIMIT"]
 
 
 def _release(future: asyncio.Future[None]) -> None:
@@ -61,16 +62,52 @@ def deadline_after(timeout: float | None) -> float | None:
     return None if timeout is None else asyncio.get_running_loop().time() + timeout
 
 
-class AioChannel(Channel):
+class AioDriver(Driver):
+    """The shared driver as coroutines use it: with the transport's flush and drain."""
+
+    def __init__(self, core: ClientConnection, config: ClientConfig, hostname: str, port: int,
+                 flush: Callable[[], None], drain: Callable[[float | None], Awaitable[None]],
+                 spawn: Callable[[Awaitable[None]], None]) -> None:
+        super().__init__(core, config, hostname, port)
+        self._flush = flush
+        self._drain = drain
+        self.spawn = spawn
+        self.waiters = Waiters()  # global replies, listeners and the end of the connection
+
+    def make_stream(self, kind: str) -> StreamChannel:
+        return AioChannel(self, kind)
+
+    def flush(self) -> None:
+        """Hand what the core queued to the transport (never waits)."""
+        self._flush()
+
+    async def drain(self, deadline: float | None = None) -> None:
+        """Wait for transport back-pressure to clear; Timeout at `deadline` (loop time)."""
+        await self._drain(deadline)
+
+    def wake_connection(self) -> None:
+        self.waiters.wake()
+
+
+class AioChannel(StreamChannel):
     """One channel as coroutines see it."""
 
-    def __init__(self, client: Client, kind: str) -> None:
+    def __init__(self, link: AioDriver, kind: str) -> None:
         super().__init__(kind)
-        self.client = client
+        self.link = link
         self._waiters = Waiters()
+        #: Called on every state change (a Stream's writer pushes queued bytes from here).
+        self.on_wake: Callable[[], None] | None = None
 
     def wake(self) -> None:
         self._waiters.wake()
+        if self.on_wake is not None:
+            self.on_wake()
+
+    async def wait(self, predicate: Callable[[], bool], deadline: float | None,
+                   what: str) -> None:
+        """Wait until predicate() holds (deadline in loop time); cancelling closes the channel."""
+        await self._wait(predicate, deadline, what)
 
     async def _wait(self, predicate: Callable[[], bool], deadline: float | None,
                     what: str) -> None:
@@ -81,13 +118,12 @@ class AioChannel(Channel):
             raise
 
     async def wait_open(self, timeout: float | None) -> None:
-        driver = self.client._driver
         try:
             await self._waiters.wait_until(self.open_settled, deadline_after(timeout),
                                            f"{self.kind} channel open")
         except BaseException:  # Timeout or cancelled: close it if the server confirms later
             if not self.open_settled():
-                driver.abandon(self)
+                self.link.abandon(self)
                 self.on_close(Timeout(f"gave up opening the {self.kind} channel"))
             raise
         self.check_open_result()
@@ -98,66 +134,82 @@ class AioChannel(Channel):
         if size >= 0:
             return await self._read_some(index, size, deadline)
         chunks: list[bytes] = []
-        while True:  # take data as it arrives so the window keeps reopening
-            chunk = await self._read_some(index, 1 << 30, deadline)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+        try:
+            while True:  # take data as it arrives so the window keeps reopening
+                chunk = await self._read_some(index, 1 << 30, deadline)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        except Timeout:
+            self.unread(index, b"".join(chunks))
+            raise
 
     async def _read_some(self, index: int, size: int, deadline: float | None) -> bytes:
         if not self.buffers[index] and not self.eof:
             await self._wait(lambda: self.readable(index), deadline, "channel data")
         data = self.take(index, size)
         if data:
-            self.client._driver.consume(self, len(data))
-            self.client._flush()
+            self.link.consume(self, len(data))
+            self.link.flush()
         return data
 
-    async def readline(self, index: int, timeout: float | None) -> bytes:
-        """One line including its newline, what is left at EOF, or LINE_LIMIT bytes."""
+    async def readline(self, index: int, timeout: float | None,
+                       limit: int = LINE_LIMIT) -> bytes:
+        """One line including its newline, what is left at EOF, or `limit` bytes.
+
+        On Timeout the partial line stays buffered for the next call.
+        """
         deadline = deadline_after(timeout)
-        buf = self.buffers[index]
-        while True:
-            scanned = 0
-            for chunk in buf:
-                found = chunk.find(b"\n")
-                if found >= 0:
-                    return await self._read_some(index, scanned + found + 1, deadline)
-                scanned += len(chunk)
-            if self.eof or scanned >= LINE_LIMIT:
-                return await self._read_some(index, max(scanned, 1), deadline)
-            await self._wait(self._grown(index, scanned), deadline, "a line of channel data")
+        chunks: list[bytes] = []
+        got = 0
+        try:
+            while True:
+                if not self.buffers[index] and not self.eof:
+                    await self._wait(lambda: self.readable(index), deadline, "a line of data")
+                data = await self._read_some(index, self.line_length(index, limit - got),
+                                             deadline)
+                if not data:
+                    break
+                chunks.append(data)
+                got += len(data)
+                if data.endswith(b"\n") or got >= limit:
+                    break
+        except Timeout:
+            self.unread(index, b"".join(chunks))
+            raise
+        return b"".join(chunks)
 
-    def _grown(self, index: int, size: int) -> Callable[[], bool]:
-        return lambda: self.buffered[index] != size or self.eof
-
-    async def drain(self, sink: Callable[[list[bytes], list[bytes]], None],
-                    deadline: float | None) -> None:
-        """Feed all output to sink(stdout chunks, stderr chunks) until the channel closes."""
-        driver = self.client._driver
-        while True:
-            await self._wait(self.output_ready, deadline, "the remote command to finish")
-            out, err, taken = self.take_all()
-            driver.consume(self, taken)
-            sink(out, err)
-            if taken:
-                self.client._flush()
-            if self.closed:
-                return
+    async def readexactly(self, index: int, size: int, timeout: float | None) -> bytes:
+        """Exactly `size` bytes (fewer only at EOF); on Timeout nothing read is lost."""
+        deadline = deadline_after(timeout)
+        chunks: list[bytes] = []
+        got = 0
+        try:
+            while got < size:
+                chunk = await self._read_some(index, size - got, deadline)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        except Timeout:
+            self.unread(index, b"".join(chunks))
+            raise
+        return b"".join(chunks)
 
     async def write(self, data: bytes | bytearray | memoryview, stderr: bool,
                     timeout: float | None) -> None:
+        """Send all of `data`; Timeout when window or transport back-pressure outlast it."""
         deadline = deadline_after(timeout)
         view = memoryview(data).cast("B")
-        driver = self.client._driver
+        link = self.link
         while view:
-            driver.check_writable(self)
-            await self._wait(lambda: driver.can_write(self), deadline, "send window")
-            sent = driver.send_some(self, view, stderr)
+            link.check_writable(self)
+            await self._wait(lambda: link.can_write(self), deadline, "send window")
+            sent = link.send_some(self, view, stderr)
             view = view[sent:]
-            self.client._flush()
+            link.flush()
             try:
-                await self.client._drain()
+                await link.drain(deadline)
             except asyncio.CancelledError:
                 self.close()
                 raise
@@ -165,21 +217,38 @@ class AioChannel(Channel):
     async def request(self, name: str, payload: bytes, want_reply: bool,
                       timeout: float | None) -> bool:
         deadline = deadline_after(timeout)
-        ticket = self.client._driver.channel_request(self, name, payload, want_reply)
-        self.client._flush()
+        ticket = self.link.channel_request(self, name, payload, want_reply)
+        self.link.flush()
         if ticket < 0:
+            await self.link.drain(deadline)
             return True
         await self._wait(lambda: self.reply_settled(ticket), deadline, f"reply to {name!r}")
         return self.reply_result(ticket, name)
 
     def send_eof(self) -> None:
-        if self.client._driver.send_eof(self):
-            self.client._flush()
+        if self.link.send_eof(self):
+            self.link.flush()
 
     def close(self) -> None:
         """Send CHANNEL_CLOSE (the server's close arrives later); never blocks."""
-        if self.id >= 0 and self.client._driver.close_channel(self):
-            self.client._flush()
+        if self.id >= 0 and self.link.close_channel(self):
+            self.link.flush()
 
     async def wait_closed(self, timeout: float | None) -> None:
         await self._wait(lambda: self.closed, deadline_after(timeout), "the channel to close")
+
+
+class AioSessionChannel(AioChannel, SessionChannel):
+    """A session channel for coroutines: exit bookkeeping plus draining both streams."""
+
+    async def drain(self, collector: OutputCollector, deadline: float | None) -> None:
+        """Feed all output to the collector until the channel closes."""
+        link = self.link
+        while True:
+            await self._wait(self.output_ready, deadline, "the remote command to finish")
+            taken = collector.take_from(self)
+            link.consume(self, taken)
+            if taken:
+                link.flush()
+            if self.closed:
+                return

@@ -17,18 +17,25 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..config import ClientConfig
-from ..driver import Channel, ConnectionFacts, Driver, split_address
-from ..errors import ConnectionLost, SSHError, Timeout
+from ..driver import (
+    ChannelOpenHandler,
+    ConnectionFacts,
+    Driver,
+    OpenRequest,
+    proxy_command_line,
+    split_address,
+)
+from ..errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
 from ..protocol import events as ev
 from ..protocol.client import ClientConnection
-from ..sync.agentfwd import AgentForwarder
-from .agentfwd import serve_agent_channel
-from .channel import AioChannel, Waiters, deadline_after
+from .channel import AioChannel, AioDriver, deadline_after
+from .forward import ClientForwarding
+from .stream import Listener, NewChannel, Stream
 
 log = logging.getLogger("sshlib.aio")
 
@@ -63,15 +70,49 @@ async def with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None, what
         raise Timeout(f"timed out {what}") from None
 
 
+class ByteReader(Protocol):
+    """The reading half a Client runs over (asyncio.StreamReader, a Stream)."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+class ByteWriter(Protocol):
+    """The writing half a Client runs over (asyncio.StreamWriter, a Stream)."""
+
+    @property
+    def transport(self) -> Any: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def can_write_eof(self) -> bool: ...
+
+    def write_eof(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
 class _Dial:
     """What dial() returns: await it for a Client, or use it with ``async with``."""
 
-    def __init__(self, network: str, addr: str, config: ClientConfig) -> None:
+    def __init__(self, network: str, addr: str, config: ClientConfig, via: Client | None,
+                 proxy_command: str | None) -> None:
         if network not in ("tcp", "tcp4", "tcp6"):
             raise ValueError(f"unsupported network {network!r}; use 'tcp'")
+        if via is not None and proxy_command is not None:
+            raise ValueError("give via= or proxy_command=, not both")
         self._network = network
         self._addr = addr
         self._config = config
+        self._via = via
+        self._proxy_command = proxy_command
         self._client: Client | None = None
 
     def __await__(self) -> Generator[Any, None, Client]:
@@ -88,6 +129,10 @@ class _Dial:
 
     async def _connect(self) -> Client:
         host, port = split_address(self._addr)
+        if self._via is not None:
+            return await self._connect_via(self._via, host, port)
+        if self._proxy_command is not None:
+            return await self._connect_proxy(self._proxy_command, host, port)
         family = {"tcp4": socket.AF_INET, "tcp6": socket.AF_INET6}.get(self._network, 0)
         config = self._config
         deadline = deadline_after(config.timeout)
@@ -101,24 +146,77 @@ class _Dial:
         left = None if deadline is None else max(0.001, deadline - loop.time())
         return await client_over(reader, writer, config, addr=(host, port), timeout=left)
 
+    async def _connect_via(self, via: Client, host: str, port: int) -> Client:
+        config = self._config
+        deadline = deadline_after(config.timeout)
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        stream = await via.dial("tcp", target, timeout=config.timeout)
+        loop = asyncio.get_running_loop()
+        left = None if deadline is None else max(0.001, deadline - loop.time())
+        return await client_over(stream, stream, config, addr=(host, port), timeout=left)
 
-def dial(network: str, addr: str, config: ClientConfig) -> _Dial:
-    """Connect to addr ("host:port") over TCP, run the handshake and authenticate.
+    async def _connect_proxy(self, command: str, host: str, port: int) -> Client:
+        config = self._config
+        line = proxy_command_line(command, host, port, config.user)
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_shell(
+                line, stdin=theirs.fileno(), stdout=theirs.fileno(), start_new_session=True)
+        except OSError as exc:
+            ours.close()
+            raise ConnectionLost(f"cannot start proxy command {line!r}: {exc}") from exc
+        finally:
+            theirs.close()
+        try:
+            reader, writer = await asyncio.open_connection(sock=ours)
+        except BaseException:
+            ours.close()
+            process.kill()
+            raise
+        try:
+            client = await client_over(reader, writer, config, addr=(host, port))
+        except BaseException:
+            await _reap(process)
+            raise
+        client.own(lambda: _reap(process))
+        return client
+
+
+async def _reap(process: asyncio.subprocess.Process) -> None:
+    """Let a proxy command exit after its socket closed; terminate it if it lingers."""
+    try:
+        await asyncio.wait_for(process.wait(), 2)
+    except asyncio.TimeoutError:
+        try:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 2)
+        except (asyncio.TimeoutError, ProcessLookupError):
+            process.kill()
+            await process.wait()
+
+
+def dial(network: str, addr: str, config: ClientConfig, *, via: Client | None = None,
+         proxy_command: str | None = None) -> _Dial:
+    """Connect to addr ("host:port"), run the handshake and authenticate.
 
     ``client = await dial(...)`` or ``async with dial(...) as client:``.
+    `via=` another Client reaches addr through it (direct-tcpip, like ssh -J;
+    chains work); `proxy_command=` runs that command (OpenSSH tokens %h %p %r
+    %n %%) and speaks SSH over its stdin/stdout, like ssh's ProxyCommand.
     config.timeout bounds connect + handshake + authentication.
     """
-    return _Dial(network, addr, config)
+    return _Dial(network, addr, config, via, proxy_command)
 
 
-async def client_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+async def client_over(reader: ByteReader, writer: ByteWriter,
                       config: ClientConfig, *, addr: tuple[str, int] | str | None = None,
                       timeout: float | None = None,
                       client_class: type[Client] | None = None) -> Client:
-    """An authenticated Client over an existing asyncio stream pair.
+    """An authenticated Client over an existing asyncio stream pair, or a Stream twice.
 
-    The client owns the stream from now on: it closes the writer when the
-    connection ends, also when this call fails or is cancelled.
+    ``client_over(stream, stream, cfg, addr=("target", 22))`` runs SSH inside a
+    channel of another client.  The client owns the stream from now on: it closes
+    the writer when the connection ends, also when this call fails or is cancelled.
     `client_class` (a Client subclass taking the same arguments) builds it.
     """
     if addr is None:
@@ -139,22 +237,26 @@ async def client_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     return client
 
 
-class Client(ConnectionFacts):
+class Client(ConnectionFacts, ClientForwarding):
     """An authenticated SSH connection on an asyncio stream; build it with dial()/client_over()."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    def __init__(self, reader: ByteReader, writer: ByteWriter,
                  config: ClientConfig, addr: tuple[str, int]) -> None:
         self.hostname, self.port = addr
         self.config = config = config.for_host(self.hostname, self.port)
         self._reader = reader
         self._writer = writer
         self._core = ClientConnection(config, rng=os.urandom, now=time.monotonic())
-        self._driver = _AioDriver(self)
-        self._waiters = Waiters()  # global replies and the end of the connection
+        self._driver: AioDriver = AioDriver(self._core, config, self.hostname, self.port,
+                                            self._flush, self._drain, self._spawn)
+        self._waiters = self._driver.waiters  # global replies and the end of the connection
         self._reader_task: asyncio.Task[None] | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = False
+        self._listeners: list[Listener] = []
+        self._cleanups: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._cleanup_tasks: list[asyncio.Task[None]] = []
 
     # --- handshake in the dialling task ---------------------------------------------------
     async def _handshake(self) -> None:
@@ -164,7 +266,7 @@ class Client(ConnectionFacts):
         while not core.authenticated:
             try:
                 data = await self._reader.read(RECV_SIZE)
-            except OSError as exc:
+            except (OSError, SSHError) as exc:
                 raise ConnectionLost(f"connection to {self.hostname} failed: {exc}") from exc
             pending = core.receive_data(data)
             while pending:
@@ -199,7 +301,7 @@ class Client(ConnectionFacts):
             while True:
                 try:
                     data = await reader.read(RECV_SIZE)
-                except OSError as exc:
+                except (OSError, SSHError) as exc:
                     dispatch_all(core.connection_lost(
                         ConnectionLost(f"connection to {self.hostname} failed: {exc}")))
                     break
@@ -226,9 +328,12 @@ class Client(ConnectionFacts):
             try:
                 if writer.can_write_eof() and not writer.is_closing():
                     writer.write_eof()  # tells the peer even if someone else holds a dup'd fd
-            except (OSError, RuntimeError):
+            except (OSError, RuntimeError, SSHError):
                 pass
             writer.close()
+            loop = asyncio.get_running_loop()
+            self._cleanup_tasks = [loop.create_task(cleanup()) for cleanup in self._cleanups]
+            self._cleanups = []
         self._waiters.wake()
 
     def _tick(self) -> None:
@@ -249,23 +354,38 @@ class Client(ConnectionFacts):
         if data and not self._writer.is_closing():
             self._writer.write(data)
 
-    async def _drain(self) -> None:
-        """Wait while the transport's buffer is above its high-water mark."""
+    async def _drain(self, deadline: float | None = None) -> None:
+        """Wait while the transport's buffer is above its high-water mark (until deadline)."""
         try:
-            await self._writer.drain()
+            if deadline is None:
+                await self._writer.drain()
+            else:
+                left = deadline - asyncio.get_running_loop().time()
+                await with_timeout(self._writer.drain(), max(0.0, left),
+                                   f"sending to {self.hostname} (the peer is not reading)")
+        except Timeout:
+            raise
         except OSError as exc:
             self._driver.check_alive()
             raise ConnectionLost(f"sending to {self.hostname} failed: {exc}") from exc
 
+    def _spawn(self, work: Awaitable[None]) -> None:
+        """Run a helper task owned by this client (cancelled by close())."""
+        async def run() -> None:
+            await work
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # --- public API -----------------------------------------------------------------------
     def new_session(self, timeout: float | None = None) -> Session:
         """A session; its channel opens on first use, on ``await`` or on ``async with``."""
-        return Session(self, timeout)
+        return Session(self._driver, timeout)
 
     async def open_channel(self, kind: str, extra: bytes = b"",
                            timeout: float | None = None) -> AioChannel:
         """Open a channel of any kind; sessions use new_session()."""
-        channel = AioChannel(self, kind)
+        channel = AioChannel(self._driver, kind)
         self._driver.open_channel(channel, extra)
         self._flush()
         await channel.wait_open(timeout)
@@ -273,6 +393,7 @@ class Client(ConnectionFacts):
 
     async def global_request(self, name: str, payload: bytes = b"", want_reply: bool = True,
                              timeout: float | None = None) -> tuple[bool, bytes]:
+        """Send a global request; (success, reply data), Timeout after `timeout`."""
         driver = self._driver
         ticket = driver.global_request(name, payload, want_reply)
         self._flush()
@@ -289,20 +410,23 @@ class Client(ConnectionFacts):
         Sessions then ask for forwarding with ``await session.request_agent_forwarding()``.
         Agent I/O runs in worker threads (some agent transports only have blocking calls).
         """
-        self._driver.agent_target = AgentForwarder(target)
+        from .agentfwd import register_agent_forwarding
+
+        register_agent_forwarding(self._driver, target)
 
     async def send_keepalive(self, timeout: float | None = None) -> None:
         """Ask the server for a reply (OpenSSH's keepalive@openssh.com) to prove it is alive."""
         await self.global_request("keepalive@openssh.com", timeout=timeout)
 
-    async def rekey(self) -> None:
-        """Start a new key exchange now."""
+    async def rekey(self, timeout: float | None = None) -> None:
+        """Start a new key exchange now (returns once KEXINIT is sent; Timeout after timeout)."""
         self._driver.rekey()
         self._flush()
-        await self._drain()
+        await self._drain(deadline_after(timeout))
 
     async def close(self) -> None:
         """Send DISCONNECT and close the transport; safe to call more than once."""
+        await self._close_forwarders()  # forward_local/remote/dynamic: their local sockets too
         if self._driver.close():
             self._flush()
         for helper in list(self._tasks):
@@ -318,8 +442,81 @@ class Client(ConnectionFacts):
         self._finish()
         try:
             await asyncio.wait_for(self._writer.wait_closed(), CLOSE_TIMEOUT)
-        except (asyncio.TimeoutError, OSError):
+        except (asyncio.TimeoutError, OSError, SSHError):
             self._writer.transport.abort()
+        for cleanup in self._cleanup_tasks:
+            await cleanup
+
+    def own(self, cleanup: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `cleanup()` once the connection has ended (a proxy command's process)."""
+        self._cleanups.append(cleanup)
+
+    # --- streams ---------------------------------------------------------------------------
+    async def dial(self, network: str, address: str, timeout: float | None = None) -> Stream:
+        """A connection from the server to `address` (Go's Client.Dial) as a Stream.
+
+        network "tcp": address "host:port" (direct-tcpip); "unix": a socket path on the
+        server (direct-streamlocal@openssh.com).  ChannelOpenError if the server
+        refuses, Timeout after `timeout`.
+        """
+        kind, extra = self._driver.dial_payload(network, address)
+        return Stream(await self.open_channel(kind, extra, timeout))
+
+    async def open_connection(self, host: str, port: int, timeout: float | None = None
+                              ) -> tuple[Stream, Stream]:
+        """(reader, writer) like asyncio.open_connection, connected from the server.
+
+        Both are the same Stream, which has StreamReader's and StreamWriter's methods.
+        """
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        stream = await self.dial("tcp", target, timeout)
+        return stream, stream
+
+    async def listen(self, network: str, address: str, timeout: float | None = 30) -> Listener:
+        """Ask the server to listen on `address` and pass us its connections (Go's Listen).
+
+        network "tcp": "host:port" (tcpip-forward; port 0 lets the server choose,
+        `.address` has the real port); "unix": a socket path on the server
+        (streamlocal-forward@openssh.com).  RequestDeniedError if the server refuses.
+        """
+        driver = self._driver
+        listener = Listener(driver, network, address,
+                            lambda t: self._cancel_forward(listener, t))
+        ticket = driver.request_forward(network, address, listener)
+        self._flush()
+        await self._waiters.wait_until(lambda: driver.global_settled(ticket),
+                                       deadline_after(timeout),
+                                       f"the server to listen on {address}")
+        ok, _ = driver.global_result(ticket)
+        if not ok:
+            raise RequestDeniedError(f"server refused to listen on {network} {address}")
+        self._listeners.append(listener)
+        return listener
+
+    async def _cancel_forward(self, listener: Listener, timeout: float | None) -> None:
+        self._listeners = [ln for ln in self._listeners if ln is not listener]
+        driver = self._driver
+        ticket = driver.cancel_forward(listener)
+        self._flush()
+        await self._waiters.wait_until(lambda: driver.global_settled(ticket),
+                                       deadline_after(timeout), "the forward to be cancelled")
+        ok, _ = driver.global_result(ticket)
+        if not ok:
+            log.info("server refused to cancel the forward %s", listener.address)
+
+    def handle_channel_open(self, kind: str,
+                            handler: Callable[[NewChannel], None] | None) -> None:
+        """Serve server-opened channels of `kind` (Go's HandleChannelOpen); None removes.
+
+        handler(new_channel) runs inside the reader task: it must call
+        new_channel.accept() (a Stream) or .reject() at once and start a task for
+        the stream, never await.  Kinds without a handler are refused.
+        """
+        registered: ChannelOpenHandler | None = None
+        if handler is not None:
+            def registered(request: OpenRequest) -> None:
+                handler(NewChannel(request))
+        self._driver.handle_channel_open(kind, registered)
 
     async def wait(self, timeout: float | None = None) -> SSHError | None:
         """Wait until the connection ends; return why (None after close())."""
@@ -337,28 +534,6 @@ class Client(ConnectionFacts):
 
     def __repr__(self) -> str:
         return f"<sshlib.aio.Client {self.hostname}:{self.port}>"
-
-
-class _AioDriver(Driver):
-    """The shared driver, waking coroutines through futures."""
-
-    def __init__(self, client: Client) -> None:
-        super().__init__(client._core, client.config, client.hostname, client.port)
-        self._client = client
-
-    def make_channel(self, kind: str) -> Channel:
-        return AioChannel(self._client, kind)
-
-    def start_agent_channel(self, channel: Channel) -> None:
-        assert isinstance(self.agent_target, AgentForwarder) and isinstance(channel, AioChannel)
-        client = self._client
-        task = asyncio.get_running_loop().create_task(
-            serve_agent_channel(self.agent_target, channel))
-        client._tasks.add(task)
-        task.add_done_callback(client._tasks.discard)
-
-    def wake_connection(self) -> None:
-        self._client._waiters.wake()
 
 
 from .session import Session  # noqa: E402  (Session needs Client's module loaded first)

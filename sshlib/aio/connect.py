@@ -13,12 +13,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import ConnectionLost, RequestDeniedError, Timeout
-from ..sshconfig import HostConfig, resolve
-from ..sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, check_connectable
+from ..errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
+from ..sshconfig import HostConfig, resolve, resolve_jump
+from ..sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, forward_failed, hop_args
+from ..sshconfig.forwards import ForwardRequest
 from ..sshconfig.reader import ConfigFile, ExecRunner
 from ..sshconfig.session import SessionSetup, session_setup
-from .client import Client, client_over, with_timeout
+from .channel import AioDriver
+from .client import ByteReader, ByteWriter, Client, client_over, with_timeout
 from .session import Session
 
 __all__ = ["connect", "connect_host", "ConfiguredClient", "ConfiguredSession"]
@@ -41,15 +43,15 @@ class ConfiguredClient(Client):
 
     def new_session(self, timeout: float | None = None) -> Session:
         """A ConfiguredSession: its SessionSetup requests go out before the program starts."""
-        return ConfiguredSession(self, timeout, self.session_setup)
+        return ConfiguredSession(self._driver, timeout, self.session_setup)
 
 
 class ConfiguredSession(Session):
     """A Session that sends the SessionSetup requests before exec, shell or subsystem."""
 
-    def __init__(self, client: Client, open_timeout: float | None,
+    def __init__(self, link: AioDriver, open_timeout: float | None,
                  setup: SessionSetup) -> None:
-        super().__init__(client, open_timeout)
+        super().__init__(link, open_timeout)
         self._setup = setup
 
     async def _apply(self, timeout: float | None) -> None:
@@ -101,19 +103,59 @@ async def connect(destination: str, *, port: int | None = None,
 
 
 async def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
-    """connect() once the configuration is resolved."""
-    check_connectable(hc)
+    """connect() once the configuration is resolved: jump hosts, the connection, forwards."""
     config, addr = await asyncio.to_thread(hc.client_config, **vars(args))
+    where = (hc.hostname, hc.port)
+    jump_config = await asyncio.to_thread(resolve_jump, hc)
+    cleanup: Any = None
+    if jump_config is not None:
+        jump = await connect_host(jump_config, hop_args(args))
+        try:
+            stream = await jump.dial("tcp", addr, timeout=config.timeout)
+        except BaseException:
+            await jump.close()
+            raise
+        reader: ByteReader = stream
+        writer: ByteWriter = stream
+        cleanup = jump.close
+    elif hc.proxy_command is not None:
+        reader, writer, cleanup = await _proxy_command(hc)
+    else:
+        reader, writer = await _tcp(hc, config.timeout, addr)
+    try:
+        client = await client_over(reader, writer, config, addr=where, timeout=config.timeout,
+                                   client_class=ConfiguredClient)
+    except BaseException:
+        if cleanup is not None:
+            await cleanup()
+        raise
+    assert isinstance(client, ConfiguredClient)
+    if cleanup is not None:
+        client.own(cleanup)
+    client.host_config = hc
+    client.session_setup = session_setup(hc)
+    try:
+        if target := hc.agent_forward_target():
+            client.forward_agent(target)
+        for request in hc.forward_requests():
+            await _start_forward(client, request, hc)
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+async def _tcp(hc: HostConfig, timeout: float | None,
+               addr: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     family = {"inet": 2, "inet6": 10}.get(hc.address_family, 0)
     local_addr = (hc.bind_address, 0) if hc.bind_address else None
     attempts = max(1, hc.connection_attempts)
     for attempt in range(1, attempts + 1):
         try:
-            reader, writer = await with_timeout(
+            return await with_timeout(
                 asyncio.open_connection(hc.hostname, hc.port, family=family,
                                         local_addr=local_addr),
-                config.timeout, f"connecting to {addr}")
-            break
+                timeout, f"connecting to {addr}")
         except (OSError, Timeout) as exc:
             if attempt == attempts:
                 if isinstance(exc, Timeout):
@@ -122,12 +164,44 @@ async def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
             log.info("connecting to %s failed (%s); attempt %d of %d", addr, exc, attempt + 1,
                      attempts)
             await asyncio.sleep(RETRY_DELAY)
-    client = await client_over(reader, writer, config, addr=(hc.hostname, hc.port),
-                               timeout=config.timeout, client_class=ConfiguredClient)
-    assert isinstance(client, ConfiguredClient)
-    client.host_config = hc
-    client.session_setup = session_setup(hc)
-    target = hc.agent_forward_target()
-    if target:
-        client.forward_agent(target)
-    return client
+    raise AssertionError("unreachable")
+
+
+async def _proxy_command(hc: HostConfig) -> tuple[asyncio.StreamReader, asyncio.StreamWriter,
+                                                  Any]:
+    """ProxyCommand: SSH over the command's stdout (reader) and stdin (writer)."""
+    line = hc.proxy_command_line()
+    assert line is not None
+    try:
+        process = await asyncio.create_subprocess_shell(
+            line, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            start_new_session=True)
+    except OSError as exc:
+        raise ConnectionLost(f"cannot start ProxyCommand {line!r}: {exc}") from exc
+    assert process.stdout is not None and process.stdin is not None
+
+    async def reap() -> None:
+        try:
+            await asyncio.wait_for(process.wait(), 2)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+
+    return process.stdout, process.stdin, reap
+
+
+async def _start_forward(client: ConfiguredClient, request: ForwardRequest,
+                         hc: HostConfig) -> None:
+    try:
+        if request.kind == "local":
+            assert request.target is not None
+            await client.forward_local(request.listen, request.target)
+        elif request.kind == "dynamic":
+            await client.forward_dynamic(request.listen)
+        elif request.target is not None:
+            await client.forward_remote(request.listen, request.target)
+        else:
+            raise ValueError("RemoteForward with one argument (a remote SOCKS proxy) is not "
+                             "supported by sshlib")
+    except (SSHError, OSError, ValueError) as exc:
+        forward_failed(hc, request, exc)

@@ -8,18 +8,14 @@ sshlib.sync through sshlib.driver and sshlib.protocol.session.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..driver import OutputCollector
-from ..errors import RequestDeniedError, SSHError
+from ..channelstate import OutputCollector
+from ..errors import ChannelClosedError, RequestDeniedError, SSHError, Timeout
 from ..protocol import session as req
-from .channel import AioChannel, deadline_after
-
-if TYPE_CHECKING:
-    from .client import Client
+from .channel import AioDriver, AioSessionChannel, deadline_after
 
 
 class ChannelReader:
@@ -40,24 +36,25 @@ class ChannelReader:
         return await channel.read(self._index, size, timeout)
 
     async def readline(self, timeout: float | None = None) -> bytes:
-        """One line including its newline (or what is left at EOF)."""
+        """One line including its newline (or what is left at EOF; at most 1 MiB).
+
+        On Timeout the partial line stays buffered: the next call returns all of it.
+        """
         channel = await self._session._open()
         return await channel.readline(self._index, timeout)
 
     async def readexactly(self, size: int, timeout: float | None = None) -> bytes:
-        """Exactly `size` bytes; fewer only at EOF."""
-        deadline = deadline_after(timeout)
-        loop = asyncio.get_running_loop()
-        parts: list[bytes] = []
-        got = 0
-        while got < size:
-            left = None if deadline is None else max(0.0, deadline - loop.time())
-            chunk = await self.read(size - got, left)
-            if not chunk:
-                break
-            parts.append(chunk)
-            got += len(chunk)
-        return b"".join(parts)
+        """Exactly `size` bytes; fewer only at EOF; on Timeout nothing read is lost."""
+        channel = await self._session._open()
+        return await channel.readexactly(self._index, size, timeout)
+
+    async def lines(self, timeout: float | None = None) -> AsyncIterator[bytes]:
+        """Iterate lines until EOF; each line must arrive within `timeout` (Timeout)."""
+        while True:
+            line = await self.readline(timeout)
+            if not line:
+                return
+            yield line
 
     def __aiter__(self) -> ChannelReader:
         return self
@@ -82,36 +79,39 @@ class ChannelWriter:
         await channel.write(data, False, timeout)
         return len(data)
 
-    async def drain(self) -> None:
-        """Wait until the transport buffer is below its high-water mark (write() already does)."""
-        await self._session._client._drain()
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until the transport buffer is below its high-water mark (write() already does).
 
-    async def close(self) -> None:
-        """Send EOF: the remote program sees end of input."""
+        Timeout after `timeout` seconds when the peer is not reading.
+        """
+        await self._session.link.drain(deadline_after(timeout))
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Send EOF: the remote program sees end of input; Timeout after `timeout`."""
         channel = await self._session._open()
         channel.send_eof()
-        await self._session._client._drain()
+        await self._session.link.drain(deadline_after(timeout))
 
 
 class Session:
     """A remote program (command, shell or subsystem) on one channel."""
 
-    def __init__(self, client: Client, open_timeout: float | None = None) -> None:
-        self._client = client
+    def __init__(self, link: AioDriver, open_timeout: float | None = None) -> None:
+        self.link = link
         self._open_timeout = open_timeout
-        self._channel = AioChannel(client, "session")
+        self._channel = AioSessionChannel(link, "session")
         self.stdin = ChannelWriter(self)
         self.stdout = ChannelReader(self, 0)
         self.stderr = ChannelReader(self, 1)
         self._started = False
 
-    async def _open(self, timeout: float | None = None) -> AioChannel:
+    async def _open(self, timeout: float | None = None) -> AioSessionChannel:
         channel = self._channel
         if channel.opened:
             return channel
         if channel.id < 0 and not channel.closed:
-            self._client._driver.open_channel(channel)
-            self._client._flush()
+            self.link.open_channel(channel)
+            self.link.flush()
         await channel.wait_open(self._open_timeout if timeout is None else timeout)
         return channel
 
@@ -146,7 +146,13 @@ class Session:
         if self._started:
             raise SSHError("session already started; use a new session per command")
         self._started = True
-        await self._request(name, payload, timeout)
+        try:
+            await self._request(name, payload, timeout)
+        except ChannelClosedError:
+            # Some servers close the channel before replying (or never reply): a
+            # program that reported how it ended did run.
+            if not self._channel.exited():
+                raise
 
     async def start(self, command: str | bytes, timeout: float | None = None) -> None:
         """Run `command` without waiting for it; read stdout/stderr, then wait()."""
@@ -161,14 +167,19 @@ class Session:
         await self._start("subsystem", req.subsystem(name), timeout)
 
     # --- while running -----------------------------------------------------------------
-    async def signal(self, name: str) -> None:
-        """Send a signal ("TERM", "INT", "KILL", ...; "SIG" prefix optional)."""
-        channel = await self._open()
-        await channel.request("signal", req.signal(name), False, None)
+    async def signal(self, name: str, timeout: float | None = None) -> None:
+        """Send a signal ("TERM", "INT", "KILL", ...; "SIG" prefix optional).
 
-    async def window_change(self, height: int, width: int) -> None:
-        channel = await self._open()
-        await channel.request("window-change", req.window_change(height, width), False, None)
+        Timeout if it cannot be sent within `timeout` (transport back-pressure).
+        """
+        channel = await self._open(timeout)
+        await channel.request("signal", req.signal(name), False, timeout)
+
+    async def window_change(self, height: int, width: int, timeout: float | None = None) -> None:
+        """Tell the remote pty its new size; Timeout if it cannot be sent in time."""
+        channel = await self._open(timeout)
+        await channel.request("window-change", req.window_change(height, width), False,
+                              timeout)
 
     async def wait(self, timeout: float | None = None) -> None:
         """Wait for the remote program to exit; raise ExitError unless it exited 0.
@@ -193,9 +204,11 @@ class Session:
                       timeout: float | None = None) -> OutputCollector:
         """Start `command`, read both streams until the channel closes; don't raise on exit."""
         deadline = deadline_after(timeout)
-        await self.start(command, timeout)
         collector = OutputCollector(keep_stdout, merge)
-        await self._channel.drain(collector.feed, deadline)
+        if merge:
+            self._channel.interleave = []  # keep stdout and stderr in arrival order
+        await self.start(command, timeout)
+        await self._channel.drain(collector, deadline)
         return collector
 
     async def _collect(self, command: str | bytes, keep_stdout: bool, merge: bool,
@@ -216,9 +229,18 @@ class Session:
         """Run `command` and return stdout and stderr interleaved as they arrived."""
         return await self._collect(command, True, True, timeout)
 
-    async def close(self) -> None:
-        """Close the channel (the server's close confirmation arrives later)."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Close the channel (the server's close confirmation arrives later).
+
+        Timeout if CLOSE cannot be handed to the transport within `timeout`.
+        """
         self._channel.close()
+        try:
+            await self.link.drain(deadline_after(timeout))
+        except Timeout:
+            raise
+        except SSHError:
+            pass  # the connection is gone: the channel is closed with it
 
     async def __aenter__(self) -> Session:
         await self._open()

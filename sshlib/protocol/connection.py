@@ -35,6 +35,7 @@ from .events import (
 log = logging.getLogger("sshlib.connection")
 
 MAX_WINDOW = 0xFFFFFFFF
+RETIRED_KEEP = 4096  # closed channel ids remembered, so late messages for them are ignored
 _DATA = m.MSG_CHANNEL_DATA
 _EXT_DATA = m.MSG_CHANNEL_EXTENDED_DATA
 # After the message number: uint32 recipient channel, [uint32 data type,] uint32 length.
@@ -76,6 +77,10 @@ class Connection:
         # Who is waiting for each pending reply, oldest first: False for the front-end,
         # True for the core's own keepalives (their replies produce no event).
         self._global_internal: deque[bool] = deque()
+        # Ids of channels closed both ways.  Some servers send a request reply (or more)
+        # after their CHANNEL_CLOSE; OpenSSH ignores those, and so do we (a second
+        # CHANNEL_CLOSE stays a protocol error).
+        self._retired: dict[int, None] = {}
 
     # --- commands --------------------------------------------------------------
     def open_channel(self, kind: str, extra: bytes = b"") -> int:
@@ -181,6 +186,9 @@ class Connection:
             return self._on_data(msg_type, payload)
         r = Reader(payload)
         r.byte()
+        if (m.MSG_CHANNEL_OPEN_CONFIRMATION <= msg_type <= m.MSG_CHANNEL_FAILURE
+                and msg_type != m.MSG_CHANNEL_CLOSE and self._is_retired(payload)):
+            return []
         if msg_type == m.MSG_CHANNEL_WINDOW_ADJUST:
             ch = self._lookup(r.uint32())
             grant = r.uint32()
@@ -222,11 +230,10 @@ class Connection:
             if not ch.close_sent:
                 ch.close_sent = True
                 self._send(Writer(m.MSG_CHANNEL_CLOSE).uint32(ch.remote_id).getvalue())
-            del self._channels[ch.local_id]
-            events: list[Event] = [ChannelRequestReplied(ch.local_id, name, False)
-                                   for name in ch.pending_requests]
-            events.append(ChannelClosed(ch.local_id))
-            return events
+            self._retire(ch.local_id)
+            # Requests still waiting for a reply stay unanswered (the front-end sees the
+            # close); a reply arriving later is ignored as a message for a closed channel.
+            return [ChannelClosed(ch.local_id)]
         if msg_type == m.MSG_CHANNEL_REQUEST:
             return self._on_channel_request(r)
         if msg_type in (m.MSG_CHANNEL_SUCCESS, m.MSG_CHANNEL_FAILURE):
@@ -274,6 +281,9 @@ class Connection:
         if length != size - offset:
             raise DecodeError("channel data length does not match the packet")
         ch = self._channels.get(channel)
+        if ch is None and channel in self._retired:
+            log.debug("ignoring %d bytes for closed channel %d", length, channel)
+            return []
         if ch is None or not ch.open:
             ch = self._lookup(channel)  # raises the right ProtocolError
         if ch.eof_received:
@@ -318,6 +328,21 @@ class Connection:
         return events
 
     # --- helpers -----------------------------------------------------------------
+    def _retire(self, channel: int) -> None:
+        del self._channels[channel]
+        self._retired[channel] = None
+        if len(self._retired) > RETIRED_KEEP:
+            del self._retired[next(iter(self._retired))]
+
+    def _is_retired(self, payload: bytes) -> bool:
+        if len(payload) < 5:
+            return False
+        channel = int.from_bytes(payload[1:5], "big")
+        if channel in self._channels or channel not in self._retired:
+            return False
+        log.debug("ignoring %s for closed channel %d", m.name(payload[0]), channel)
+        return True
+
     def _allocate_id(self) -> int:
         while self._next_id in self._channels:
             self._next_id = (self._next_id + 1) & 0xFFFFFFFF

@@ -24,14 +24,21 @@ from ..config import (
     Prompt,
     PublicKeys,
 )
-from ..errors import ConfigError, KeyLoadError, PassphraseRequiredError, SSHError
+from ..errors import (
+    ConfigError,
+    ForwardingError,
+    KeyLoadError,
+    PassphraseRequiredError,
+    SSHError,
+)
 from ..keys import PublicKey, Signer, load_private_key, load_public_key
 from .hostkeys import AskCallback, HostKeyPolicy
 
 if TYPE_CHECKING:
+    from .forwards import ForwardRequest
     from .hostconfig import HostConfig
 
-__all__ = ["ConnectArgs", "make_client_config", "agent_endpoint", "check_connectable",
+__all__ = ["ConnectArgs", "make_client_config", "agent_endpoint", "hop_args", "forward_failed",
            "DEFAULT_PREFERRED"]
 
 log = logging.getLogger("sshlib.sshconfig")
@@ -160,15 +167,22 @@ def _password_answers(password: str, rounds: int) -> Callable[[str, str, list[Pr
     return answer
 
 
-def check_connectable(hc: HostConfig) -> None:
-    """ConfigError for what connect() cannot honour yet; forwards are logged, not started."""
-    if hc.proxy_jump or hc.proxy_command:
-        what = f"ProxyJump {hc.proxy_jump}" if hc.proxy_jump else f"ProxyCommand {hc.proxy_command}"
-        raise ConfigError(f"{hc.host}: {what}: connect() does not dial through jump hosts or "
-                          "proxy commands yet (see docs/config.md); refusing to go around it")
-    if hc.local_forwards or hc.remote_forwards or hc.dynamic_forwards:
-        log.warning("%s: LocalForward/RemoteForward/DynamicForward are not started by "
-                    "connect() yet", hc.host)
+def hop_args(args: ConnectArgs) -> ConnectArgs:
+    """What a ProxyJump hop gets of the caller's arguments: secrets and timeout, not the
+    target's host key callback or extra auth methods (each hop checks its own host key)."""
+    return ConnectArgs(password=args.password, passphrase=args.passphrase,
+                       ask_host_key=args.ask_host_key, timeout=args.timeout)
+
+
+def forward_failed(hc: HostConfig, request: ForwardRequest, error: Exception) -> None:
+    """A forward from the configuration could not start: ssh warns, or with
+    ExitOnForwardFailure gives up (ForwardingError)."""
+    kind = {"local": "LocalForward", "remote": "RemoteForward",
+            "dynamic": "DynamicForward"}[request.kind]
+    message = f"{hc.host}: {kind} {request.text} failed: {error}"
+    if hc.exit_on_forward_failure:
+        raise ForwardingError(message + " (ExitOnForwardFailure yes)") from error
+    log.warning("%s", message)
 
 
 def make_client_config(hc: HostConfig, args: ConnectArgs) -> tuple[ClientConfig, str]:

@@ -19,6 +19,7 @@ from .keywords import MULTISTATE, Forward, Options
 
 if TYPE_CHECKING:
     from ..config import ClientConfig
+    from .forwards import ForwardRequest
 
 __all__ = ["HostConfig", "build", "DEFAULT_IDENTITY_FILES", "SSH_G_ORDER"]
 
@@ -191,6 +192,13 @@ class HostConfig:
             return percent_expand(self.proxy_command, tokens)
         except ExpandError as exc:
             raise ConfigError(f"ProxyCommand: {exc}") from None
+
+    def forward_requests(self) -> list[ForwardRequest]:
+        """The forwards connect() starts, as forward_local/remote/dynamic specs."""
+        from .forwards import forward_requests
+
+        return forward_requests(self.local_forwards, self.remote_forwards,
+                                self.dynamic_forwards)
 
     def agent_forward_target(self) -> str | None:
         """The agent endpoint ForwardAgent serves forwarded channels from (None: off)."""

@@ -1,107 +1,61 @@
-"""Agent forwarding: serve the server's auth-agent@openssh.com channels.
+"""Agent forwarding for threads: one relay thread per forwarded agent channel.
 
-Each forwarded channel gets its own upstream connection to the local agent
-(so connection state such as session-bind stays per channel, as OpenSSH
-does), and one thread that relays whole messages: read a framed request from
-the channel, pass it upstream, pass the framed reply back.  Messages over the
-size cap end that channel instead of being buffered.
+Framing, the endpoint and the upstream exchange are front-end neutral
+(`sshlib.agentfwd`); this module only registers the channel-open handlers
+and runs the relay loop in a thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
 
-from ..driver import AGENT_CHANNEL
+from ..agentfwd import (
+    IO_TIMEOUT,
+    READ_SIZE,
+    AgentForwarder,
+    AgentFrames,
+    exchange,
+    register,
+)
+from ..channelstate import StreamChannel
 from ..errors import SSHError
-
-if TYPE_CHECKING:
-    from .channel import ChannelIO
+from .channel import ChannelIO, ThreadDriver
 
 log = logging.getLogger("sshlib.agentfwd")
 
-__all__ = ["AGENT_CHANNEL", "AgentForwarder", "exchange"]
-MAX_MESSAGE = 256 * 1024
-IO_TIMEOUT = 120.0  # an agent may wait for a confirmation prompt
+
+def register_agent_forwarding(driver: ThreadDriver, target: object) -> None:
+    """Serve the server's agent channels from `target`, one relay thread per channel."""
+    def start(forwarder: AgentForwarder, channel: StreamChannel) -> None:
+        assert isinstance(channel, ChannelIO)
+        threading.Thread(target=_serve, args=(forwarder, channel), daemon=True,
+                         name=f"sshlib-agentfwd-{channel.id}").start()
+
+    register(driver, target, start)
 
 
-class AgentForwarder:
-    """Bridges forwarded agent channels to a local agent endpoint."""
-
-    def __init__(self, target: Any) -> None:
-        # target: an endpoint string ("unix:/path", "pageant", ...) or an AgentClient
-        self._endpoint: str | None = getattr(target, "endpoint", target)
-        if not isinstance(self._endpoint, str) and self._endpoint is not None:
-            raise TypeError("forward_agent() takes an endpoint string or an AgentClient")
-
-    def open_upstream(self) -> Any:
-        """A new blocking stream to the local agent (one per forwarded channel)."""
-        from ..agent import open_stream  # sshlib.agent loads only when forwarding is used
-
-        return open_stream(self._endpoint)
-
-    def start(self, channel: ChannelIO) -> None:
-        thread = threading.Thread(target=self._serve, args=(channel,), daemon=True,
-                                  name=f"sshlib-agentfwd-{channel.id}")
-        thread.start()
-
-    def _serve(self, channel: ChannelIO) -> None:
-        upstream = None
-        try:
-            upstream = self.open_upstream()
-            while True:
-                request = _read_message(channel)
-                if request is None:
-                    break
+def _serve(forwarder: AgentForwarder, channel: ChannelIO) -> None:
+    upstream = None
+    frames = AgentFrames()
+    try:
+        upstream = forwarder.open_upstream()
+        while True:
+            data = channel.read(0, READ_SIZE, None)
+            if not data:
+                frames.finish()
+                break
+            for request in frames.feed(data):
                 channel.write(exchange(upstream, request), False, IO_TIMEOUT)
-        except (SSHError, OSError) as exc:
-            log.info("agent forwarding channel %d ended: %s", channel.id, exc)
-        except Exception:  # never let a bug kill the thread silently
-            log.exception("agent forwarding channel %d failed", channel.id)
-        finally:
-            if upstream is not None:
-                upstream.close()
-            channel.send_eof()
-            channel.close()
-
-
-def exchange(upstream: Any, request: bytes) -> bytes:
-    """Pass one framed request to the local agent and return its framed reply (blocking)."""
-    from ..agent.protocol import frame_length
-
-    upstream.send_all(request, timeout=IO_TIMEOUT)
-    head = upstream.recv_exact(4, timeout=IO_TIMEOUT)
-    length = frame_length(head, MAX_MESSAGE, upstream.endpoint)
-    body = upstream.recv_exact(length, timeout=IO_TIMEOUT)
-    if len(body) != length:
-        raise SSHError("local agent closed the connection mid-reply")
-    return bytes(head + body)
-
-
-def _read_message(channel: ChannelIO) -> bytes | None:
-    """One framed agent request from the channel, or None at EOF."""
-    from ..agent.protocol import frame_length
-
-    head = _read_exact(channel, 4)
-    if head is None:
-        return None
-    length = frame_length(head, MAX_MESSAGE, "forwarded agent channel")
-    body = _read_exact(channel, length)
-    if body is None:
-        raise SSHError("forwarded agent channel closed mid-request")
-    return head + body
-
-
-def _read_exact(channel: ChannelIO, count: int) -> bytes | None:
-    parts: list[bytes] = []
-    got = 0
-    while got < count:
-        chunk = channel.read(0, count - got, None)
-        if not chunk:
-            if got:
-                raise SSHError("forwarded agent channel closed mid-message")
-            return None
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
+    except (SSHError, OSError) as exc:
+        log.info("agent forwarding channel %d ended: %s", channel.id, exc)
+    except Exception:  # never let a bug kill the thread silently
+        log.exception("agent forwarding channel %d failed", channel.id)
+    finally:
+        if upstream is not None:
+            upstream.close()
+        try:
+            channel.send_eof(IO_TIMEOUT)
+            channel.close(IO_TIMEOUT)
+        except SSHError:
+            pass

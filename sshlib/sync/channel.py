@@ -1,8 +1,11 @@
-"""Per-channel waiting for the threaded front-end (state lives in sshlib.driver.Channel).
+"""Per-channel waiting for the threaded front-end (state lives in sshlib.channelstate).
 
 The reader thread only ever appends to the buffers (never blocks); the
 application's reads take data out and tell the core, which then returns
 window credit to the server.  Buffers are therefore bounded by our window.
+Channels reach the connection only through `ThreadDriver`: the shared
+driver plus the connection lock and a `flush()` that sends what the core
+queued.
 """
 
 from __future__ import annotations
@@ -10,13 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from ..driver import Channel
+from ..channelstate import LINE_LIMIT, OutputCollector, SessionChannel, StreamChannel
+from ..config import ClientConfig
+from ..driver import Driver
 from ..errors import Timeout
-
-if TYPE_CHECKING:
-    from .client import Client
+from ..protocol.client import ClientConnection
 
 
 def deadline_after(timeout: float | None) -> float | None:
@@ -32,23 +34,61 @@ def remaining(deadline: float | None, what: str) -> float | None:
     return left
 
 
-class ChannelIO(Channel):
+class ThreadDriver(Driver):
+    """The shared driver as threaded channels use it: with the lock and the sender."""
+
+    def __init__(self, core: ClientConnection, config: ClientConfig, hostname: str, port: int,
+                 lock: threading.Lock, send: Callable[[float | None], None]) -> None:
+        super().__init__(core, config, hostname, port)
+        self.lock = lock
+        self._send = send
+        self.connection_cond = threading.Condition(lock)
+
+    def make_stream(self, kind: str) -> StreamChannel:
+        return ChannelIO(self, kind)
+
+    def flush(self, deadline: float | None = None) -> None:
+        """Send what the core queued; Timeout at `deadline` (the rest stays queued, in order)."""
+        self._send(deadline)
+
+    def wake_connection(self) -> None:  # lock held
+        self.connection_cond.notify_all()
+
+
+class ChannelIO(StreamChannel):
     """One open (or opening) channel as the application threads see it."""
 
-    def __init__(self, client: Client, kind: str) -> None:
+    def __init__(self, link: ThreadDriver, kind: str) -> None:
         super().__init__(kind)
-        self.client = client
-        self.cond = threading.Condition(client._lock)
+        self.link = link
+        self.cond = threading.Condition(link.lock)
+        self._waiting: list[Callable[[], bool]] = []
 
     def wake(self) -> None:  # called by the driver, lock held
-        self.cond.notify_all()
+        # Wake a thread only when what it waits for has come true: each wake-up is a
+        # thread hand-off, and a session would otherwise take one per EOF, exit status,
+        # window adjust or reply it is not waiting for.
+        for predicate in self._waiting:
+            if predicate():
+                self.cond.notify_all()
+                return
 
     # --- used by application threads --------------------------------------------
     def wait_for(self, predicate: Callable[[], bool], deadline: float | None, what: str) -> None:
-        """Wait (lock held) until predicate() is true; raise on timeout."""
-        while not predicate():
-            left = remaining(deadline, what)
-            self.cond.wait(left)
+        """Wait (lock held) until predicate() is true; raise on timeout.
+
+        The predicate must depend only on channel or connection state the
+        dispatcher changes (it is evaluated by `wake()` in the reader thread).
+        """
+        if predicate():
+            return
+        self._waiting.append(predicate)
+        try:
+            while not predicate():
+                left = remaining(deadline, what)
+                self.cond.wait(left)
+        finally:
+            self._waiting.remove(predicate)
 
     def wait_open(self, timeout: float | None) -> None:
         deadline = deadline_after(timeout)
@@ -62,75 +102,165 @@ class ChannelIO(Channel):
         if size >= 0:
             return self._read_some(index, size, deadline)
         chunks: list[bytes] = []
-        while True:  # take data as it arrives so the window keeps reopening
-            chunk = self._read_some(index, 1 << 30, deadline)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+        try:
+            while True:  # take data as it arrives so the window keeps reopening
+                chunk = self._read_some(index, 1 << 30, deadline)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        except Timeout:
+            self._unread(index, chunks)
+            raise
 
     def _read_some(self, index: int, size: int, deadline: float | None) -> bytes:
-        driver = self.client._driver
         with self.cond:
             self.wait_for(lambda: self.readable(index), deadline, "channel data")
             data = self.take(index, size)
-            driver.consume(self, len(data))
+            self.link.consume(self, len(data))
         if data:
-            self.client._flush()
+            self.link.flush()
         return data
 
-    def drain(self, sinks: Callable[[list[bytes], list[bytes]], None],
-              deadline: float | None) -> None:
-        """Feed all output to sinks(stdout chunks, stderr chunks) until the channel closes."""
-        driver = self.client._driver
-        while True:
-            with self.cond:
-                self.wait_for(self.output_ready, deadline, "the remote command to finish")
-                out, err, taken = self.take_all()
-                driver.consume(self, taken)
-                finished = self.closed
-            sinks(out, err)
-            if taken:
-                self.client._flush()
-            if finished:
-                return
+    def _unread(self, index: int, chunks: list[bytes]) -> None:
+        with self.cond:
+            self.unread(index, b"".join(chunks))
+
+    def readline(self, index: int, timeout: float | None, limit: int = LINE_LIMIT) -> bytes:
+        """One line including b"\\n", what is left at EOF, or `limit` bytes.
+
+        Scans the buffered chunks for the newline (no per-byte reads); on
+        Timeout the bytes of the partial line stay buffered for the next call.
+        """
+        deadline = deadline_after(timeout)
+        chunks: list[bytes] = []
+        got = 0
+        try:
+            while True:
+                with self.cond:
+                    self.wait_for(lambda: self.readable(index), deadline, "a line of data")
+                    want = self.line_length(index, limit - got)
+                    data = self.take(index, want)
+                    self.link.consume(self, len(data))
+                if data:
+                    self.link.flush()
+                if not data:
+                    break
+                chunks.append(data)
+                got += len(data)
+                if data.endswith(b"\n") or got >= limit:
+                    break
+        except Timeout:
+            self._unread(index, chunks)
+            raise
+        return b"".join(chunks)
+
+    def readexactly(self, index: int, size: int, timeout: float | None) -> bytes:
+        """Exactly `size` bytes, fewer only at EOF; on Timeout nothing is lost."""
+        deadline = deadline_after(timeout)
+        chunks: list[bytes] = []
+        got = 0
+        try:
+            while got < size:
+                chunk = self._read_some(index, size - got, deadline)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        except Timeout:
+            self._unread(index, chunks)
+            raise
+        return b"".join(chunks)
 
     def write(self, data: bytes | bytearray | memoryview, stderr: bool,
               timeout: float | None) -> None:
+        """Send all of `data`; Timeout when window or TCP back-pressure outlast `timeout`.
+
+        After a Timeout, what was handed to the core stays queued in order (at
+        most one chunk past what TCP took) and goes out with the next send.
+        """
         deadline = deadline_after(timeout)
         view = memoryview(data).cast("B")
-        driver = self.client._driver
         while view:
-            with self.cond:
-                driver.check_writable(self)
-                self.wait_for(lambda: driver.can_write(self), deadline, "send window")
-                sent = driver.send_some(self, view, stderr)
-            view = view[sent:]
-            self.client._flush()
+            view = view[self._hand_over(view, stderr, deadline):]
+            self.link.flush(deadline)
+
+    def write_some(self, view: memoryview, stderr: bool, deadline: float | None) -> int:
+        """Wait for window, hand what fits to the core and send it; returns the count.
+
+        Like socket.send: if TCP pushes back past `deadline` after the bytes were
+        handed over, they stay queued in order and the count is still returned.
+        """
+        sent = self._hand_over(view, stderr, deadline)
+        try:
+            self.link.flush(deadline)
+        except Timeout:
+            pass
+        return sent
+
+    def _hand_over(self, view: memoryview, stderr: bool, deadline: float | None) -> int:
+        link = self.link
+        with self.cond:
+            link.check_writable(self)
+            self.wait_for(lambda: link.can_write(self), deadline, "send window")
+            return link.send_some(self, view, stderr)
 
     def request(self, name: str, payload: bytes, want_reply: bool, timeout: float | None) -> bool:
         deadline = deadline_after(timeout)
-        with self.cond:
-            ticket = self.client._driver.channel_request(self, name, payload, want_reply)
-        self.client._flush()
+        ticket = self.send_request(name, payload, want_reply, deadline)
         if ticket < 0:
             return True
         with self.cond:
             self.wait_for(lambda: self.reply_settled(ticket), deadline, f"reply to {name!r}")
             return self.reply_result(ticket, name)
 
-    def send_eof(self) -> None:
+    def send_request(self, name: str, payload: bytes, want_reply: bool,
+                     deadline: float | None) -> int:
+        """Send a channel request without waiting for the reply; returns its ticket."""
         with self.cond:
-            if not self.client._driver.send_eof(self):
-                return
-        self.client._flush()
+            ticket = self.link.channel_request(self, name, payload, want_reply)
+        self.link.flush(deadline)
+        return ticket
 
-    def close(self) -> None:
+    def send_eof(self, timeout: float | None = None) -> None:
         with self.cond:
-            if not self.client._driver.close_channel(self):
+            if not self.link.send_eof(self):
                 return
-        self.client._flush()
+        self.link.flush(deadline_after(timeout))
+
+    def close(self, timeout: float | None = None) -> None:
+        with self.cond:
+            if not self.link.close_channel(self):
+                return
+        self.link.flush(deadline_after(timeout))
 
     def wait_closed(self, timeout: float | None) -> None:
         deadline = deadline_after(timeout)
         with self.cond:
             self.wait_for(lambda: self.closed, deadline, "the channel to close")
+
+
+class SessionChannelIO(ChannelIO, SessionChannel):
+    """A session channel for threads: exit bookkeeping plus draining both streams."""
+
+    def __init__(self, link: ThreadDriver, kind: str = "session") -> None:
+        super().__init__(link, kind)  # ChannelIO, then SessionChannel's exit fields
+
+    def drain(self, collector: OutputCollector, deadline: float | None,
+              refused: Callable[[], bool] = lambda: False) -> None:
+        """Feed all output to the collector until the channel closes (or `refused()`)."""
+        link = self.link
+
+        def ready() -> bool:
+            return self.output_ready() or refused()
+        while True:
+            with self.cond:
+                self.wait_for(ready, deadline, "the remote command to finish")
+                if refused():
+                    return
+                taken = collector.take_from(self)
+                link.consume(self, taken)
+                finished = self.closed
+            if taken:
+                link.flush()
+            if finished:
+                return

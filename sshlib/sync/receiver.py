@@ -1,23 +1,24 @@
 """How the reader thread reads its socket: fewer, larger reads while data streams in.
 
-Every wake-up of the reader thread costs a select(), a read, a lock round
+Every wake-up of the reader thread costs a poll, a read, a lock round
 trip and a hand-off to the thread that consumes the data. When the server
 streams (a download), that happened once per 32 KiB packet, and the
 context switches cost more CPU than decrypting (docs/performance.md).
 
 While a bulk transfer is under way (a read returned at least a full
 packet's worth), SO_RCVLOWAT asks the kernel to report the socket readable
-only once `lowat` bytes wait; a short select() timeout then picks up the
+only once `lowat` bytes wait; a short poll timeout then picks up the
 rest below that mark, so the tail of a burst waits at most BULK_WAIT and a
 small message after a lull goes back to being read at once. Linux TCP
 only; elsewhere (and for socketpairs and Unix sockets) it is plain
-select() + recv().
+poll + recv.  Waiting uses `selectors` (epoll/poll), so descriptors above
+1023 work (select.select refuses them).
 """
 
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import socket
 import sys
 
@@ -33,20 +34,22 @@ BULK_WAIT = 0.002
 
 
 class Receiver:
-    """Reads one connected socket for the reader thread."""
+    """Reads one connected socket for the reader thread (the socket is non-blocking)."""
 
     def __init__(self, sock: socket.socket, lowat: int = BULK_LOWAT) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.lowat = lowat
         self.bulk = False
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.fd, selectors.EVENT_READ)
         self.enabled = (sys.platform == "linux" and lowat > BULK_TRIGGER
                         and sock.family in (socket.AF_INET, socket.AF_INET6)
                         and sock.type == socket.SOCK_STREAM)
-        if sys.platform == "linux" and self.enabled:
-            # os.read must never block: the socket object has a timeout, so the
-            # descriptor is already non-blocking; say so explicitly all the same.
-            os.set_blocking(self.fd, False)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait until the socket is readable; False on timeout."""
+        return bool(self._selector.select(timeout))
 
     def receive(self, idle_timeout: float) -> bytes | None:
         """The next bytes (b"" at end of stream), or None if nothing came in time.
@@ -54,10 +57,13 @@ class Receiver:
         OSError when the connection fails.
         """
         if not self.enabled:
-            ready, _, _ = select.select([self.sock], [], [], idle_timeout)
-            return self.sock.recv(RECV_SIZE) if ready else None
-        ready, _, _ = select.select([self.sock], [], [], BULK_WAIT if self.bulk else idle_timeout)
-        if not ready:
+            if not self.wait(idle_timeout):
+                return None
+            try:
+                return self.sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                return None
+        if not self.wait(BULK_WAIT if self.bulk else idle_timeout):
             if not self.bulk:
                 return None
             self._set_bulk(False)  # the stream paused: read what is left below the mark
@@ -68,6 +74,9 @@ class Receiver:
         if not self.bulk and len(data) >= BULK_TRIGGER:
             self._set_bulk(True)
         return data
+
+    def close(self) -> None:
+        self._selector.close()
 
     def _set_bulk(self, on: bool) -> None:
         try:

@@ -9,14 +9,13 @@ the window, as the SSH flow control intends.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 
-from ..driver import STDERR_KEEP, OutputCollector
-from ..errors import RequestDeniedError, SSHError
+from ..channelstate import STDERR_KEEP, OutputCollector
+from ..errors import ChannelClosedError, RequestDeniedError, SSHError
 from ..protocol import session as req
-from .channel import ChannelIO, deadline_after
+from .channel import SessionChannelIO, deadline_after
 
 __all__ = ["ChannelReader", "ChannelWriter", "Session", "STDERR_KEEP"]
 
@@ -24,7 +23,7 @@ __all__ = ["ChannelReader", "ChannelWriter", "Session", "STDERR_KEEP"]
 class ChannelReader:
     """stdout or stderr of a session: read(n) returns as soon as any data is there."""
 
-    def __init__(self, channel: ChannelIO, index: int) -> None:
+    def __init__(self, channel: SessionChannelIO, index: int) -> None:
         self._channel = channel
         self._index = index
 
@@ -38,51 +37,56 @@ class ChannelReader:
         return self._channel.read(self._index, size, timeout)
 
     def readline(self, timeout: float | None = None) -> bytes:
-        """One line including its newline (or what is left at EOF)."""
-        parts: list[bytes] = []
-        deadline = deadline_after(timeout)
+        """One line including its newline (or what is left at EOF; at most 1 MiB).
+
+        On Timeout the partial line stays buffered: the next call returns all of it.
+        """
+        return self._channel.readline(self._index, timeout)
+
+    def readexactly(self, size: int, timeout: float | None = None) -> bytes:
+        """Exactly `size` bytes (fewer only at EOF); on Timeout nothing read is lost."""
+        return self._channel.readexactly(self._index, size, timeout)
+
+    def lines(self, timeout: float | None = None) -> Iterator[bytes]:
+        """Iterate lines until EOF; each line must arrive within `timeout` (Timeout)."""
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            chunk = self._channel.read(self._index, 1, left)
-            if not chunk:
-                break
-            parts.append(chunk)
-            if chunk == b"\n":
-                break
-        return b"".join(parts)
+            line = self.readline(timeout)
+            if not line:
+                return
+            yield line
 
-    def __iter__(self) -> ChannelReader:
-        return self
-
-    def __next__(self) -> bytes:
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
+    def __iter__(self) -> Iterator[bytes]:
+        """Lines until EOF, without a timeout (use lines(timeout=) for one)."""
+        return self.lines()
 
 
 class ChannelWriter:
     """stdin of a session; close() sends EOF."""
 
-    def __init__(self, channel: ChannelIO) -> None:
+    def __init__(self, channel: SessionChannelIO) -> None:
         self._channel = channel
 
     def write(self, data: bytes | bytearray | memoryview, timeout: float | None = None) -> int:
-        """Send all of `data`, waiting for window as needed; returns len(data)."""
+        """Send all of `data`, waiting for window as needed; returns len(data).
+
+        Timeout when the window or TCP back-pressure outlast `timeout`; bytes
+        already handed over stay queued in order.
+        """
         self._channel.write(data, False, timeout)
         return len(data)
 
     def flush(self) -> None:
         """Writes are sent immediately; here for file-like compatibility."""
 
-    def close(self) -> None:
-        self._channel.send_eof()
+    def close(self, timeout: float | None = None) -> None:
+        """Send EOF (the remote program sees end of input); Timeout after `timeout`."""
+        self._channel.send_eof(timeout)
 
 
 class Session:
     """A remote program (command, shell or subsystem) on one channel."""
 
-    def __init__(self, channel: ChannelIO) -> None:
+    def __init__(self, channel: SessionChannelIO) -> None:
         self._channel = channel
         self.stdin = ChannelWriter(channel)
         self.stdout = ChannelReader(channel, 0)
@@ -108,11 +112,20 @@ class Session:
         """Ask the server to forward its agent socket to us (see Client.forward_agent)."""
         self._request("auth-agent-req@openssh.com", b"", timeout)
 
-    def _start(self, name: str, payload: bytes, timeout: float | None) -> None:
+    def _claim_start(self) -> None:
         if self._started:
             raise SSHError("session already started; use a new session per command")
         self._started = True
-        self._request(name, payload, timeout)
+
+    def _start(self, name: str, payload: bytes, timeout: float | None) -> None:
+        self._claim_start()
+        try:
+            self._request(name, payload, timeout)
+        except ChannelClosedError:
+            # Some servers close the channel before replying (or never reply): a
+            # program that reported how it ended did run.
+            if not self._channel.exited():
+                raise
 
     def start(self, command: str | bytes, timeout: float | None = None) -> None:
         """Run `command` without waiting for it; read stdout/stderr, then wait()."""
@@ -127,12 +140,17 @@ class Session:
         self._start("subsystem", req.subsystem(name), timeout)
 
     # --- while running -----------------------------------------------------------------
-    def signal(self, name: str) -> None:
-        """Send a signal ("TERM", "INT", "KILL", ...; "SIG" prefix optional)."""
-        self._channel.request("signal", req.signal(name), False, None)
+    def signal(self, name: str, timeout: float | None = None) -> None:
+        """Send a signal ("TERM", "INT", "KILL", ...; "SIG" prefix optional).
 
-    def window_change(self, height: int, width: int) -> None:
-        self._channel.request("window-change", req.window_change(height, width), False, None)
+        Timeout if it cannot be sent within `timeout` (TCP back-pressure).
+        """
+        self._channel.request("signal", req.signal(name), False, timeout)
+
+    def window_change(self, height: int, width: int, timeout: float | None = None) -> None:
+        """Tell the remote pty its new size; Timeout if it cannot be sent in time."""
+        self._channel.request("window-change", req.window_change(height, width), False,
+                              timeout)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the remote program to exit; raise ExitError unless it exited 0.
@@ -158,9 +176,21 @@ class Session:
     def _collect(self, command: str | bytes, keep_stdout: bool, merge: bool,
                  timeout: float | None) -> bytes:
         deadline = deadline_after(timeout)
-        self.start(command, timeout)
         collector = OutputCollector(keep_stdout, merge)
-        self._channel.drain(collector.feed, deadline)
+        channel = self._channel
+        if merge:
+            channel.interleave = []  # keep stdout and stderr in arrival order
+        self._claim_start()
+        # The exec reply is not waited for on its own: the output is collected while it
+        # comes (one thread wake-up fewer per command); a refusal still ends the wait.
+        ticket = channel.send_request("exec", req.exec_(command), True, deadline)
+        channel.drain(collector, deadline,
+                      lambda: channel.request_results.get(ticket, True) is False)
+        with channel.cond:
+            settled = channel.reply_settled(ticket)
+        if settled and channel.request_results.get(ticket) is False:
+            raise RequestDeniedError("server refused the 'exec' request")
+        channel.request_results.pop(ticket, None)
         self._raise_for_exit(collector.stderr_tail)
         return collector.stdout
 
@@ -176,8 +206,9 @@ class Session:
         """Run `command` and return stdout and stderr interleaved as they arrived."""
         return self._collect(command, True, True, timeout)
 
-    def close(self) -> None:
-        self._channel.close()
+    def close(self, timeout: float | None = None) -> None:
+        """Close the channel; Timeout if CLOSE cannot be sent within `timeout`."""
+        self._channel.close(timeout)
 
     def __enter__(self) -> Session:
         return self
