@@ -126,3 +126,19 @@ def test_exit_on_forward_failure(frontend: Any, openssh_server: TestServer,
             connect(frontend, "busy", config_files=[config])
     finally:
         busy.close()
+
+
+def test_remote_forward_from_config(frontend: Any, openssh_server: TestServer,
+                                    tmp_path: Path) -> None:
+    key, known = setup_files(tmp_path, openssh_server)
+    remote_port = free_port()
+    config = tmp_path / "config"
+    config.write_text(f"Host rfwd\n  HostName 127.0.0.1\n  Port {openssh_server.port}\n"
+                      f"  User {openssh_server.user}\n  IdentityFile {key}\n"
+                      f"  UserKnownHostsFile {known}\n  IdentityAgent none\n"
+                      f"  RemoteForward {remote_port} 127.0.0.1:{openssh_server.port}\n"
+                      "  ExitOnForwardFailure yes\n")
+    with connect(frontend, "rfwd", config_files=[config]) as client:
+        out = run(client, f"timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/{remote_port}; "
+                          "head -c 8 <&3'")
+        assert out == b"SSH-2.0-"  # the server's own banner, back through our client
