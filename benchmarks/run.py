@@ -20,6 +20,11 @@ alike, and reports medians over the rounds:
 - compression: downloads of compressible text and of random bytes (a 16 MiB file
   repeated by remote `cat`, so deflate cannot see the repeats) with compression
   off and with zlib@openssh.com (OpenSSH: ``-o Compression=yes``, i.e. ``ssh -C``).
+- forward: N bytes from a local source service through the client's local
+  port forward (`forward_local`, asyncssh's `forward_local_port`, `ssh -L`)
+  into a separate consumer process;
+- forwardconns: 1,000 short connections one after another through the same
+  kind of forward (send 32 bytes, read them back, close).
 
 Wall time and CPU time (user+sys) are those of the child process, read with
 os.wait4 (for OpenSSH, of the `ssh` process the driver script starts, see
@@ -69,12 +74,13 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
 CLIENTS = ("sshlib", "asyncssh", "paramiko", "openssh")
 KINDS = ("download", "upload", "latency", "sessions", "agent", "compression",
-         "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put")
+         "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put", "forward", "forwardconns")
 #: What the compression rows download: text that deflates about 5:1, and random bytes.
 COMPRESSION_DATA = ("compressible", "random")
 SOURCE_SIZE = 16 << 20
 #: Measurements that move bytes: wall, MB/s and CPU per GiB in one table.
-TRANSFERS = ("download", "upload", "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put")
+TRANSFERS = ("download", "upload", "forward", "sftp-get", "sftp-put", "sftp-tree-get",
+             "sftp-tree-put")
 #: The SFTP tree measurements: this many files of this size, in nested directories.
 TREE_FILES = 1000
 TREE_FILE_SIZE = 16 * 1024
@@ -136,6 +142,8 @@ class Measurement:
         if self.kind in ("download", "upload"):
             name = self.cipher if self.cipher in AEAD else f"{self.cipher} + {self.mac}"
             return f"{self.kind} {name}"
+        if self.kind == "forward":
+            return "forward_local (-L) one stream"
         return self.kind
 
 
@@ -283,6 +291,10 @@ def check_result(client: str, m: Measurement, o: Outcome, nbytes: int, count: in
         if o.data.get("sessions") != count:
             raise WrongResult(f"{where}: completed {o.data.get('sessions')} sessions, "
                               f"expected {count}")
+    elif m.kind == "forwardconns":
+        if o.data.get("connections") != count:
+            raise WrongResult(f"{where}: completed {o.data.get('connections')} forwarded "
+                              f"connections, expected {count}")
     elif m.kind == "latency":
         if len(o.data.get("samples_s", [])) != count:
             raise WrongResult(f"{where}: {len(o.data.get('samples_s', []))} samples, "
@@ -365,7 +377,7 @@ def summarise(m: Measurement, rounds: list[Outcome], nbytes: int, count: int) ->
         s.update(median_s=_median(samples), min_s=min(samples), max_s=max(samples),
                  cpu_median_s=_median(cpus), samples=len(samples),
                  cost={"wall": _median(samples), "cpu": _median(cpus)})
-    elif m.kind == "sessions":
+    elif m.kind in ("sessions", "forwardconns"):
         total = _median([float(o.data["total_s"]) for o in ok])
         cpu = _median([float(o.data["cpu_s"]) for o in ok])
         rss = max(o.maxrss_kib for o in ok)
@@ -457,9 +469,12 @@ def markdown(measurements: list[Measurement], results: dict[str, dict[str, Any]]
                        f"{_ratio(s, 'openssh', 'wall')} | {_ratio(s, 'asyncssh', 'cpu')} | "
                        f"{_ratio(s, 'openssh', 'cpu')} |")
         out.append("")
-    if "sessions" in by_kind:
-        m = by_kind["sessions"]
-        out += ["| sessions on one connection | total s | CPU s | peak RSS MiB | "
+    for kind, title in (("sessions", "sessions on one connection"),
+                        ("forwardconns", "short forwarded connections")):
+        if kind not in by_kind:
+            continue
+        m = by_kind[kind]
+        out += [f"| {title} | total s | CPU s | peak RSS MiB | "
                 "time vs asyncssh | time vs ssh | RSS vs asyncssh |",
                 "|---|---:|---:|---:|---:|---:|---:|"]
         for c in clients:
@@ -543,6 +558,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="sessions on one connection (default 1000; --quick: 20)")
     p.add_argument("--agent-signs", type=int, default=None,
                    help="agent signatures per round (default 1000; --quick: 50)")
+    p.add_argument("--forward-conns", type=int, default=None,
+                   help="short forwarded connections (default 1000; --quick: 20)")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes: checks that the harness and every client work")
     p.add_argument("--clients", default=",".join(CLIENTS),
@@ -565,7 +582,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     quick = args.quick
     for name, full, small in (("size", GiB, 4 * MiB), ("rounds", 3, 1),
                               ("latency_samples", 20, 3), ("sessions", 1000, 20),
-                              ("agent_signs", 1000, 50)):
+                              ("agent_signs", 1000, 50), ("forward_conns", 1000, 20)):
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)
     args.clients = [c for c in args.clients.split(",") if c]
@@ -598,8 +615,10 @@ def require_clients(clients: Sequence[str]) -> None:
 def timeout_for(m: Measurement, args: argparse.Namespace) -> float:
     if m.kind.startswith("sftp"):
         return 4 * float(args.timeout) + 120  # paramiko's get is slow by design
-    if m.kind in ("download", "upload"):
+    if m.kind in ("download", "upload", "forward"):
         return float(args.timeout)
+    if m.kind == "forwardconns":
+        return 60 + 0.5 * int(args.forward_conns)
     if m.kind == "latency":
         return 60 + 5.0 * int(args.latency_samples)
     if m.kind == "sessions":
@@ -609,7 +628,7 @@ def timeout_for(m: Measurement, args: argparse.Namespace) -> float:
 
 def count_for(m: Measurement, args: argparse.Namespace) -> int:
     counts = {"latency": args.latency_samples, "sessions": args.sessions,
-              "agent": args.agent_signs}
+              "agent": args.agent_signs, "forwardconns": args.forward_conns}
     return int(counts.get(m.kind, 0))
 
 
@@ -751,7 +770,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "settings": {
             "size_bytes": args.size, "rounds": args.rounds,
             "latency_samples": args.latency_samples, "sessions": args.sessions,
-            "agent_signs": args.agent_signs, "transfer_timeout_s": args.timeout,
+            "agent_signs": args.agent_signs, "forward_conns": args.forward_conns,
+            "transfer_timeout_s": args.timeout,
             "clients": args.clients, "kex": KEX, "host_key": HOST_KEY_ALG,
             "latency_and_sessions_cipher": DEFAULT_CIPHER,
             "sshd_config": SSHD_CONFIG,
@@ -817,7 +837,7 @@ def measure_one(client: str, m: Measurement, env: Env, args: argparse.Namespace,
             detail = f"{o.wall_s:7.2f} s  {nbytes / 1e6 / o.wall_s:7.1f} MB/s  CPU {o.cpu_s:.2f} s"
         elif m.kind == "latency":
             detail = f"median {_median(o.data['samples_s']) * 1e3:.1f} ms"
-        elif m.kind == "sessions":
+        elif m.kind in ("sessions", "forwardconns"):
             detail = f"{o.data['total_s']:.2f} s, peak RSS {o.maxrss_kib / 1024:.1f} MiB"
         else:
             detail = f"{o.data['signs'] / o.data['total_s']:.0f} signatures/s"

@@ -3,7 +3,7 @@
 #
 # On a fresh Debian 12 machine, as root: installs the SSH servers and clients
 # the tests drive (openssh-server, openssh-client, dropbear-bin, openssl, putty,
-# putty-tools, socat) and the Windows test environment's tools (wine, wine64,
+# putty-tools, socat, libnss-wrapper) and the Windows test tools (wine, wine64,
 # xvfb, mingw-w64 for a tiny DLL shim; see docs/testing.md),
 # makes .venv with sshlib and its test tools, then runs ruff, mypy and pytest;
 # then pytest again on Python 3.10 and 3.13 (.venv-3.10, .venv-3.13; see below).
@@ -30,6 +30,7 @@ declare -A NEED=(
   [/usr/bin/pageant]=putty
   [/usr/bin/puttygen]=putty-tools
   [/usr/bin/socat]=socat
+  [/usr/bin/curl]=curl
   [/usr/bin/wine]=wine
   [/usr/lib/wine/wine64]=wine64
   [/usr/bin/Xvfb]=xvfb
@@ -37,11 +38,19 @@ declare -A NEED=(
   [/usr/bin/dot]=graphviz
   [/usr/bin/chromium]=chromium
 )
+# Libraries, not programs (the loop below checks -x): present is enough.
+declare -A NEED_FILES=(
+  # ssh -G against a private HOME: ssh reads ~ from passwd (tests/sshg.py)
+  [/usr/lib/x86_64-linux-gnu/libnss_wrapper.so]=libnss-wrapper
+)
 
 say "system packages"
 missing=()
 for f in "${!NEED[@]}"; do
   [ -x "$f" ] || missing+=("${NEED[$f]}")
+done
+for f in "${!NEED_FILES[@]}"; do
+  [ -e "$f" ] || missing+=("${NEED_FILES[$f]}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -141,3 +141,10 @@ __all__ = [
     "SFTPClient",
     "SFTPFile",
 ]
+
+# OpenSSH configuration: sshlib.connect("alias") and sshlib.sshconfig (issue 11)
+from . import sshconfig  # noqa: E402
+from .connect import connect  # noqa: E402
+from .errors import ConfigError  # noqa: E402
+
+__all__ += ["connect", "sshconfig", "ConfigError"]

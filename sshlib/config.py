@@ -118,6 +118,11 @@ class ClientConfig:
     #: Offer zlib@openssh.com (started after authentication), then zlib, then none.  Off by
     #: default: it costs CPU and only pays on slow links with compressible data.
     compression: bool = False
+    #: Seconds of silence from the server before asking it for a reply (OpenSSH's
+    #: ServerAliveInterval); None turns keepalives off.  After keepalive_count_max
+    #: unanswered asks the connection ends with ConnectionLost.
+    keepalive_interval: float | None = None
+    keepalive_count_max: int = 3
     #: Whether host_key_algorithms was given (then for_host() keeps its order).
     _host_key_algorithms_chosen: bool = field(default=False, init=False, repr=False,
                                               compare=False)
@@ -146,6 +151,10 @@ class ClientConfig:
             raise ValueError("window_size must be at least max_packet_size and below 4 GiB")
         if self.rekey_bytes < 1 << 20:
             raise ValueError("rekey_bytes below 1 MiB would rekey constantly")
+        if self.keepalive_interval is not None and self.keepalive_interval <= 0:
+            raise ValueError("keepalive_interval must be positive (or None for no keepalives)")
+        if self.keepalive_count_max < 1:
+            raise ValueError("keepalive_count_max must be at least 1")
 
 
     def for_host(self, host: str, port: int) -> ClientConfig:

@@ -48,6 +48,9 @@ __all__ = [
     "SFTPNotADirectoryError",
     "SFTPUnsupportedError",
     "SFTPProtocolError",
+    "ConfigError",
+    "ForwardingError",
+    "SocksError",
 ]
 
 
@@ -302,3 +305,35 @@ class SFTPUnsupportedError(SFTPError):
 
 class SFTPProtocolError(ProtocolError):
     """The SFTP server broke the protocol: bad length, unknown request id, wrong reply type."""
+
+
+class ConfigError(SSHError):
+    """An OpenSSH configuration file (ssh_config) is wrong: `filename` and `line` say where.
+
+    `line` is 0 when the problem is not on one line (a file that cannot be
+    read, an option given as a keyword argument).
+    """
+
+    def __init__(self, message: str, *, filename: str | None = None, line: int = 0) -> None:
+        where = f"{filename} line {line}: " if filename and line else (
+            f"{filename}: " if filename else "")
+        super().__init__(where + message)
+        self.filename = filename
+        self.line = line
+        self.reason = message
+
+
+class ForwardingError(SSHError):
+    """A port forwarder could not listen locally or reach its local target (see OSError cause)."""
+
+
+class SocksError(SSHError):
+    """A SOCKS client (of forward_dynamic) sent a malformed or unsupported request.
+
+    `reply` holds the refusal the SOCKS protocol defines for it (may be empty);
+    the forwarder sends it and closes that one connection.
+    """
+
+    def __init__(self, message: str, *, reply: bytes = b"") -> None:
+        super().__init__(message)
+        self.reply = reply

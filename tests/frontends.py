@@ -159,6 +159,16 @@ class AioClient:
     def close(self) -> None:
         self._fe.run(self.aio.close())
 
+    # forwarders (issue 10): the sync shape over sshlib.aio's coroutines
+    def forward_local(self, listen: Any, target: Any, **kw: Any) -> AioForwarder:
+        return AioForwarder(self._fe, self._fe.run(self.aio.forward_local(listen, target, **kw)))
+
+    def forward_remote(self, listen: Any, target: Any, **kw: Any) -> AioForwarder:
+        return AioForwarder(self._fe, self._fe.run(self.aio.forward_remote(listen, target, **kw)))
+
+    def forward_dynamic(self, listen: Any, **kw: Any) -> AioForwarder:
+        return AioForwarder(self._fe, self._fe.run(self.aio.forward_dynamic(listen, **kw)))
+
     def wait(self, timeout: float | None = None) -> sshlib.SSHError | None:
         return self._fe.run(self.aio.wait(timeout))
 
@@ -340,6 +350,26 @@ class AioNewChannel:
 
     def reject(self, reason: int = 1, message: str = "") -> None:
         self.aio.reject(reason, message)
+
+
+class AioForwarder:
+    """A sync-shaped handle on an sshlib.aio forwarder (address, active, closed, close)."""
+
+    def __init__(self, frontend: AioFrontend, forwarder: Any) -> None:
+        self._fe = frontend
+        self.aio = forwarder
+
+    def __getattr__(self, name: str) -> Any:  # address, active, closed
+        return getattr(self.aio, name)
+
+    def close(self) -> None:
+        self._fe.run(self.aio.close())
+
+    def __enter__(self) -> AioForwarder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 _instances: dict[str, Any] = {}

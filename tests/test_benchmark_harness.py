@@ -67,7 +67,8 @@ def test_quick_run_measures_every_client(ssh_tools: None, tmp_path: Path) -> Non
             settings["sessions"]) == (SIZE, 1, 3, 20)
     assert report["errors"] == []
     sftp = {"sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put"}
-    assert set(report["measurements"]) == {*TRANSFERS, "latency", "sessions", "agent", *sftp}
+    assert set(report["measurements"]) == {*TRANSFERS, "latency", "sessions", "agent", *sftp,
+                                           "forward", "forwardconns"}
     for mid in sftp:  # byte counts and sha256 are checked by the harness itself
         for client, s in report["measurements"][mid]["clients"].items():
             assert s["status"] == "ok", (mid, client, s)
@@ -112,6 +113,15 @@ def test_quick_run_measures_every_client(ssh_tools: None, tmp_path: Path) -> Non
     else:
         assert agent["sshlib"]["status"] == "n/a"
         assert "not implemented yet" in agent["sshlib"]["reason"]
+
+    forward = report["measurements"]["forward"]["clients"]
+    conns = report["measurements"]["forwardconns"]["clients"]
+    for client in ("sshlib", "asyncssh", "openssh"):
+        assert forward[client]["status"] == "ok", (client, forward[client])
+        assert [r["bytes"] for r in forward[client]["rounds"]] == [SIZE]
+        assert conns[client]["status"] == "ok", (client, conns[client])
+        assert [r["connections"] for r in conns[client]["rounds"]] == [20]
+    assert forward["paramiko"]["status"] == conns["paramiko"]["status"] == "n/a"
 
     # The printed table: every client, paramiko's missing cipher, the machine line.
     assert report["measurements"]["compression/random/on"]["compression"] is True

@@ -16,12 +16,12 @@ import shlex
 import struct
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 MEASUREMENTS = ("download", "upload", "latency", "sessions", "agent",
-                "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put")
+                "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put", "forward", "forwardconns")
 
 #: Upload data is written from one preallocated buffer of this size.
 CHUNK = 1 << 20
@@ -147,3 +147,46 @@ def sftp_result(args: argparse.Namespace, t0: float) -> dict[str, Any]:
     else:
         got = os.path.getsize(dst)
     return {"bytes": got, "inner_s": time.perf_counter() - t0}
+
+
+def forward_measure(port: int, args: argparse.Namespace, cpu: Callable[[], float]
+                    ) -> dict[str, Any]:
+    """Push the transfer (forward) or the short connections (forwardconns) through `port`.
+
+    `port` is the client's local forward to the target the script started
+    with `forward_target(args)`; `cpu()` reads the client's CPU seconds (its
+    own process, or the ssh process it drives).  The consumer is a separate
+    process, so its cost is charged to no client; the result's "process"
+    entry (wall = the consumer's elapsed time, CPU = the client's CPU across
+    it) is what benchmarks/run.py reports.
+    """
+    import resource
+
+    import _fwdpeer
+
+    c0 = cpu()
+    if args.measurement == "forward":
+        count, seconds = _fwdpeer.run("consume", port, args.bytes)
+        result: dict[str, Any] = {"bytes": count}
+    else:
+        count, seconds = _fwdpeer.run("conns", port, args.count)
+        result = {"connections": count, "total_s": seconds}
+    cpu_s = cpu() - c0
+    rss = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    result.update(inner_s=seconds, cpu_s=cpu_s,
+                  process={"wall_s": seconds, "cpu_s": cpu_s, "maxrss_kib": rss})
+    return result
+
+
+def forward_target(args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
+    """The target service the forward leads to: a source of N bytes, or an echo service."""
+    import _fwdpeer
+
+    if args.measurement == "forward":
+        return _fwdpeer.start("source", args.bytes)
+    return _fwdpeer.start("echo")
+
+
+def self_cpu() -> float:
+    """This process's CPU seconds (all threads, not its children)."""
+    return time.process_time()

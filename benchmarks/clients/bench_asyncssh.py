@@ -130,10 +130,27 @@ async def sftp(args: argparse.Namespace) -> dict[str, Any]:
     return _common.sftp_result(args, t0)
 
 
+async def forward(args: argparse.Namespace) -> dict[str, Any]:
+    """forward and forwardconns through forward_local_port (the consumer runs in a thread
+    only to wait for its process; the loop stays free for the forwarder)."""
+    target, port = _common.forward_target(args)
+    try:
+        async with asyncssh.connect(args.host, **_options(args)) as conn:
+            listener = await conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", port)
+            result = await asyncio.to_thread(_common.forward_measure, listener.get_port(), args,
+                                             _common.self_cpu)
+            listener.close()
+            return result
+    finally:
+        target.kill()
+        target.wait()
+
+
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}.get(args.measurement, sftp)
+           "sessions": sessions, "agent": agent, "forward": forward,
+           "forwardconns": forward}.get(args.measurement, sftp)
     _common.write_result(args, asyncio.run(run(args)))
 
 

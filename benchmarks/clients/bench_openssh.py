@@ -12,6 +12,7 @@ measurement of the driver.
 - sessions: a ControlMaster (`ssh -M -N`) holds one connection; each session
   is one multiplexed `ssh -S ctl ... true` client.  Time = the loop; CPU = the
   master's CPU during the loop plus all mux clients'; peak RSS = the master's.
+- forward / forwardconns: `ssh -N -L`, ssh's CPU read from /proc across the run.
 - agent: OpenSSH has no client interface that signs with the agent once per
   call without starting a process, so this is "n/a".
 """
@@ -23,6 +24,7 @@ import contextlib
 import fcntl
 import os
 import resource
+import socket
 import subprocess
 import tempfile
 import threading
@@ -203,13 +205,53 @@ def sftp(args: argparse.Namespace) -> dict[str, Any]:
     _check(proc, "sftp")
     result = _common.sftp_result(args, t0)
     result["process"] = proc
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    """Is 127.0.0.1:port in LISTEN state? (/proc/net/tcp: no probe connection needed)."""
+    want = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == want and fields[3] == "0A":
+            return True
+    return False
+
+
+def forward(args: argparse.Namespace) -> dict[str, Any]:
+    """forward and forwardconns through `ssh -N -L`; CPU = the ssh process's, across the run."""
+    target, port = _common.forward_target(args)
+    lport = _free_port()
+    argv = ssh_argv(args, "-N", "-o", "ControlPath=none", "-o", "ExitOnForwardFailure=yes",
+                    "-L", f"127.0.0.1:{lport}:127.0.0.1:{port}")
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(lport):
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ssh -L did not start listening")
+            time.sleep(0.02)
+        result = _common.forward_measure(lport, args, lambda: _proc_cpu(p.pid))
+    finally:
+        p.terminate()
+        proc = _common.wait_measured(p, t0)
+        target.kill()
+        target.wait()
+    result["process"]["maxrss_kib"] = proc["maxrss_kib"]
     return result
 
 
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}.get(args.measurement, sftp)
+           "sessions": sessions, "agent": agent, "forward": forward,
+           "forwardconns": forward}.get(args.measurement, sftp)
     _common.write_result(args, run(args))
 
 

@@ -188,10 +188,15 @@ def sftp(args: argparse.Namespace) -> dict[str, Any]:
     return _common.sftp_result(args, t0)
 
 
+def forward(args: argparse.Namespace) -> dict[str, Any]:
+    return {"status": "n/a", "reason": "paramiko has no local port forwarder (only a demo script)"}
+
+
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}.get(args.measurement, sftp)
+           "sessions": sessions, "agent": agent, "forward": forward,
+           "forwardconns": forward}.get(args.measurement, sftp)
     _common.write_result(args, run(args))
 
 

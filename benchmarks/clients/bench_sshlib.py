@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import os
 import sys
@@ -131,10 +132,40 @@ def sftp(args: argparse.Namespace) -> dict[str, Any]:
     return _common.sftp_result(args, t0)
 
 
+def forward(args: argparse.Namespace) -> dict[str, Any]:
+    """forward (1 stream of N bytes) and forwardconns (short connections) via forward_local.
+
+    SSHLIB_BENCH_FRONTEND=aio measures sshlib.aio's forwarder instead (an
+    experiment for docs/performance.md; run.py never sets it).
+    """
+    target, port = _common.forward_target(args)
+    try:
+        if os.environ.get("SSHLIB_BENCH_FRONTEND") == "aio":
+            return asyncio.run(_forward_aio(args, port))
+        with dial(args) as client, \
+                client.forward_local("127.0.0.1:0", f"127.0.0.1:{port}") as fw:
+            return _common.forward_measure(fw.address[1], args, _common.self_cpu)
+    finally:
+        target.kill()
+        target.wait()
+
+
+async def _forward_aio(args: argparse.Namespace, port: int) -> dict[str, Any]:
+    import sshlib.aio
+
+    async with sshlib.aio.dial("tcp", f"{args.host}:{args.port}", config(args)) as client:
+        fw = await client.forward_local("127.0.0.1:0", f"127.0.0.1:{port}")
+        result = await asyncio.to_thread(_common.forward_measure, fw.address[1], args,
+                                         _common.self_cpu)
+        await fw.close()
+        return result
+
+
 def main() -> None:
     args = _common.parse_args()
     run = {"download": download, "upload": upload, "latency": latency,
-           "sessions": sessions, "agent": agent}.get(args.measurement, sftp)
+           "sessions": sessions, "agent": agent, "forward": forward,
+           "forwardconns": forward}.get(args.measurement, sftp)
     _common.write_result(args, run(args))
 
 

@@ -14,6 +14,7 @@ See docs/aio.md.
 from ..errors import RequestDeniedError
 from .channel import AioChannel
 from .client import Client, client_over, dial
+from .connect import connect
 from .fanout import HostResult, HostSpec, run_on, run_one
 from .session import ChannelReader, ChannelWriter, Session
 from .sftp import SFTPClient, SFTPFile
@@ -21,4 +22,4 @@ from .stream import Listener, NewChannel, Stream
 
 __all__ = ["Client", "dial", "client_over", "Session", "ChannelReader", "ChannelWriter",
            "AioChannel", "HostResult", "HostSpec", "run_on", "run_one", "RequestDeniedError",
-           "Stream", "Listener", "NewChannel", "SFTPClient", "SFTPFile"]
+           "Stream", "Listener", "NewChannel", "SFTPClient", "SFTPFile", "connect"]

@@ -34,6 +34,7 @@ from ..errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
 from ..protocol import events as ev
 from ..protocol.client import ClientConnection
 from .channel import AioChannel, AioDriver, deadline_after
+from .forward import ClientForwarding
 from .stream import Listener, NewChannel, Stream
 
 log = logging.getLogger("sshlib.aio")
@@ -237,19 +238,21 @@ def dial(network: str, addr: str, config: ClientConfig, *, via: Client | None = 
 
 async def client_over(reader: ByteReader, writer: ByteWriter,
                       config: ClientConfig, *, addr: tuple[str, int] | str | None = None,
-                      timeout: float | None = None) -> Client:
+                      timeout: float | None = None,
+                      client_class: type[Client] | None = None) -> Client:
     """An authenticated Client over an existing asyncio stream pair, or a Stream twice.
 
     ``client_over(stream, stream, cfg, addr=("target", 22))`` runs SSH inside a
     channel of another client.  The client owns the stream from now on: it closes
     the writer when the connection ends, also when this call fails or is cancelled.
+    `client_class` (a Client subclass taking the same arguments) builds it.
     """
     if addr is None:
         peer = writer.get_extra_info("peername")
         addr = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else (str(peer), 22)
     elif isinstance(addr, str):
         addr = split_address(addr)
-    client = Client(reader, writer, config, addr)
+    client = (client_class or Client)(reader, writer, config, addr)
     if timeout is None:
         timeout = config.timeout
     try:
@@ -262,7 +265,7 @@ async def client_over(reader: ByteReader, writer: ByteWriter,
     return client
 
 
-class Client(ConnectionFacts):
+class Client(ConnectionFacts, ClientForwarding):
     """An authenticated SSH connection on an asyncio stream; build it with dial()/client_over()."""
 
     def __init__(self, reader: ByteReader, writer: ByteWriter,
@@ -315,7 +318,7 @@ class Client(ConnectionFacts):
         loop = asyncio.get_running_loop()
         self._reader_task = loop.create_task(self._read_loop(),
                                              name=f"sshlib-reader-{self.hostname}")
-        self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
+        self._tick_handle = loop.call_later(self._core.tick_interval(TICK_SECONDS), self._tick)
 
     # --- reader task ----------------------------------------------------------------------
     async def _read_loop(self) -> None:
@@ -366,7 +369,11 @@ class Client(ConnectionFacts):
             return
         self._driver.dispatch_all(self._core.tick(time.monotonic()))
         self._flush()
-        self._tick_handle = asyncio.get_running_loop().call_later(TICK_SECONDS, self._tick)
+        if self._core.closed:  # e.g. the server stopped answering keepalives
+            self._writer.transport.abort()  # the reader task sees EOF and finishes
+            return
+        self._tick_handle = asyncio.get_running_loop().call_later(
+            self._core.tick_interval(TICK_SECONDS), self._tick)
 
     # --- sending ------------------------------------------------------------------------
     def _flush(self) -> None:
@@ -451,6 +458,7 @@ class Client(ConnectionFacts):
 
     async def close(self) -> None:
         """Send DISCONNECT and close the transport; safe to call more than once."""
+        await self._close_forwarders()  # forward_local/remote/dynamic: their local sockets too
         if self._driver.close():
             self._flush()
         for helper in list(self._tasks):

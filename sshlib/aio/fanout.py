@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import Any
 
 from ..config import ClientConfig
 from ..driver import split_address
@@ -47,8 +48,10 @@ class HostResult:
         return f"{host}:{self.port}"
 
 
-def _parse(spec: HostSpec, config: ClientConfig) -> tuple[str, int, ClientConfig]:
+def _parse(spec: HostSpec, config: ClientConfig | None) -> tuple[str, int, ClientConfig | None]:
     if isinstance(spec, str):
+        if config is None:  # an alias / destination for the OpenSSH configuration
+            return spec, 0, None
         host, port = split_address(spec)
         return host, port, config
     if len(spec) == 3:
@@ -56,14 +59,18 @@ def _parse(spec: HostSpec, config: ClientConfig) -> tuple[str, int, ClientConfig
     return spec[0], int(spec[1]), config
 
 
-async def run_one(host: str, port: int, command: str | bytes, config: ClientConfig,
-                  timeout: float | None) -> HostResult:
-    """Dial, run `command`, collect its output and exit status, close; never raises SSHError."""
+async def run_one(host: str, port: int, command: str | bytes, config: ClientConfig | None,
+                  timeout: float | None, connect_args: dict[str, Any] | None = None) -> HostResult:
+    """Dial, run `command`, collect its output and exit status, close; never raises SSHError.
+
+    `config` None: `host` is a destination resolved through the OpenSSH
+    configuration, as sshlib.aio.connect(host, **connect_args) does.
+    """
     loop = asyncio.get_running_loop()
     start = loop.time()
 
     async def attempt() -> HostResult:
-        async with dial("tcp", f"[{host}]:{port}", config) as client:
+        async with await _open(host, port, config, connect_args or {}) as client:
             async with client.new_session() as session:
                 collected = await session.collect(command)
                 return HostResult(host, port, collected.stdout, collected.stderr_tail,
@@ -81,12 +88,29 @@ async def run_one(host: str, port: int, command: str | bytes, config: ClientConf
     return HostResult(host, port, error=error, elapsed=loop.time() - start)
 
 
-async def run_on(hosts: Iterable[HostSpec], command: str | bytes, config: ClientConfig, *,
-                 limit: int = 100, timeout: float | None = 60.0) -> AsyncIterator[HostResult]:
+def _open(host: str, port: int, config: ClientConfig | None,
+          connect_args: dict[str, Any]) -> Awaitable[Any]:
+    if config is not None:
+        return dial("tcp", f"[{host}]:{port}", config)
+    from .connect import connect
+
+    return connect(host, port=port or None, **connect_args)
+
+
+async def run_on(hosts: Iterable[HostSpec], command: str | bytes,
+                 config: ClientConfig | None = None, *, limit: int = 100,
+                 timeout: float | None = 60.0,
+                 connect_args: dict[str, Any] | None = None) -> AsyncIterator[HostResult]:
     """Run `command` on every host, at most `limit` at once; yield HostResults as they finish.
 
         async for result in sshlib.aio.run_on(["web1", "web2:2222"], "uptime", cfg):
             print(result.address, result.exit_status, result.stdout or result.error)
+
+    Without `config`, each host string is an alias resolved through the
+    OpenSSH configuration exactly as sshlib.aio.connect(alias, **connect_args)
+    does (HostName, Port, User, keys, known_hosts...); `connect_args` passes
+    config_files, password, options and the like.  HostResult.host is then
+    the alias and port 0 unless a (host, port) tuple gave one.
 
     `timeout` bounds each host (dial + command); config.timeout still bounds
     the dial itself.  Leaving the loop early cancels the hosts still running
@@ -106,7 +130,7 @@ async def run_on(hosts: Iterable[HostSpec], command: str | bytes, config: Client
                     break
                 host, port, host_config = _parse(spec, config)
                 running.add(asyncio.ensure_future(
-                    run_one(host, port, command, host_config, timeout)))
+                    run_one(host, port, command, host_config, timeout, connect_args)))
             if not running:
                 return
             done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)

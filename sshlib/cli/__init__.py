@@ -1,5 +1,5 @@
-"""The ``sshlib`` command: ``sshlib agent ...`` (bridge, relay, doctor, list, add, ...)
-and ``sshlib cp`` (SFTP copies).
+"""The ``sshlib`` command: ``sshlib agent ...`` (bridge, relay, doctor, list, add, ...),
+``sshlib cp`` (SFTP copies) and ``sshlib config`` (resolved ssh_config options).
 
 The CLI prints results for people; the library underneath logs (``-v`` shows
 the ``sshlib.*`` logs, ``--log-level`` picks any level).  Expected failures
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from .. import errors
 from . import agent, cp
+from . import config as config_command
 
 __all__ = ["main", "build_parser"]
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(see docs/agent.md for endpoint strings)")
     agent.add_commands(agent_parser, common)
     cp.add_command(commands, common)
+    config_command.add_command(commands, common)
     return parser
 
 

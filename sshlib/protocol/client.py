@@ -76,6 +76,11 @@ class ClientConnection:
         self.closed = False
         self._events: list[Event] = []
         self._greeting = client_version + b"\r\n"
+        # Keepalive (ClientConfig.keepalive_interval): bytes arrived since the last tick,
+        # when the next keepalive is due, and how many went unanswered.
+        self._heard = False
+        self._keepalive_due: float | None = None
+        self._keepalives_unanswered = 0
 
     # --- front-end plumbing ----------------------------------------------------
     def data_to_send(self) -> bytes:
@@ -96,6 +101,7 @@ class ClientConnection:
         """Feed bytes from the peer; b"" means the peer closed the stream."""
         if self.closed:
             return []
+        self._heard = True
         try:
             if not data:
                 raise ConnectionLost("the server closed the connection")
@@ -112,15 +118,49 @@ class ClientConnection:
         return self._take_events()
 
     def tick(self, now: float) -> list[Event]:
-        """Tell the core the time; it may start a time-based rekey."""
+        """Tell the core the time; it may start a time-based rekey or send a keepalive.
+
+        With ClientConfig.keepalive_interval set, a server silent for that
+        long is asked for a reply (keepalive@openssh.com); after
+        keepalive_count_max unanswered asks the connection ends with
+        ConnectionLost.  Call at least every `tick_interval()` seconds.
+        """
         self._now = now
         if self._handshake is not None and not self.closed:
             self._handshake.now = now
             try:
                 self._maybe_rekey()
+                self._keepalive(now)
             except SSHError as exc:
                 self._fail(exc)
         return self._take_events()
+
+    def tick_interval(self, default: float) -> float:
+        """How often the front-end should call tick(): `default`, or sooner for keepalives."""
+        interval = self.config.keepalive_interval
+        return default if interval is None else min(default, max(0.05, interval / 4))
+
+    def _keepalive(self, now: float) -> None:
+        interval = self.config.keepalive_interval
+        if interval is None or not self.authenticated:
+            return
+        if self._heard or self._keepalive_due is None:
+            self._heard = False
+            self._keepalives_unanswered = 0
+            self._keepalive_due = now + interval
+            return
+        if now < self._keepalive_due:
+            return
+        count = self.config.keepalive_count_max
+        if self._keepalives_unanswered >= count:
+            silent = interval * (count + 1)
+            raise ConnectionLost(f"the server did not answer {count} keepalives: no data for "
+                                 f"about {silent:g} s (keepalive_interval {interval:g} s)")
+        self._keepalives_unanswered += 1
+        self._keepalive_due = now + interval
+        log.debug("server silent for %g s: keepalive %d of %d", interval,
+                  self._keepalives_unanswered, count)
+        self.connection.global_request("keepalive@openssh.com", internal=True)
 
     def close(self, description: str = "closed by application") -> None:
         """Send DISCONNECT (if we can) and stop; no events follow."""

@@ -74,6 +74,9 @@ class Connection:
         self._channels: dict[int, ChannelState] = {}
         self._next_id = 0
         self._global_pending = 0
+        # Who is waiting for each pending reply, oldest first: False for the front-end,
+        # True for the core's own keepalives (their replies produce no event).
+        self._global_internal: deque[bool] = deque()
         # Ids of channels closed both ways.  Some servers send a request reply (or more)
         # after their CHANNEL_CLOSE; OpenSSH ignores those, and so do we (a second
         # CHANNEL_CLOSE stays a protocol error).
@@ -186,13 +189,16 @@ class Connection:
         if ch.close_received:
             del self._channels[channel]
 
-    def global_request(self, name: str, payload: bytes = b"", want_reply: bool = True) -> None:
+    def global_request(self, name: str, payload: bytes = b"", want_reply: bool = True, *,
+                       internal: bool = False) -> None:
         """Queue a GLOBAL_REQUEST; with `want_reply` the answer comes as GlobalRequestReplied.
 
-        Replies come in request order; the caller matches them by counting.
+        Replies come in request order; the caller matches them by counting.  `internal`
+        ones (keepalives) are answered to nobody.
         """
         if want_reply:
             self._global_pending += 1
+            self._global_internal.append(internal)
         self._send(Writer(m.MSG_GLOBAL_REQUEST).string(name).boolean(want_reply).raw(payload)
                    .getvalue())
 
@@ -286,6 +292,8 @@ class Connection:
             if self._global_pending <= 0:
                 raise ProtocolError("global request reply with no request pending")
             self._global_pending -= 1
+            if self._global_internal.popleft():
+                return []
             return [GlobalRequestReplied(msg_type == m.MSG_REQUEST_SUCCESS, r.rest())]
         raise ProtocolError(f"unexpected {m.name(msg_type)}")
 

@@ -29,6 +29,7 @@ from ..driver import (
 from ..errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
 from ..protocol.client import ClientConnection
 from .channel import ChannelIO, SessionChannelIO, ThreadDriver, deadline_after, remaining
+from .forward import ClientForwarding
 from .stream import Listener, NewChannel, Stream
 from .transport import ChannelTransport, ProcessTransport, SocketTransport, Transport
 
@@ -94,7 +95,7 @@ def _left(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.001, deadline - time.monotonic())
 
 
-class Client(ConnectionFacts):
+class Client(ConnectionFacts, ClientForwarding):
     """An authenticated SSH connection over a socket, a Stream or another Transport.
 
     `Client(bastion.dial("tcp", "target:22"), cfg, addr=("target", 22))` runs SSH
@@ -186,11 +187,12 @@ class Client(ConnectionFacts):
         core = self._core
         dispatch_all = self._driver.dispatch_all
         receive = self._transport.receive
-        next_tick = time.monotonic() + TICK_SECONDS
+        every = core.tick_interval(TICK_SECONDS)  # sooner than 30 s with keepalives on
+        next_tick = time.monotonic() + every
         try:
             while True:
                 try:
-                    data = receive(TICK_SECONDS)
+                    data = receive(every)
                 except (OSError, SSHError) as exc:
                     with self._lock:
                         dispatch_all(core.connection_lost(
@@ -208,7 +210,9 @@ class Client(ConnectionFacts):
                     with self._lock:
                         dispatch_all(core.tick(now))
                     self._flush_nowait()
-                    next_tick = now + TICK_SECONDS
+                    next_tick = now + every
+                    if core.closed:  # e.g. the server stopped answering keepalives
+                        break
         except BaseException as exc:  # a bug must not leave waiters hanging forever
             log.exception("internal error in the reader thread")
             with self._lock:
@@ -414,6 +418,7 @@ class Client(ConnectionFacts):
 
     def close(self) -> None:
         """Send DISCONNECT and close the transport; every stream and listener ends with it."""
+        self._close_forwarders()  # forward_local/remote/dynamic: their local sockets too
         with self._lock:
             self._driver.close()
         try:

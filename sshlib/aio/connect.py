@@ -1,0 +1,207 @@
+"""`sshlib.aio.connect("alias")`: sshlib.connect as a coroutine (see sshlib.connect).
+
+Resolving the configuration, reading key files and asking the agent for
+its keys are blocking file and socket work: they run in a worker thread,
+so the event loop never waits on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
+from ..sshconfig import HostConfig, resolve, resolve_jump
+from ..sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, forward_failed, hop_args
+from ..sshconfig.forwards import ForwardRequest
+from ..sshconfig.reader import ConfigFile, ExecRunner
+from ..sshconfig.session import SessionSetup, session_setup
+from .channel import AioDriver
+from .client import ByteReader, ByteWriter, Client, client_over, with_timeout
+from .session import Session
+
+__all__ = ["connect", "connect_host", "ConfiguredClient", "ConfiguredSession"]
+
+log = logging.getLogger("sshlib.aio")
+
+RETRY_DELAY = 1.0
+SETUP_TIMEOUT = 30.0
+
+
+class ConfiguredClient(Client):
+    """The Client connect() returns: new sessions get the configuration's session options.
+
+    `session_setup` (SendEnv/SetEnv, ForwardAgent, RequestTTY) is applied
+    when a session starts its program; `host_config` is the HostConfig.
+    """
+
+    host_config: HostConfig
+    session_setup: SessionSetup = SessionSetup()
+
+    def new_session(self, timeout: float | None = None) -> Session:
+        """A ConfiguredSession: its SessionSetup requests go out before the program starts."""
+        return ConfiguredSession(self._driver, timeout, self.session_setup)
+
+
+class ConfiguredSession(Session):
+    """A Session that sends the SessionSetup requests before exec, shell or subsystem."""
+
+    def __init__(self, link: AioDriver, open_timeout: float | None,
+                 setup: SessionSetup) -> None:
+        super().__init__(link, open_timeout)
+        self._setup = setup
+
+    async def _apply(self, timeout: float | None) -> None:
+        setup = self._setup
+        wait = timeout if timeout is not None else SETUP_TIMEOUT
+        for name, value in setup.env.items():
+            try:
+                await self.setenv(name, value, timeout=wait)
+            except RequestDeniedError:
+                log.debug("server refused environment variable %s", name)
+        if setup.agent_forwarding:
+            await self.request_agent_forwarding(timeout=wait)
+        if setup.pty:
+            await self.request_pty(setup.term, timeout=wait)
+
+    async def start(self, command: str | bytes, timeout: float | None = None) -> None:
+        """Send the setup requests, then exec `command` (see Session.start)."""
+        await self._apply(timeout)
+        await super().start(command, timeout)
+
+    async def shell(self, timeout: float | None = None) -> None:
+        """Send the setup requests, then start the login shell (see Session.shell)."""
+        await self._apply(timeout)
+        await super().shell(timeout)
+
+    async def request_subsystem(self, name: str, timeout: float | None = None) -> None:
+        """Send the setup requests, then start subsystem `name`."""
+        await self._apply(timeout)
+        await super().request_subsystem(name, timeout)
+
+
+async def connect(destination: str, *, port: int | None = None,
+                  config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None = None,
+                  password: PasswordArg = None, passphrase: Passphrase = None,
+                  options: Mapping[str, str | int | bool] | None = None,
+                  user: str | None = None, timeout: float | None = None,
+                  exec_runner: ExecRunner | None = None,
+                  **connect_args: Any) -> ConfiguredClient:
+    """Connect and authenticate to `destination` as ``ssh destination`` would.
+
+    The same arguments and errors as sshlib.connect; `timeout` (default
+    ConnectTimeout, else 30 s) bounds each attempt.
+    """
+    hc = await asyncio.to_thread(resolve, destination, user=user, port=port,
+                                 config_files=config_files, options=options,
+                                 exec_runner=exec_runner)
+    return await connect_host(hc, ConnectArgs(password=password, passphrase=passphrase,
+                                              timeout=timeout, **connect_args))
+
+
+async def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
+    """connect() once the configuration is resolved: jump hosts, the connection, forwards."""
+    config, addr = await asyncio.to_thread(hc.client_config, **vars(args))
+    where = (hc.hostname, hc.port)
+    jump_config = await asyncio.to_thread(resolve_jump, hc)
+    cleanup: Any = None
+    if jump_config is not None:
+        jump = await connect_host(jump_config, hop_args(args))
+        try:
+            stream = await jump.dial("tcp", addr, timeout=config.timeout)
+        except BaseException:
+            await jump.close()
+            raise
+        reader: ByteReader = stream
+        writer: ByteWriter = stream
+        cleanup = jump.close
+    elif hc.proxy_command is not None:
+        reader, writer, cleanup = await _proxy_command(hc)
+    else:
+        reader, writer = await _tcp(hc, config.timeout, addr)
+    try:
+        client = await client_over(reader, writer, config, addr=where, timeout=config.timeout,
+                                   client_class=ConfiguredClient)
+    except BaseException:
+        if cleanup is not None:
+            await cleanup()
+        raise
+    assert isinstance(client, ConfiguredClient)
+    if cleanup is not None:
+        client.own(cleanup)
+    client.host_config = hc
+    client.session_setup = session_setup(hc)
+    try:
+        if target := hc.agent_forward_target():
+            client.forward_agent(target)
+        for request in hc.forward_requests():
+            await _start_forward(client, request, hc)
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+async def _tcp(hc: HostConfig, timeout: float | None,
+               addr: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    family = {"inet": 2, "inet6": 10}.get(hc.address_family, 0)
+    local_addr = (hc.bind_address, 0) if hc.bind_address else None
+    attempts = max(1, hc.connection_attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            return await with_timeout(
+                asyncio.open_connection(hc.hostname, hc.port, family=family,
+                                        local_addr=local_addr),
+                timeout, f"connecting to {addr}")
+        except (OSError, Timeout) as exc:
+            if attempt == attempts:
+                if isinstance(exc, Timeout):
+                    raise
+                raise ConnectionLost(f"cannot connect to {addr}: {exc}") from exc
+            log.info("connecting to %s failed (%s); attempt %d of %d", addr, exc, attempt + 1,
+                     attempts)
+            await asyncio.sleep(RETRY_DELAY)
+    raise AssertionError("unreachable")
+
+
+async def _proxy_command(hc: HostConfig) -> tuple[asyncio.StreamReader, asyncio.StreamWriter,
+                                                  Any]:
+    """ProxyCommand: SSH over the command's stdout (reader) and stdin (writer)."""
+    line = hc.proxy_command_line()
+    assert line is not None
+    try:
+        process = await asyncio.create_subprocess_shell(
+            line, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            start_new_session=True)
+    except OSError as exc:
+        raise ConnectionLost(f"cannot start ProxyCommand {line!r}: {exc}") from exc
+    assert process.stdout is not None and process.stdin is not None
+
+    async def reap() -> None:
+        try:
+            await asyncio.wait_for(process.wait(), 2)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+
+    return process.stdout, process.stdin, reap
+
+
+async def _start_forward(client: ConfiguredClient, request: ForwardRequest,
+                         hc: HostConfig) -> None:
+    try:
+        if request.kind == "local":
+            assert request.target is not None
+            await client.forward_local(request.listen, request.target)
+        elif request.kind == "dynamic":
+            await client.forward_dynamic(request.listen)
+        elif request.target is not None:
+            await client.forward_remote(request.listen, request.target)
+        else:
+            raise ValueError("RemoteForward with one argument (a remote SOCKS proxy) is not "
+                             "supported by sshlib")
+    except (SSHError, OSError, ValueError) as exc:
+        forward_failed(hc, request, exc)

@@ -1,0 +1,212 @@
+"""`sshlib.connect("alias")`: dial a host the way ``ssh alias`` would (threaded front-end).
+
+The OpenSSH configuration (~/.ssh/config, then /etc/ssh/ssh_config, or the
+given files) decides host name, port, user, keys, agent, known_hosts,
+algorithms and keepalives; keyword arguments win over it like ``ssh -o``.
+sshlib.aio.connect is the same as a coroutine.  See docs/config.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .config import ClientConfig
+from .errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
+from .sshconfig import HostConfig, resolve, resolve_jump
+from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, forward_failed, hop_args
+from .sshconfig.forwards import ForwardRequest
+from .sshconfig.reader import ConfigFile, ExecRunner
+from .sshconfig.session import SessionSetup, session_setup
+from .sync import Client, Session
+from .sync.stream import Stream
+from .sync.transport import ProcessTransport, Transport
+
+__all__ = ["connect", "connect_host", "ConfiguredClient", "resolve_for_connect", "open_socket",
+           "RETRY_DELAY"]
+
+log = logging.getLogger("sshlib.client")
+
+RETRY_DELAY = 1.0  # seconds between ConnectionAttempts, as ssh waits
+SETUP_TIMEOUT = 30.0
+
+
+class ConfiguredClient(Client):
+    """The Client connect() returns: new sessions get the configuration's session options.
+
+    `session_setup` (SendEnv/SetEnv, ForwardAgent, RequestTTY) is applied
+    in new_session(), before the caller starts a program; `host_config` is
+    the resolved HostConfig.
+    """
+
+    def __init__(self, sock: socket.socket | Stream | Transport, config: ClientConfig, *,
+                 addr: tuple[str, int], timeout: float | None, host_config: HostConfig,
+                 jump: Client | None = None) -> None:
+        self.host_config = host_config
+        self.session_setup: SessionSetup = session_setup(host_config)
+        #: The ProxyJump client this one runs through (closed with it).
+        self.jump = jump
+        super().__init__(sock, config, addr=addr, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the connection, then the jump hosts it went through."""
+        try:
+            super().close()
+        finally:
+            if self.jump is not None:
+                self.jump.close()
+
+    def new_session(self, timeout: float | None = None) -> Session:
+        """Open a session and send the SessionSetup requests before returning it.
+
+        Each request is bounded by `timeout` (default 30 s); a refused
+        environment variable is logged, other refusals raise RequestDeniedError.
+        """
+        session = super().new_session(timeout)
+        setup = self.session_setup
+        wait = timeout if timeout is not None else SETUP_TIMEOUT
+        try:
+            for name, value in setup.env.items():
+                try:
+                    session.setenv(name, value, timeout=wait)
+                except RequestDeniedError:
+                    log.debug("server refused environment variable %s", name)
+            if setup.agent_forwarding:
+                session.request_agent_forwarding(timeout=wait)
+            if setup.pty:
+                session.request_pty(setup.term, timeout=wait)
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+
+def resolve_for_connect(destination: str, *, port: int | None,
+                        config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None,
+                        options: Mapping[str, str | int | bool] | None, user: str | None,
+                        exec_runner: ExecRunner | None) -> HostConfig:
+    """The HostConfig connect() uses (shared by both front-ends)."""
+    return resolve(destination, user=user, port=port, config_files=config_files,
+                   options=options, exec_runner=exec_runner)
+
+
+def _family(hc: HostConfig) -> int:
+    return {"inet": socket.AF_INET, "inet6": socket.AF_INET6}.get(hc.address_family, 0)
+
+
+def open_socket(hc: HostConfig, timeout: float | None) -> socket.socket:
+    """TCP to HostName:Port honouring AddressFamily and BindAddress."""
+    try:
+        infos = socket.getaddrinfo(hc.hostname, hc.port, _family(hc), socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConnectionLost(f"cannot resolve {hc.hostname!r}: {exc}") from exc
+    last: OSError | None = None
+    for af, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(af, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            if hc.bind_address:
+                sock.bind((hc.bind_address, 0))
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    if isinstance(last, socket.timeout):
+        raise Timeout(f"timed out connecting to {hc.hostname}:{hc.port}")
+    raise ConnectionLost(f"cannot connect to {hc.hostname}:{hc.port}: {last}")
+
+
+def connect(destination: str, *, port: int | None = None,
+            config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None = None,
+            password: PasswordArg = None, passphrase: Passphrase = None,
+            options: Mapping[str, str | int | bool] | None = None, user: str | None = None,
+            timeout: float | None = None, exec_runner: ExecRunner | None = None,
+            **connect_args: Any) -> ConfiguredClient:
+    """Connect and authenticate to `destination` as ``ssh destination`` would.
+
+    `destination` is an alias or host, ``user@host`` or
+    ``ssh://[user@]host[:port]``.  `config_files` None reads ~/.ssh/config
+    and /etc/ssh/ssh_config, ``[]`` none.  `options` are ssh_config
+    keywords that win over the files (``{"StrictHostKeyChecking":
+    "accept-new"}``).  `password` (or a callable returning it) serves
+    password and keyboard-interactive auth; `passphrase` (or a callable
+    given the key path) decrypts identity files.  Further keyword arguments
+    go to ConnectArgs (host_key_callback, ask_host_key, auth, config).
+
+    `timeout` (default ConnectTimeout, else 30 s) bounds each attempt's
+    connect + handshake + authentication; ConnectionAttempts retries
+    failed TCP connects.  Raises ConfigError for a bad configuration and
+    the usual sshlib errors (AuthError, HostKeyError, ...).
+    """
+    hc = resolve_for_connect(destination, port=port, config_files=config_files,
+                             options=options, user=user, exec_runner=exec_runner)
+    return connect_host(hc, ConnectArgs(password=password, passphrase=passphrase,
+                                        timeout=timeout, **connect_args))
+
+
+def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
+    """connect() once the configuration is resolved: jump hosts, the connection, forwards."""
+    config, addr = hc.client_config(**vars(args))
+    where = (hc.hostname, hc.port)
+    jump_config = resolve_jump(hc)
+    if jump_config is not None:
+        jump = connect_host(jump_config, hop_args(args))
+        try:
+            stream = jump.dial("tcp", addr, timeout=config.timeout)
+            client = ConfiguredClient(stream, config, addr=where, timeout=config.timeout,
+                                      host_config=hc, jump=jump)
+        except BaseException:
+            jump.close()
+            raise
+    elif hc.proxy_command is not None:
+        line = hc.proxy_command_line()
+        assert line is not None
+        client = ConfiguredClient(ProcessTransport(line), config, addr=where,
+                                  timeout=config.timeout, host_config=hc)
+    else:
+        client = ConfiguredClient(_tcp(hc, config, addr), config, addr=where,
+                                  timeout=config.timeout, host_config=hc)
+    try:
+        if target := hc.agent_forward_target():
+            client.forward_agent(target)
+        for request in hc.forward_requests():
+            _start_forward(client, request, hc)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _tcp(hc: HostConfig, config: ClientConfig, addr: str) -> socket.socket:
+    attempts = max(1, hc.connection_attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            return open_socket(hc, config.timeout)
+        except (ConnectionLost, Timeout) as exc:
+            if attempt == attempts:
+                raise
+            log.info("connecting to %s failed (%s); attempt %d of %d", addr, exc, attempt + 1,
+                     attempts)
+            time.sleep(RETRY_DELAY)
+    raise AssertionError("unreachable")
+
+
+def _start_forward(client: ConfiguredClient, request: ForwardRequest, hc: HostConfig) -> None:
+    try:
+        if request.kind == "local":
+            assert request.target is not None
+            client.forward_local(request.listen, request.target)
+        elif request.kind == "dynamic":
+            client.forward_dynamic(request.listen)
+        elif request.target is not None:
+            client.forward_remote(request.listen, request.target)
+        else:
+            raise ValueError("RemoteForward with one argument (a remote SOCKS proxy) is not "
+                             "supported by sshlib")
+    except (SSHError, OSError, ValueError) as exc:
+        forward_failed(hc, request, exc)
