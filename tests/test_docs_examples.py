@@ -6,8 +6,19 @@ The examples stay as a reader would write them (`example.com:22`, `~/.ssh/id_ed2
   any attempt to reach an address off this machine fails the test instead;
 - HOME is a fresh directory whose ~/.ssh/id_ed25519 is a key the sshd accepts and whose
   ~/.ssh/known_hosts lists the sshd's host keys under the placeholder names;
-- the string literals in SUBSTITUTIONS (user names, the password, the agent socket) are
-  replaced with the test account's values before the block is compiled.
+- the string literals in SUBSTITUTIONS (user names, the password, the agent socket, fixed
+  socket paths) are replaced with the test account's values before the block is compiled;
+- the files an example names exist: in the current directory (a fresh one per block) a user
+  CA `user_ca` made by ssh-keygen (the sshd trusts it) and `id_ed25519.ppk` made by puttygen,
+  and in ~/.ssh the key's .pub and, when the block mentions `-cert.pub`, a certificate the CA
+  signed for the test account;
+- the sshd itself resolves the names through nss_wrapper's hosts file: the SSH names
+  (`bastion`, `target`...) reach it through a relay on port 22 of a loopback address of its
+  own, the service names (`db.internal:5432`, `web:80`) an echo server; a port the sshd starts
+  listening on for the client (`client.listen`) gets one visitor, as if a program on the
+  server connected; child processes (`ssh -W` in a ProxyCommand) see the same hosts and a
+  passwd entry whose home is the fresh HOME, where ~/.ssh/config makes the test account the
+  default user.
 
 What a block needs is read from its code: a block that uses `client`, `cfg` or `db_cfg`
 without defining them continues an earlier one and gets a client connected to the test sshd
@@ -16,6 +27,7 @@ top-level `await` / `async with` / `async for` run in an event loop. Any other n
 uses but never defines fails the test, saying so. A block that cannot run here says why in an
 HTML comment on the line before its fence (invisible on GitHub and on the site):
     <!-- example: not run: REASON -->
+SSHLIB_DOCS_DIR=DIR runs the blocks of the pages in DIR instead (to try pages before they merge).
 """
 
 from __future__ import annotations
@@ -25,9 +37,15 @@ import asyncio
 import builtins
 import inspect
 import ipaddress
+import os
+import pwd
+import random
 import re
 import shutil
 import socket
+import subprocess
+import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +63,14 @@ import sshlib.aio  # noqa: E402
 pytest_plugins = ["agentfixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
+DOCS = Path(os.environ.get("SSHLIB_DOCS_DIR") or ROOT / "docs")
 # Names the examples use for remote machines: all of them are the test sshd here.
-PLACEHOLDER_HOSTS = {"example.com": 22, "web1": 22, "web2": 2222, "web3": 22, "db1": 22}
+PLACEHOLDER_HOSTS = {"example.com": 22, "web1": 22, "web2": 2222, "web3": 22, "db1": 22,
+                     "bastion": 22, "bastion.example.com": 22, "target": 22, "inner": 22,
+                     "myhost": 22, "host": 22}
+# Names of services behind the server (what a server-side connect reaches): an echo server.
+SERVICE_HOSTS = {"db.internal": (5432,), "db": (5432,), "web": (80,)}
+NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
 AGENT_PLACEHOLDER = "unix:/run/user/1000/ssh-agent.sock"
 
 _FENCE = re.compile(r"(?:<!-- example: (?P<opts>[^\n]*?) -->\n)?```python\n(?P<code>.*?)```",
@@ -75,7 +98,7 @@ def collect_examples() -> list[Example]:
         text = md.read_text(encoding="utf-8")
         for m in _FENCE.finditer(text):
             line = text.count("\n", 0, m.start("code"))
-            where = f"docs/{md.name}:{line}"
+            where = f"{DOCS.name}/{md.name}:{line}"
             found.append(Example(where, m["code"], _parse_opts(where, m["opts"] or "")))
     return found
 
@@ -123,23 +146,160 @@ def compile_example(ex: Example, table: dict[str, str]) -> tuple[Any, set[str], 
     return code, needs, bool(code.co_flags & inspect.CO_COROUTINE)
 
 
-@pytest.fixture(scope="module")
-def sshd() -> Iterator[testing.TestServer]:
-    server = testing.start_openssh(extra_config={"AcceptEnv": "LANG LC_*"})
+def _pump(src: socket.socket, dst: socket.socket) -> None:
     try:
-        yield server
+        while data := src.recv(65536):
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _serve(listener: socket.socket, handle: Any) -> None:
+    """Accept until the listener closes; each connection in a thread of its own."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+def _relay_to(address: tuple[str, int]) -> Any:
+    def handle(conn: socket.socket) -> None:
+        with conn, socket.create_connection(address, timeout=10) as up:
+            up.settimeout(None)
+            t = threading.Thread(target=_pump, args=(up, conn), daemon=True)
+            t.start()
+            _pump(conn, up)
+            t.join(60)
+    return handle
+
+
+def _echo(conn: socket.socket) -> None:
+    with conn:
+        _pump(conn, conn)
+
+
+def _listen(family: int, address: Any, handle: Any) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if family != socket.AF_UNIX:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(16)
+    threading.Thread(target=_serve, args=(sock, handle), daemon=True).start()
+    return sock
+
+
+@dataclass
+class Site:
+    """The module's sshd and what stands around it (see the module docstring)."""
+    sshd: testing.TestServer
+    ca: Path  # the user CA's private key; the sshd trusts ca.pub
+    hosts_file: Path
+    shared: Path  # world-writable: sockets both we and the sshd's user reach
+    app_sock: str  # a Unix echo socket
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    assert os.geteuid() == 0, ("the docs examples need root: the sshd resolves `target:22` to a "
+                               "relay on port 22 of a loopback address (run bash scripts/test.sh)")
+    assert os.path.exists(NSS_WRAPPER), f"{NSS_WRAPPER} is missing: apt-get install libnss-wrapper"
+    shared = Path(tempfile.mkdtemp(prefix="sshlib-docs-"))
+    shared.chmod(0o1777)
+    ca = shared / "user_ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "user_ca", "-f", str(ca)],
+                   check=True)
+    # One loopback address for the SSH names, one for the services: ports as the docs write them.
+    net = f"127.{random.randrange(1, 255)}.{random.randrange(1, 255)}"
+    ssh_addr, service_addr = f"{net}.1", f"{net}.2"
+    hosts_file = shared / "hosts"
+    hosts_file.write_text(f"{ssh_addr} {' '.join(PLACEHOLDER_HOSTS)}\n"
+                          f"{service_addr} {' '.join(SERVICE_HOSTS)}\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LD_PRELOAD", NSS_WRAPPER)
+        mp.setenv("NSS_WRAPPER_HOSTS", str(hosts_file))
+        server = testing.start_openssh(extra_config={"AcceptEnv": "LANG LC_*",
+                                                     "TrustedUserCAKeys": f"{ca}.pub"})
+    listeners = []
+    try:
+        for port in sorted(set(PLACEHOLDER_HOSTS.values())):
+            listeners.append(_listen(socket.AF_INET, (ssh_addr, port),
+                                     _relay_to((server.host, server.port))))
+        for port in sorted({p for ports in SERVICE_HOSTS.values() for p in ports}):
+            listeners.append(_listen(socket.AF_INET, (service_addr, port), _echo))
+        app_sock = str(shared / "app.sock")
+        listeners.append(_listen(socket.AF_UNIX, app_sock, _echo))
+        os.chmod(app_sock, 0o777)
+        yield Site(server, ca, hosts_file, shared, app_sock)
     finally:
+        for sock in listeners:
+            sock.close()
         server.stop()
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def _visit_forwards(sshd: testing.TestServer, start: int, stop: threading.Event) -> None:
+    """Connect once to each port the sshd starts listening on after `start` (a remote forward)."""
+    visited = 0
+    while not stop.wait(0.05):
+        found, host = [], ""
+        for line in sshd.log_text(start).splitlines():
+            if m := re.search(r"Local forwarding listening on (\S+) port (\d+)\.", line):
+                host = m[1]
+                if m[2] != "0":
+                    found.append((host, int(m[2])))
+            elif m := re.search(r"Allocated listen port (\d+)", line):
+                found.append((host, int(m[1])))
+        for address in found[visited:]:
+            try:
+                with socket.create_connection(address, timeout=5) as c:
+                    c.sendall(b"hello from the server side\n")
+                    c.shutdown(socket.SHUT_WR)
+                    c.recv(65536)
+            except OSError:
+                pass
+        visited = len(found)
+
+
+def _make_ppk(key: Path, out: Path, passphrase: str, scratch: Path) -> None:
+    pass_file = scratch / "ppk-passphrase"
+    pass_file.write_text(passphrase + "\n")
+    subprocess.run(["puttygen", str(key), "-O", "private", "-o", str(out),
+                    "--new-passphrase", str(pass_file)], check=True, capture_output=True)
+    pass_file.unlink()
+
+
+def _sign_user_cert(ca: Path, pub: Path, principal: str) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-I", f"{principal}@example",
+                    "-n", principal, "-V", "-5m:+1h", str(pub)], check=True, capture_output=True)
 
 
 @pytest.fixture
-def world(sshd: testing.TestServer, ssh_agent: AgentProcess, tmp_path: Path,
-          monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def world(site: Site, ssh_agent: AgentProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+          request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    sshd = site.sshd
+    example: Example = request.node.callspec.params["example"]
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True, mode=0o700)
     key = home / ".ssh" / "id_ed25519"
     shutil.copyfile(sshd.user_key_paths["ed25519-openssh"], key)
     key.chmod(0o600)
+    pub = home / ".ssh" / "id_ed25519.pub"
+    pub.write_text(sshd.user_public_keys["ed25519-openssh"] + " alice@laptop\n")
+    if "-cert.pub" in example.code:
+        _sign_user_cert(site.ca, pub, sshd.user)
+    password = sshd.password or "not-the-password"
+    work = tmp_path / "work"  # the example's current directory
+    work.mkdir()
+    if "user_ca" in example.code:
+        shutil.copyfile(site.ca, work / "user_ca")
+        (work / "user_ca").chmod(0o600)
+        shutil.copyfile(f"{site.ca}.pub", work / "user_ca.pub")
+    if "id_ed25519.ppk" in example.code:
+        _make_ppk(key, work / "id_ed25519.ppk", password, tmp_path)
+    monkeypatch.chdir(work)
     ssh_agent.run_client("ssh-add", str(key))
     # The sshd's host keys under every placeholder name.
     lines = []
@@ -149,6 +309,20 @@ def world(sshd: testing.TestServer, ssh_agent: AgentProcess, tmp_path: Path,
             lines.append(f"{name if port == 22 else f'[{name}]:{port}'} {rest}")
     (home / ".ssh" / "known_hosts").write_text("\n".join(lines) + "\n")
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SSH_AUTH_SOCK", ssh_agent.sock)
+    # Child processes (ssh -W in a ProxyCommand): the same hosts, and a passwd entry for this
+    # uid whose name is the test account and whose home is the fresh HOME (ssh reads ~ there).
+    passwd, group = tmp_path / "passwd", tmp_path / "group"
+    me = pwd.getpwuid(os.getuid())
+    passwd.write_text(f"{me.pw_name}:x:{me.pw_uid}:{me.pw_gid}::{home}:{me.pw_shell}\n"
+                      + Path("/etc/passwd").read_text())
+    shutil.copyfile("/etc/group", group)
+    # ssh (a ProxyCommand's ssh -W) logs in as the test account, as sshlib's examples do.
+    (home / ".ssh" / "config").write_text(f"Host *\n    User {sshd.user}\n")
+    for name, value in {"LD_PRELOAD": NSS_WRAPPER, "NSS_WRAPPER_HOSTS": str(site.hosts_file),
+                        "NSS_WRAPPER_PASSWD": str(passwd),
+                        "NSS_WRAPPER_GROUP": str(group)}.items():
+        monkeypatch.setenv(name, value)
 
     real_getaddrinfo = socket.getaddrinfo
 
@@ -173,10 +347,26 @@ def world(sshd: testing.TestServer, ssh_agent: AgentProcess, tmp_path: Path,
                               auth=[sshlib.PublicKeys(sshlib.load_private_key(key))],
                               host_key_callback=sshlib.knownhosts.callback(
                                   str(home / ".ssh" / "known_hosts")))
-    substitutions = {"alice": sshd.user, "me": sshd.user,
-                     "pw": sshd.password or "not-the-password",
-                     AGENT_PLACEHOLDER: f"unix:{ssh_agent.sock}"}
-    return {"cfg": cfg, "substitutions": substitutions}
+    scratch = Path(tempfile.mkdtemp(dir=site.shared))  # the sshd's user may bind here
+    scratch.chmod(0o1777)
+    substitutions = {"alice": sshd.user, "me": sshd.user, "pw": password,
+                     AGENT_PLACEHOLDER: f"unix:{ssh_agent.sock}",
+                     "/run/app.sock": site.app_sock, "/tmp/fwd.sock": str(scratch / "fwd.sock")}
+    stop = threading.Event()
+    visitor = threading.Thread(target=_visit_forwards, args=(sshd, sshd.log_size(), stop),
+                               daemon=True)
+    visitor.start()
+    start = sshd.log_size()
+    try:
+        yield {"cfg": cfg, "substitutions": substitutions}
+    finally:
+        stop.set()
+        visitor.join(10)
+        shutil.rmtree(scratch, ignore_errors=True)
+    if "-cert.pub" in example.code:
+        log = sshd.log_text(start)
+        assert "Accepted publickey" not in log or "ED25519-CERT" in log, \
+            "the example was given a certificate but logged in without it"
 
 
 def test_the_docs_have_examples_and_each_unrun_one_says_why() -> None:
