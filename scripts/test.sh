@@ -105,13 +105,16 @@ esac
 # python3 above.  Without arguments they run the suite minus what does not depend on
 # the host Python: the Wine tests (Windows CPython), the benchmark harness, the tests
 # of the test servers themselves (test_testing_unprivileged.py runs a system Python of
-# the suite's version as another user), and the algorithm products and big transfers (every
+# the suite's version as another user), the docs site and its checks (the docs extra is
+# installed in .venv only), and the algorithm products and big transfers (every
 # algorithm still runs once per peer in test_interop_openssh_versions.py); with
 # arguments, those same pytest arguments.  SSHLIB_TEST_PYTHONS="" skips.
 PORTABLE=(tests
   --ignore=tests/test_agent_windows.py --ignore=tests/test_agent_bridge_windows.py
   --ignore=tests/test_benchmark_harness.py --ignore=tests/test_servers.py
   --ignore=tests/test_testing_unprivileged.py
+  --ignore=tests/test_channelmap.py --ignore=tests/test_docs_api.py
+  --ignore=tests/test_docs_site.py --ignore=tests/test_docs_examples.py
   --deselect tests/test_interop_openssh.py::test_every_algorithm_combination_handshakes
   --deselect tests/test_interop_openssh.py::test_exec_with_each_kex_and_host_key
   --deselect tests/test_interop_openssh.py::test_32_mib_round_trip_per_cipher

@@ -47,8 +47,10 @@ class AsyncsshServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
     def close(self) -> None:
-        self.server.close()
-        self.run(self.server.wait_closed())
+        async def stop() -> None:  # the server belongs to the loop's thread
+            self.server.close()
+            await self.server.wait_closed()
+        self.run(stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()

@@ -165,8 +165,10 @@ def asyncssh_zlib_server() -> Iterator[tuple[str, int, sshlib.PublicKey]]:
     try:
         yield "127.0.0.1", port, public
     finally:
-        acceptor.close()
-        asyncio.run_coroutine_threadsafe(acceptor.wait_closed(), loop).result(30)
+        async def stop() -> None:  # the acceptor belongs to the loop's thread
+            acceptor.close()
+            await acceptor.wait_closed()
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()

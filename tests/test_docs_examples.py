@@ -11,7 +11,9 @@ The examples stay as a reader would write them (`example.com:22`, `~/.ssh/id_ed2
 - the files an example names exist: in the current directory (a fresh one per block) a user
   CA `user_ca` made by ssh-keygen (the sshd trusts it) and `id_ed25519.ppk` made by puttygen,
   and in ~/.ssh the key's .pub and, when the block mentions `-cert.pub`, a certificate the CA
-  signed for the test account;
+  signed for the test account; `report.pdf`, a `local/` directory and `./ssh_config` when
+  named; SFTP's relative paths start in a private directory holding the remote files the
+  SFTP examples name (`logs/`, `remote/file`, `big.iso`, `incoming/`);
 - the sshd itself resolves the names through nss_wrapper's hosts file: the SSH names
   (`bastion`, `target`...) reach it through a relay on port 22 of a loopback address of its
   own, the service names (`db.internal:5432`, `web:80`) an echo server; a port the sshd starts
@@ -21,7 +23,7 @@ The examples stay as a reader would write them (`example.com:22`, `~/.ssh/id_ed2
   default user.
 
 What a block needs is read from its code: a block that uses `client`, `cfg` or `db_cfg`
-without defining them continues an earlier one and gets a client connected to the test sshd
+(or `sftp`) without defining them continues an earlier one and gets a client (or an SFTP client) connected to the test sshd
 (an asyncio one when the block awaits) or a ClientConfig for it, plus the usual imports;
 top-level `await` / `async with` / `async for` run in an event loop. Any other name the block
 uses but never defines fails the test, saying so. A block that cannot run here says why in an
@@ -103,7 +105,7 @@ def collect_examples() -> list[Example]:
     return found
 
 
-PROVIDED = {"client", "cfg", "db_cfg", "sshlib", "asyncio"}
+PROVIDED = {"client", "cfg", "db_cfg", "sshlib", "asyncio", "sftp"}
 
 
 def free_names(tree: ast.AST) -> set[str]:
@@ -133,6 +135,11 @@ class _Substitute(ast.NodeTransformer):
         if isinstance(node.value, str) and node.value in self.table:
             self.used.add(node.value)
             return ast.copy_location(ast.Constant(self.table[node.value]), node)
+        if isinstance(node.value, str) and re.search(r"(^|//)alice@", node.value):
+            # "alice@myhost", "ssh://alice@myhost:2222": the test account logs in
+            value = re.sub(r"(^|//)alice@", lambda m: f"{m.group(1)}{self.table['alice']}@",
+                           node.value)
+            return ast.copy_location(ast.Constant(value), node)
         return node
 
 
@@ -201,6 +208,21 @@ class Site:
     app_sock: str  # a Unix echo socket
 
 
+def _sftp_files(root: Path) -> Path:
+    """The remote files the SFTP examples name, writable by the sshd's login user."""
+    files = {"logs/app.log": b"started\n" * 100, "logs/old/app.log.1": b"older\n",
+             "remote/file": b"remote file\n", "remote/sub/other": b"x" * 5000,
+             "big.iso": os.urandom(1 << 20), "incoming/.keep": b""}
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(0o666)
+    for path in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        path.chmod(0o1777)
+    return root
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     assert os.geteuid() == 0, ("the docs examples need root: the sshd resolves `target:22` to a "
@@ -217,11 +239,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     hosts_file = shared / "hosts"
     hosts_file.write_text(f"{ssh_addr} {' '.join(PLACEHOLDER_HOSTS)}\n"
                           f"{service_addr} {' '.join(SERVICE_HOSTS)}\n")
+    sftp_root = _sftp_files(shared / "sftp")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LD_PRELOAD", NSS_WRAPPER)
         mp.setenv("NSS_WRAPPER_HOSTS", str(hosts_file))
-        server = testing.start_openssh(extra_config={"AcceptEnv": "LANG LC_*",
-                                                     "TrustedUserCAKeys": f"{ca}.pub"})
+        server = testing.start_openssh(extra_config={
+            "AcceptEnv": "LANG LC_*", "TrustedUserCAKeys": f"{ca}.pub",
+            # SFTP's relative paths start in a private directory, not the shared home
+            "Subsystem": f"sftp internal-sftp -d {sftp_root}"})
     listeners = []
     try:
         for port in sorted(set(PLACEHOLDER_HOSTS.values())):
@@ -299,14 +324,20 @@ def world(site: Site, ssh_agent: AgentProcess, tmp_path: Path, monkeypatch: pyte
         shutil.copyfile(f"{site.ca}.pub", work / "user_ca.pub")
     if "id_ed25519.ppk" in example.code:
         _make_ppk(key, work / "id_ed25519.ppk", password, tmp_path)
+    if "report.pdf" in example.code:
+        (work / "report.pdf").write_bytes(b"%PDF-1.4 not really\n" * 50)
+    if "local/file" in example.code:
+        (work / "local").mkdir()
+    if "./ssh_config" in example.code:
+        (work / "ssh_config").write_text("Host myhost\n    IdentityFile ~/.ssh/id_ed25519\n")
     monkeypatch.chdir(work)
     ssh_agent.run_client("ssh-add", str(key))
     # The sshd's host keys under every placeholder name.
     lines = []
     for line in Path(sshd.known_hosts_path).read_text().splitlines():
         _pattern, rest = line.split(" ", 1)
-        for name, port in PLACEHOLDER_HOSTS.items():
-            lines.append(f"{name if port == 22 else f'[{name}]:{port}'} {rest}")
+        for name in PLACEHOLDER_HOSTS:  # the relay listens on both ports for every name
+            lines += [f"{name} {rest}", f"[{name}]:2222 {rest}"]
     (home / ".ssh" / "known_hosts").write_text("\n".join(lines) + "\n")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("SSH_AUTH_SOCK", ssh_agent.sock)
@@ -389,7 +420,12 @@ def test_docs_example_runs(example: Example, world: dict[str, Any],
         namespace.update(sshlib=sshlib, asyncio=asyncio)
     for name in needs & {"cfg", "db_cfg"}:
         namespace[name] = world["cfg"]
-    if awaits:
+    if "sftp" in needs and not awaits:  # a continuation of an SFTP example
+        with sshlib.dial("tcp", "example.com:22", world["cfg"]) as client, \
+                client.sftp(timeout=30) as sftp:
+            namespace["sftp"] = sftp
+            exec(code, namespace)
+    elif awaits:
         async def run() -> None:
             if "client" in needs:
                 async with sshlib.aio.dial("tcp", "example.com:22", world["cfg"]) as client:

@@ -61,8 +61,10 @@ class AsyncsshServer:
                                    host_key_callback=sshlib.fixed_host_key(public), timeout=10)
 
     def close(self) -> None:
-        self.server.close()
-        asyncio.run_coroutine_threadsafe(self.server.wait_closed(), self.loop).result(10)
+        async def stop() -> None:  # the server belongs to the loop's thread
+            self.server.close()
+            await self.server.wait_closed()
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
