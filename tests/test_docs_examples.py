@@ -23,8 +23,9 @@ The examples stay as a reader would write them (`example.com:22`, `~/.ssh/id_ed2
   default user.
 
 What a block needs is read from its code: a block that uses `client`, `cfg` or `db_cfg`
-(or `sftp`) without defining them continues an earlier one and gets a client (or an SFTP client) connected to the test sshd
-(an asyncio one when the block awaits) or a ClientConfig for it, plus the usual imports;
+(or `sftp`) without defining them continues an earlier one and gets a client (or an SFTP
+client) connected to the test sshd (an asyncio one when the block awaits) or a ClientConfig
+for it, plus the usual imports;
 top-level `await` / `async with` / `async for` run in an event loop. Any other name the block
 uses but never defines fails the test, saying so. A block that cannot run here says why in an
 HTML comment on the line before its fence (invisible on GitHub and on the site):
