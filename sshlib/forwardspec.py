@@ -43,6 +43,7 @@ class Endpoint:
 
     @property
     def is_unix(self) -> bool:
+        """True for a Unix socket path ("unix:/path"), False for host and port."""
         return self.kind == "unix"
 
     def __str__(self) -> str:

@@ -111,6 +111,7 @@ class ForwarderSet:
         self._members: set[ForwarderBase] = set()
 
     def add(self, forwarder: ForwarderBase) -> None:
+        """Keep `forwarder` until it closes (thread-safe)."""
         with self._lock:
             self._members.add(forwarder)
         forwarder.add_close_callback(self._discard)

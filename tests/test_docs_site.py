@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The name the search box must find. Switch to "forward_local" once issue 10 (port forwarding)
 # is merged and Client.forward_local has a docstring.
-SEARCH_NAME = "new_session"
-SEARCH_ANCHOR = "#sshlib.Client.new_session"
+SEARCH_NAME = "forward_local"
+SEARCH_ANCHOR = "#sshlib.sync.forward.ClientForwarding.forward_local"
 
 
 def build_site(out: Path, config: Path = ROOT / "mkdocs.yml") -> subprocess.CompletedProcess[str]:

@@ -49,20 +49,28 @@ F = TypeVar("F", "LocalForwarder", "RemoteForwarder", "DynamicForwarder")
 class AioStreamLike(Protocol):
     """What a forwarder needs of an asyncio channel stream (sshlib.aio's is one)."""
 
-    async def read(self, n: int = -1) -> bytes: ...
-    def write(self, data: bytes) -> None: ...
-    async def drain(self) -> None: ...
-    def write_eof(self) -> None: ...
-    def close(self) -> None: ...
+    async def read(self, n: int = -1) -> bytes:
+        """Up to `n` bytes; b"" at EOF."""
+    def write(self, data: bytes) -> None:
+        """Queue `data`; drain() waits for window."""
+    async def drain(self) -> None:
+        """Wait until queued data fits the peer's window."""
+    def write_eof(self) -> None:
+        """Half-close: no more data this way."""
+    def close(self) -> None:
+        """Close both directions; never blocks."""
 
 
 class AioListenerLike(Protocol):
     """What forward_remote needs of a listener: accept() raises SSHError once closed."""
 
     @property
-    def address(self) -> object: ...
-    async def accept(self, timeout: float | None = None) -> AioStreamLike: ...
-    async def close(self) -> None: ...
+    def address(self) -> object:
+        """What the server bound: (host, port) or a socket path."""
+    async def accept(self, timeout: float | None = None) -> AioStreamLike:
+        """The next connection the server forwards; Timeout after `timeout` s."""
+    async def close(self) -> None:
+        """Cancel the forward on the server; pending accept() calls raise."""
 
 
 async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -160,6 +168,7 @@ class Forwarder(ForwarderBase):
         """Close the listening side (subclasses)."""
 
     async def close(self) -> None:
+        """Stop listening, end every forwarded connection and wait for them; idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -372,10 +381,12 @@ class ClientForwarding:
 
     async def dial(self, network: str, address: str, timeout: float | None = None
                    ) -> AioStreamLike:
+        """Open a channel stream to `address`; the Client's own dial() is what runs."""
         raise NotImplementedError  # sshlib.aio.Client provides it
 
     async def listen(self, network: str, address: str, timeout: float | None = 30
                      ) -> AioListenerLike:
+        """Ask the server to listen at `address`; the Client's own listen() is what runs."""
         raise NotImplementedError  # sshlib.aio.Client provides it
 
     async def forward_local(self, listen: Spec, target: Spec, *,
@@ -404,6 +415,7 @@ class ClientForwarding:
         return await self._keep(DynamicForwarder(parse_listen(listen), open_stream))
 
     async def wait(self, timeout: float | None = None) -> SSHError | None:
+        """Wait for the connection to end; the Client's own wait() is what runs."""
         raise NotImplementedError  # sshlib.aio.Client provides it
 
     async def _keep(self, forwarder: F) -> F:

@@ -82,6 +82,7 @@ class JumpHop:
 
     @property
     def destination(self) -> str:
+        """The hop as ssh -J writes it: "user@host", or "host" without a user."""
         return f"{self.user}@{self.host}" if self.user else self.host
 
 

@@ -51,19 +51,26 @@ _REGISTRY_LOCK = threading.Lock()  # guards making each Client's ForwarderSet
 class StreamLike(Protocol):
     """What a forwarder needs of a channel stream (sshlib.Stream is one)."""
 
-    def sendall(self, data: bytes) -> None: ...
-    def recv(self, size: int) -> bytes: ...
-    def shutdown_write(self) -> None: ...
-    def close(self) -> None: ...
+    def sendall(self, data: bytes) -> None:
+        """Send all of `data` (blocks while the peer's window is full)."""
+    def recv(self, size: int) -> bytes:
+        """Up to `size` bytes; b"" at EOF."""
+    def shutdown_write(self) -> None:
+        """Half-close: no more data this way."""
+    def close(self) -> None:
+        """Close both directions."""
 
 
 class ListenerLike(Protocol):
     """What forward_remote needs of a listener: accept() raises SSHError once it is closed."""
 
     @property
-    def address(self) -> object: ...
-    def accept(self, timeout: float | None = None) -> StreamLike: ...
-    def close(self) -> None: ...
+    def address(self) -> object:
+        """What the server bound: (host, port) or a socket path."""
+    def accept(self, timeout: float | None = None) -> StreamLike:
+        """The next connection the server forwards; Timeout after `timeout` s."""
+    def close(self) -> None:
+        """Cancel the forward on the server; pending accept() calls raise SSHError."""
 
 
 F = TypeVar("F", bound="Forwarder")
@@ -173,6 +180,7 @@ class Pump:
         self.done = threading.Event()
 
     def run(self) -> None:
+        """Copy both ways until both directions ended (runs in a worker thread)."""
         if self._spawn is not None:
             self._spawn(self._down)
         else:
@@ -181,6 +189,7 @@ class Pump:
         self.done.wait()
 
     def abort(self) -> None:
+        """End the connection now from any thread: both blocked copies wake and stop."""
         _shutdown(self.sock, socket.SHUT_RDWR)  # wakes a recv/sendall in either thread
         _quiet(self.stream.close)  # wakes a recv/sendall on the stream
 
@@ -292,6 +301,7 @@ class Forwarder(ForwarderBase):
         """Close the listening side (subclasses)."""
 
     def close(self) -> None:
+        """Stop listening and end every forwarded connection; idempotent, from any thread."""
         with self._lock:
             if self._closed:
                 return
@@ -521,9 +531,11 @@ class ClientForwarding:
     _forwarders: ForwarderSet | None = None
 
     def dial(self, network: str, address: str, timeout: float | None = None) -> StreamLike:
+        """The Client's own dial() is what runs; this declares it for the mixin."""
         raise NotImplementedError  # sshlib.Client provides it
 
     def listen(self, network: str, address: str, timeout: float | None = 30) -> ListenerLike:
+        """The Client's own listen() is what runs; this declares it for the mixin."""
         raise NotImplementedError  # sshlib.Client provides it
 
     def forward_local(self, listen: Spec, target: Spec, *,
@@ -574,6 +586,7 @@ class ClientForwarding:
         return self._keep(DynamicForwarder(parse_listen(listen), open_stream))
 
     def wait(self, timeout: float | None = None) -> SSHError | None:
+        """The Client's own wait() is what runs; this declares it for the mixin."""
         raise NotImplementedError  # sshlib.Client provides it
 
     def _keep(self, forwarder: F) -> F:
