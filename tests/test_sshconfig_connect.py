@@ -295,3 +295,29 @@ def test_connection_attempts_and_bind_address(frontend: Any, openssh_server: Tes
     with pytest.raises(sshlib.ConnectionLost):
         connect(frontend, "down")
     assert time.monotonic() - started >= 1.0  # one retry, a second apart
+
+
+def test_certificate_file(frontend: Any, openssh_factory: Any, home: Path,
+                          tmp_path: Path) -> None:
+    """CertificateFile names a certificate kept apart from the key: the login works only
+    with it (the key itself is in no authorized_keys; the sshd trusts the CA)."""
+    ca = tmp_path / "user_ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
+    server = openssh_factory(extra_config={"TrustedUserCAKeys": f"{ca}.pub"})
+    key = home / ".ssh" / "id_certified"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    certs = home / "certs"
+    certs.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-I", "alice-laptop", "-n", server.user,
+                    "-V", "-5m:+1h", f"{key}.pub"], check=True)
+    os.replace(f"{key}-cert.pub", certs / "laptop.pub")  # not where load_private_key looks
+    shutil.copyfile(server.known_hosts_path, home / ".ssh" / "known_hosts")
+    base = (f"Host certified plain\n  HostName 127.0.0.1\n  Port {server.port}\n"
+            f"  User {server.user}\n  IdentityFile ~/.ssh/id_certified\n  IdentitiesOnly yes\n"
+            "Host certified\n  CertificateFile ~/certs/laptop.pub\n")
+    write_config(home, base)
+    with connect(frontend, "certified") as client:
+        assert run(client, "id -un").decode().strip() == server.user
+    assert "ED25519-CERT" in server.log_text()
+    with pytest.raises(sshlib.AuthError):
+        connect(frontend, "plain").close()

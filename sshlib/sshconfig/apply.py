@@ -31,7 +31,15 @@ from ..errors import (
     PassphraseRequiredError,
     SSHError,
 )
-from ..keys import PublicKey, Signer, load_private_key, load_public_key
+from ..keys import (
+    Certificate,
+    CertSigner,
+    PublicKey,
+    Signer,
+    load_certificate,
+    load_private_key,
+    load_public_key,
+)
 from .hostkeys import AskCallback, HostKeyPolicy
 
 if TYPE_CHECKING:
@@ -149,6 +157,40 @@ def _file_signers(hc: HostConfig, passphrase: Passphrase,
     return signers, wanted
 
 
+def _certificates(hc: HostConfig) -> list[Certificate]:
+    """The user certificates CertificateFile names (missing or unreadable ones skipped, as
+    ssh does, with a log line)."""
+    certs: list[Certificate] = []
+    for path in hc.certificate_files:
+        try:
+            cert = load_certificate(path)
+        except KeyLoadError as exc:
+            log.info("certificate file %s: %s", path, exc)
+            continue
+        if cert.cert_type != "user":
+            log.info("certificate file %s: a host certificate, not used for login", path)
+            continue
+        certs.append(cert)
+    return certs
+
+
+def _with_certificates(signers: list[Signer], certs: Sequence[Certificate]) -> list[Signer]:
+    """Each CertificateFile certificate whose key is among `signers` (a key file or the
+    agent), offered before the plain keys, as ssh offers them."""
+    certified: list[Signer] = []
+    for cert in certs:
+        for signer in signers:
+            if signer.public_key == cert.public_key:
+                try:
+                    certified.append(CertSigner(signer, cert))
+                except (ValueError, SSHError) as exc:
+                    log.info("certificate %r not usable: %s", cert.key_id, exc)
+                break
+        else:
+            log.info("certificate %r: no identity holds its key", cert.key_id)
+    return [*certified, *signers]
+
+
 def _accepted(signer: Signer, algorithms: Sequence[str]) -> bool:
     return any(name in algorithms for name in signer.public_key.signature_algorithms)
 
@@ -200,6 +242,7 @@ def make_client_config(hc: HostConfig, args: ConnectArgs) -> tuple[ClientConfig,
                 from_agent = [s for s in from_agent if s.public_key in wanted]
             signers = [s for s in [*from_agent, *files]
                        if _accepted(s, hc.pubkey_accepted_algorithms)]
+            signers = _with_certificates(signers, _certificates(hc))
             if signers:
                 methods.append(PublicKeys(*signers))
         elif method == "keyboard-interactive" and hc.kbd_interactive_authentication:
