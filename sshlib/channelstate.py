@@ -39,6 +39,8 @@ class StreamChannel:
         self.closed = False
         self.error: SSHError | None = None
         self.request_results: dict[int, bool] = {}
+        #: Tickets whose waiter gave up (timed out): their late replies are dropped.
+        self.abandoned_replies: set[int] = set()
         self.requests_sent = 0
         self.requests_answered = 0
         self.eof_sent = False
@@ -77,8 +79,12 @@ class StreamChannel:
 
     def on_reply(self, success: bool) -> None:
         """The server answered the oldest unanswered request (replies come in order)."""
-        self.request_results[self.requests_answered] = success
+        ticket = self.requests_answered
         self.requests_answered += 1
+        if ticket in self.abandoned_replies:
+            self.abandoned_replies.discard(ticket)
+        else:
+            self.request_results[ticket] = success
         self.wake()
 
     def on_exit_status(self, status: int) -> None:
@@ -182,6 +188,11 @@ class StreamChannel:
     def reply_settled(self, ticket: int) -> bool:
         """True once request `ticket` was answered or the channel closed (a waiter's predicate)."""
         return ticket in self.request_results or self.closed
+
+    def abandon_reply(self, ticket: int) -> None:
+        """The waiter for `ticket` gave up: forget its answer, now or when it comes."""
+        if self.request_results.pop(ticket, None) is None and ticket >= self.requests_answered:
+            self.abandoned_replies.add(ticket)
 
     def reply_result(self, ticket: int, name: str) -> bool:
         """The server's answer; ChannelClosedError if the channel closed without one."""

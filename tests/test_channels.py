@@ -308,3 +308,14 @@ def test_blocking_calls_honour_timeouts_under_tcp_back_pressure(frontend: Any) -
         finally:
             stop.set()
             client.close()
+
+
+def test_replies_to_abandoned_requests_are_not_kept() -> None:
+    """A request whose waiter timed out must not leave its late reply behind forever."""
+    channel = StreamChannel("session")
+    channel.abandon_reply(0)          # the waiter gave up before the reply
+    channel.on_reply(True)            # ... which comes late
+    channel.on_reply(False)           # ticket 1, still awaited
+    assert channel.request_results == {1: False}
+    channel.abandon_reply(1)          # gave up just after the reply arrived
+    assert channel.request_results == {} and channel.abandoned_replies == set()

@@ -240,7 +240,11 @@ class AioChannel(StreamChannel):
         if ticket < 0:
             await self.link.drain(deadline)
             return True
-        await self._wait(lambda: self.reply_settled(ticket), deadline, f"reply to {name!r}")
+        try:
+            await self._wait(lambda: self.reply_settled(ticket), deadline, f"reply to {name!r}")
+        except (Timeout, asyncio.CancelledError):
+            self.abandon_reply(ticket)
+            raise
         return self.reply_result(ticket, name)
 
     def send_eof(self) -> None:

@@ -223,7 +223,12 @@ class ChannelIO(StreamChannel):
         if ticket < 0:
             return True
         with self.cond:
-            self.wait_for(lambda: self.reply_settled(ticket), deadline, f"reply to {name!r}")
+            try:
+                self.wait_for(lambda: self.reply_settled(ticket), deadline,
+                              f"reply to {name!r}")
+            except Timeout:
+                self.abandon_reply(ticket)
+                raise
             return self.reply_result(ticket, name)
 
     def send_request(self, name: str, payload: bytes, want_reply: bool,
