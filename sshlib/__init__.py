@@ -55,12 +55,12 @@ from .protocol.version import __version__
 from .sync import Client, Listener, NewChannel, Session, Stream, dial
 
 if TYPE_CHECKING:
-    from . import agent
+    from . import agent, mux
 
 
 def __getattr__(name: str) -> Any:
-    """`sshlib.agent` loads on first use: most programs never touch an agent."""
-    if name == "agent":
+    """`sshlib.agent` and `sshlib.mux` load on first use: most programs need neither."""
+    if name in ("agent", "mux"):
         import importlib
 
         return importlib.import_module(".agent", __name__)
@@ -69,6 +69,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "__version__",
     "agent",
+    "mux",
     "algorithms",
     "errors",
     "knownhosts",

@@ -1,0 +1,405 @@
+"""The threaded mux client: `connect()`, `MuxClient`, `MuxSession`, `LocalForward`.
+
+A `MuxClient` keeps one control connection for quick requests (alive check,
+forwards, terminate).  The master runs at most one session or stdio
+forward per control connection, so each `new_session()` and `dial()`
+opens a connection of its own, as each ssh(1) mux client does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal as signals
+import socket
+import sys
+import threading
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+
+from ..channelstate import SessionChannel
+from ..driver import split_address
+from ..errors import (
+    ExitMissingError,
+    MuxConnectError,
+    MuxError,
+    MuxRefusedError,
+    RequestDeniedError,
+    SSHError,
+)
+from ..sync.channel import ChannelIO, SessionChannelIO
+from ..sync.session import Session
+from ..sync.stream import Stream
+from . import protocol as mp
+from . import tty
+from .control import ControlConnection, deadline_after, remaining_time
+from .pipes import Pipes
+
+if sys.platform == "win32":
+    raise ImportError("sshlib.mux needs Unix sockets that pass descriptors (POSIX only)")
+
+log = logging.getLogger("sshlib.mux")
+
+__all__ = ["connect", "MuxClient", "MuxSession", "LocalForward", "DEFAULT_TIMEOUT"]
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def connect(path: str, timeout: float | None = DEFAULT_TIMEOUT) -> MuxClient:
+    """Connect to the ControlMaster listening at `path` (``~`` is expanded).
+
+    Raises MuxConnectError when nothing listens there (no socket, a stale
+    socket left by a dead master), MuxProtocolError when what answers is not
+    a mux master of protocol version 4, MuxTimeoutError after `timeout`.
+    """
+    return MuxClient(os.path.expanduser(path), timeout)
+
+
+def _endpoint(address: str) -> tuple[str, int]:
+    """'host:port' -> (host, port); a path (with '/') -> (path, PORT_STREAMLOCAL)."""
+    if "/" in address:
+        return address, mp.PORT_STREAMLOCAL
+    host, port = split_address(address, -1)
+    if port < 0:
+        raise ValueError(f"address {address!r} needs a port (host:port)")
+    return host, port
+
+
+class _MuxSessionChannel(SessionChannelIO):
+    def raise_for_exit(self, stderr: bytes = b"") -> None:
+        if self.exit_status is None and self.error is None:
+            raise ExitMissingError(
+                "the master closed the session without an exit status (a ControlMaster "
+                "relays exit-status only: the command was killed by a signal, or the "
+                "connection to the server ended)")
+        SessionChannel.raise_for_exit(self, stderr)
+
+
+class MuxClient:
+    """A running ControlMaster, reached through its control socket.
+
+    Methods take a `timeout` (seconds, None: wait forever) and raise
+    MuxTimeoutError when it runs out; a master that refuses raises
+    MuxRefusedError; a master that went away raises MuxConnectError.
+    Safe to use from several threads.  Closing it closes the sessions and
+    streams it opened (the master and its SSH connection stay up).
+    """
+
+    def __init__(self, path: str, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._control = ControlConnection(path, timeout)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._children: weakref.WeakSet[MuxSession | Stream] = weakref.WeakSet()
+        self._pid: int | None = None
+
+    # --- quick requests on the long-lived connection ------------------------------------
+    def _ask(self, make: str, timeout: float | None, what: str,
+             *args: object) -> mp.MuxEvent:
+        with self._lock:
+            if self._closed:
+                raise MuxError("the mux client is closed", path=self.path)
+            rid = getattr(self._control.proto, make)(*args)
+            return self._control.request(rid, timeout, what)
+
+    def check(self, timeout: float | None = DEFAULT_TIMEOUT) -> int:
+        """MUX_C_ALIVE_CHECK: the master's process id (MuxConnectError if it went away)."""
+        event = self._ask("alive_check", timeout, "the alive check")
+        assert isinstance(event, mp.AliveReported)
+        self._pid = event.pid
+        return event.pid
+
+    def terminate(self, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        """MUX_C_TERMINATE: ask the master to exit, ending its connection (like ssh -O exit)."""
+        try:
+            self._ask("terminate", timeout, "the terminate request")
+        except MuxConnectError:  # OpenSSH may exit before its reply makes it out
+            pass
+
+    def stop_listening(self, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        """MUX_C_STOP_LISTENING (ssh -O stop): no new clients; existing ones keep working."""
+        self._ask("stop_listening", timeout, "the stop-listening request")
+
+    def forward_local(self, listen: str, target: str,
+                      timeout: float | None = DEFAULT_TIMEOUT) -> LocalForward:
+        """Make the master listen at `listen` and forward connections to `target` (ssh -L).
+
+        Both are "host:port" or a Unix socket path.  Port 0 picks a free local
+        port here (a master does not report the port it bound); the forward's
+        `address` says which.  `close()` removes it (MUX_C_CLOSE_FWD).
+        """
+        listen_host, listen_port = _endpoint(listen)
+        connect_host, connect_port = _endpoint(target)
+        attempts = 5 if listen_port == 0 else 1
+        for attempt in range(attempts):
+            port = listen_port or _free_port(listen_host)
+            try:
+                self._ask("open_forward", timeout, f"forward {listen} -> {target}",
+                          mp.FWD_LOCAL, listen_host, port, connect_host, connect_port)
+            except MuxRefusedError:
+                if attempt + 1 == attempts:
+                    raise
+                continue  # someone took the free port in between: try another
+            return LocalForward(self, (listen_host, port), (connect_host, connect_port))
+        raise AssertionError("unreachable")
+
+    def _close_forward(self, listen: tuple[str, int], target: tuple[str, int],
+                       timeout: float | None) -> None:
+        self._ask("close_forward", timeout, "closing a forward", mp.FWD_LOCAL, *listen, *target)
+
+    # --- sessions and streams: one control connection each -----------------------------------
+    def new_session(self, timeout: float | None = DEFAULT_TIMEOUT) -> MuxSession:
+        """A session (the Session API); nothing runs until start/output/run/shell.
+
+        Its own control connection is opened now (MuxConnectError if the master
+        went away); the command, pty and environment go to the master at start.
+        """
+        session = MuxSession(self, ControlConnection(self.path, timeout))
+        self._children.add(session)
+        return session
+
+    def dial(self, network: str, address: str,
+             timeout: float | None = DEFAULT_TIMEOUT) -> Stream:
+        """A Stream to `address` ("host:port" for "tcp", a path for "unix"), made by the
+        server on the master's connection (MUX_C_NEW_STDIO_FWD, like ssh -W).
+
+        MuxRefusedError if the master or the server refuses (the server's reason is
+        not passed on by the master).
+        """
+        if network in ("tcp", "tcp4", "tcp6"):
+            host, port = _endpoint(address)
+            if port == mp.PORT_STREAMLOCAL:
+                raise ValueError(f"tcp address {address!r} looks like a path")
+        elif network == "unix":
+            host, port = address, mp.PORT_STREAMLOCAL
+        else:
+            raise ValueError(f"unsupported network {network!r}; use 'tcp' or 'unix'")
+        deadline = deadline_after(timeout)
+        control = ControlConnection(self.path, timeout)
+        to_master, ours_in = socket.socketpair()
+        ours_out, from_master = socket.socketpair()
+        pipes = Pipes(control)
+        pipes.attach(ours_in.detach(), [ours_out.detach()])
+        try:
+            rid = control.proto.new_stdio_forward(host, port)
+            control.flush(deadline)
+            control.send_fds([to_master.fileno(), from_master.fileno()], deadline)
+            to_master.close()
+            from_master.close()
+            event = control.reply(rid, deadline, f"dial {address}")
+        except BaseException:
+            to_master.close()
+            from_master.close()
+            pipes.discard()
+            raise
+        assert isinstance(event, mp.SessionOpened)
+        channel = ChannelIO(pipes, "direct-tcpip" if network != "unix"
+                            else "direct-streamlocal@openssh.com")
+        channel.id = event.session_id
+        channel.opened = True
+        pipes.start(channel)
+        stream = Stream(channel)
+        self._children.add(stream)
+        return stream
+
+    # --- lifetime ------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close the control connection and every session and stream opened through it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._control.close()
+        for child in list(self._children):
+            child.close()
+
+    def __enter__(self) -> MuxClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<sshlib.mux.MuxClient {self.path}>"
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host or "127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LocalForward:
+    """A local forward the master holds; `address` is where it listens."""
+
+    def __init__(self, mux: MuxClient, address: tuple[str, int], target: tuple[str, int]) -> None:
+        self._mux = mux
+        self.address = address
+        self.target = target
+        self.closed = False
+
+    def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        """Remove the forward (MUX_C_CLOSE_FWD); the master stops listening at once."""
+        if self.closed:
+            return
+        self.closed = True
+        self._mux._close_forward(self.address, self.target, timeout)
+
+    def __enter__(self) -> LocalForward:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<sshlib.mux.LocalForward {self.address} -> {self.target}>"
+
+
+class MuxSession(Session):
+    """A session run by the master: the Session API, with what the mux protocol allows.
+
+    stdin/stdout/stderr are local socketpairs (a local pty with request_pty())
+    whose other ends the master holds.  Differences from a Client's session:
+    pty, environment and agent forwarding are sent with the command at start;
+    setenv() values reach the server only for names the master's own SendEnv
+    allows (silently dropped otherwise); signal() raises RequestDeniedError
+    (the protocol has no signals); a command killed by a signal ends with
+    ExitMissingError (the master relays exit-status only); a pty session has
+    one output stream (stderr is empty) and stdin.close() does nothing there.
+    """
+
+    _channel: _MuxSessionChannel
+
+    def __init__(self, mux: MuxClient, control: ControlConnection) -> None:
+        self._mux = mux
+        self._control = control
+        self._pty: tuple[str, int, int, Mapping[str | int, int]] | None = None
+        self._env: list[str] = []
+        self._agent = False
+        self._pipes = Pipes(control)
+        self._pty_fd = -1
+        self._mux_pid = 0
+        super().__init__(_MuxSessionChannel(self._pipes, "session"))
+
+    # --- requests before start ------------------------------------------------------------
+    def request_pty(self, term: str = "xterm", height: int = 24, width: int = 80,
+                    modes: Mapping[str | int, int] | None = None,
+                    timeout: float | None = None) -> None:
+        """Ask for a pseudo-terminal; sent with the command (MuxRefusedError at start)."""
+        self._before_start("request_pty")
+        self._pty = (term, height, width, dict(modes or {}))
+
+    def setenv(self, name: str, value: str, timeout: float | None = None) -> None:
+        """Pass NAME=value with the command; the master drops names its SendEnv lacks."""
+        self._before_start("setenv")
+        if not name or "=" in name:
+            raise ValueError(f"bad environment variable name {name!r}")
+        self._env.append(f"{name}={value}")
+
+    def request_agent_forwarding(self, timeout: float | None = None) -> None:
+        """Ask for agent forwarding with the command (only if the master has ForwardAgent)."""
+        self._before_start("request_agent_forwarding")
+        self._agent = True
+
+    def _before_start(self, what: str) -> None:
+        if self._started:
+            raise SSHError(f"{what}() must come before the session starts")
+
+    # --- start -----------------------------------------------------------------------------------
+    def start(self, command: str | bytes, timeout: float | None = None) -> None:
+        """Run `command` without waiting for it; read stdout/stderr, then wait()."""
+        self._launch(command, False, timeout)
+
+    def shell(self, timeout: float | None = None) -> None:
+        """Start the user's login shell."""
+        self._launch("", False, timeout)
+
+    def request_subsystem(self, name: str, timeout: float | None = None) -> None:
+        """Start a subsystem such as "sftp"."""
+        self._launch(name, True, timeout)
+
+    def _launch(self, command: str | bytes, subsystem: bool, timeout: float | None) -> None:
+        if self._started:
+            raise SSHError("session already started; use a new session per command")
+        self._started = True
+        control = self._control
+        pipes = self._pipes
+        deadline = deadline_after(timeout if timeout is not None else self._mux.timeout)
+        passed: list[int] = []
+        try:
+            pid_rid = control.proto.alive_check()  # the pid, for SIGWINCH (ssh(1) does this too)
+            if self._pty is not None:
+                term, height, width, modes = self._pty
+                ours, theirs = tty.open_pty(height, width, modes)
+                passed = [theirs]
+                pipes.attach(ours, [ours], pty=True)
+                self._pty_fd = ours
+                fds = [theirs, theirs, theirs]
+            else:
+                term = ""
+                pairs = [socket.socketpair() for _ in range(3)]
+                passed = [pairs[0][1].detach(), pairs[1][1].detach(), pairs[2][1].detach()]
+                pipes.attach(pairs[0][0].detach(), [pairs[1][0].detach(), pairs[2][0].detach()])
+                fds = passed
+            pid_event = control.request(pid_rid, remaining_time(deadline), "the alive check")
+            assert isinstance(pid_event, mp.AliveReported)
+            self._mux_pid = pid_event.pid
+            rid = control.proto.new_session(command, tty=self._pty is not None,
+                                            agent=self._agent, subsystem=subsystem, term=term,
+                                            env=self._env)
+            # The master blocks reading the descriptors right after the request: send both
+            # together, before waiting for anything.
+            control.flush(deadline)
+            control.send_fds(fds, deadline)
+            event = control.reply(rid, deadline, "the new session")
+            assert isinstance(event, mp.SessionOpened)
+            if self._pty is not None:
+                tty.make_raw(passed[0])
+        except BaseException:
+            for fd in passed:
+                os.close(fd)
+            passed = []
+            pipes.discard()
+            with self._channel.cond:
+                self._channel.on_close()
+            raise
+        finally:
+            for fd in passed:
+                os.close(fd)
+        self._channel.id = event.session_id
+        self._channel.opened = True
+        pipes.start(self._channel)
+
+    # --- while running -------------------------------------------------------------------------
+    def signal(self, name: str, timeout: float | None = None) -> None:
+        """Not possible through a master: raises RequestDeniedError (in a pty, write b"\\x03")."""
+        raise RequestDeniedError("the ControlMaster protocol cannot send signals")
+
+    def window_change(self, height: int, width: int, timeout: float | None = None) -> None:
+        """Resize the pty: set the local pty's size and tell the master (SIGWINCH)."""
+        if self._pty_fd < 0:
+            raise SSHError("window_change() needs a started pty session")
+        tty.set_size(self._pty_fd, height, width)
+        os.kill(self._mux_pid, signals.SIGWINCH)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Hang up this session's control connection; the master closes the channel."""
+        if not self._started:
+            self._pipes.discard()
+            with self._channel.cond:
+                self._channel.on_close()
+            return
+        super().close(timeout)
+
+    def __repr__(self) -> str:
+        return f"<sshlib.mux.MuxSession {self._mux.path} session {self._channel.id}>"

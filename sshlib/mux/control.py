@@ -1,0 +1,163 @@
+"""One control connection to a master over its Unix socket, for threads.
+
+Connecting, the HELLO exchange, request/reply with deadlines, and passing
+file descriptors (SCM_RIGHTS, one per message with one data byte, the way
+OpenSSH's mm_send_fd does and its master's mm_receive_fd expects).  Every
+OS-level failure becomes a `MuxError` subclass naming the ControlPath.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from ..errors import MuxConnectError, MuxError, MuxProtocolError, MuxRefusedError, MuxTimeoutError
+from . import protocol as mp
+
+if sys.platform == "win32":
+    raise ImportError("sshlib.mux needs Unix sockets that pass descriptors (POSIX only)")
+
+log = logging.getLogger("sshlib.mux")
+
+__all__ = ["ControlConnection", "deadline_after", "remaining_time"]
+
+_SUN_PATH_MAX = 108 if sys.platform == "linux" else 104
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def remaining_time(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+class ControlConnection:
+    """A connected control socket that has exchanged HELLO with the master.
+
+    Not thread-safe by itself: MuxClient serialises requests with its own lock;
+    a session's connection is driven by one thread at a time.
+    """
+
+    def __init__(self, path: str, timeout: float | None) -> None:
+        self.path = path
+        self.proto = mp.MuxProtocol()
+        self.backlog: list[mp.MuxEvent] = []  # events that answered nothing we waited for
+        self.lock = threading.Lock()
+        deadline = deadline_after(timeout)
+        if len(path.encode()) >= _SUN_PATH_MAX:
+            raise MuxConnectError(f"ControlPath is longer than a Unix socket path may be "
+                                  f"({_SUN_PATH_MAX - 1} bytes)", path=path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                self.sock.settimeout(self._left(deadline, "connecting"))
+                self.sock.connect(path)
+            except OSError as exc:
+                raise self._os_error(exc, "connecting") from None
+            self.hello = self._hello(deadline)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    # --- low-level I/O --------------------------------------------------------------
+    def _left(self, deadline: float | None, what: str) -> float | None:
+        if deadline is None:
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise MuxTimeoutError(f"timed out {what}", path=self.path)
+        return left
+
+    def _os_error(self, exc: OSError, what: str) -> MuxError:
+        if isinstance(exc, socket.timeout):
+            return MuxTimeoutError(f"timed out {what}", path=self.path)
+        if isinstance(exc, FileNotFoundError):
+            return MuxConnectError("no master: the control socket does not exist", path=self.path)
+        if isinstance(exc, ConnectionRefusedError):
+            return MuxConnectError("stale control socket: no master is listening on it",
+                                   path=self.path)
+        if exc.errno in (errno.EPIPE, errno.ECONNRESET):
+            return MuxConnectError(f"the master hung up while {what}", path=self.path)
+        return MuxConnectError(f"{what}: {exc}", path=self.path)
+
+    def flush(self, deadline: float | None) -> None:
+        """Send what the protocol queued."""
+        data = self.proto.data_to_send()
+        if not data:
+            return
+        try:
+            self.sock.settimeout(self._left(deadline, "sending to the master"))
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise self._os_error(exc, "sending a request") from None
+
+    def send_fds(self, fds: Sequence[int], deadline: float | None) -> None:
+        """Pass descriptors to the master, one per message, as OpenSSH's client does."""
+        try:
+            for fd in fds:
+                self.sock.settimeout(self._left(deadline, "passing descriptors"))
+                socket.send_fds(self.sock, [b"\0"], [fd])
+        except OSError as exc:
+            raise self._os_error(exc, "passing descriptors") from None
+
+    def read_events(self, deadline: float | None, what: str) -> list[mp.MuxEvent]:
+        """One recv's worth of events (waits for at least one byte)."""
+        try:
+            self.sock.settimeout(self._left(deadline, what))
+            data = self.sock.recv(65536)
+        except OSError as exc:
+            raise self._os_error(exc, what) from None
+        try:
+            return self.proto.receive_data(data)
+        except MuxProtocolError as exc:
+            raise MuxProtocolError(exc.reason, path=self.path) from None
+
+    def wait_for(self, match: Callable[[mp.MuxEvent], bool], deadline: float | None,
+                 what: str) -> mp.MuxEvent:
+        """Read until an event `match`es; others are kept in `backlog`."""
+        for i, event in enumerate(self.backlog):
+            if match(event):
+                return self.backlog.pop(i)
+        while True:
+            for event in self.read_events(deadline, what):
+                if match(event):
+                    return event
+                if isinstance(event, mp.MasterClosed):
+                    raise MuxConnectError(f"the master closed the connection while {what}",
+                                          path=self.path)
+                self.backlog.append(event)
+
+    def _hello(self, deadline: float | None) -> mp.HelloReceived:
+        self.flush(deadline)
+        event = self.wait_for(lambda e: isinstance(e, mp.HelloReceived), deadline,
+                              "waiting for the master's HELLO")
+        assert isinstance(event, mp.HelloReceived)
+        log.debug("mux master %s speaks version %d", self.path, event.version)
+        return event
+
+    # --- request/reply -------------------------------------------------------------------
+    def request(self, rid: int, timeout: float | None, what: str) -> mp.MuxEvent:
+        """Send the queued request `rid` and wait for its reply; RequestFailed raises."""
+        deadline = deadline_after(timeout)
+        self.flush(deadline)
+        return self.reply(rid, deadline, what)
+
+    def reply(self, rid: int, deadline: float | None, what: str) -> mp.MuxEvent:
+        event = self.wait_for(lambda e: getattr(e, "request_id", None) == rid, deadline,
+                              f"waiting for the reply to {what}")
+        if isinstance(event, mp.RequestFailed):
+            raise MuxRefusedError(f"{what} refused: {event.reason}", path=self.path,
+                                  permission_denied=event.permission_denied)
+        return event
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,353 @@
+"""sshlib.mux against a real OpenSSH ControlMaster (ssh -M) in front of the test sshd."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_streams import EchoServer, echo_port, tcp_echo_fixture  # noqa: F401  (fixture)
+
+import sshlib
+import sshlib.mux
+from sshlib.errors import (
+    ChannelClosedError,
+    ExitError,
+    ExitMissingError,
+    MuxConnectError,
+    MuxError,
+    MuxProtocolError,
+    MuxRefusedError,
+    MuxTimeoutError,
+    RequestDeniedError,
+)
+
+
+class Master:
+    """A running ``ssh -M -N`` master; `path` is its ControlPath."""
+
+    def __init__(self, server: Any, workdir: Path, *options: str,
+                 env: dict[str, str] | None = None) -> None:
+        ssh = shutil.which("ssh")
+        assert ssh, "OpenSSH's ssh client is missing: scripts/test.sh installs openssh-client"
+        self.server = server
+        self.path = str(workdir / "cm")
+        self.log = workdir / "master.log"
+        key = server.user_key_paths["ed25519-openssh"]
+        self.args = [ssh, "-F", "none", "-i", str(key), "-o", "IdentitiesOnly=yes",
+                     "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={server.known_hosts_path}",
+                     "-o", "StrictHostKeyChecking=yes", "-o", f"ControlPath={self.path}",
+                     "-p", str(server.port), "-l", server.user]
+        # ssh keeps the first value it sees of an option: `options` go before the defaults.
+        command = [*self.args, *options, "-M", "-N", "-o", "ControlMaster=yes",
+                   "-E", str(self.log), "-v", server.host]
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                        env={**os.environ, **(env or {})})
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.path):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"ssh -M did not come up:\n{self.log_text()}")
+            time.sleep(0.02)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def control(self, command: str) -> subprocess.CompletedProcess[bytes]:
+        """ssh -O COMMAND against this master."""
+        return subprocess.run([*self.args, "-O", command, self.server.host],
+                              capture_output=True, timeout=20, check=False)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path (a Unix socket path has at most 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="mux", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def start_master(openssh_server: Any, short_dir: Path) -> Iterator[Callable[..., Master]]:
+    masters: list[Master] = []
+
+    def start(*options: str, server: Any = None, **kwargs: Any) -> Master:
+        workdir = short_dir / str(len(masters))
+        workdir.mkdir()
+        master = Master(server or openssh_server, workdir, *options, **kwargs)
+        masters.append(master)
+        return master
+
+    yield start
+    for master in masters:
+        master.stop()
+
+
+@pytest.fixture
+def master(start_master: Callable[..., Master]) -> Master:
+    return start_master("-o", "SendEnv=SSHLIB_*")
+
+
+@pytest.fixture
+def echo_server(tcp_echo: EchoServer) -> tuple[str, int]:
+    """A local TCP echo server (the far end of dial and forwards): (host, port)."""
+    return "127.0.0.1", echo_port(tcp_echo)
+
+
+# --- check, sessions -------------------------------------------------------------------------
+def test_check_returns_the_masters_pid(master: Master) -> None:
+    with sshlib.mux.connect(master.path, timeout=10) as m:
+        assert m.check() == master.process.pid
+        assert m.check() == master.process.pid  # request ids advance; same connection
+
+
+def test_session_output_and_exit_status(master: Master) -> None:
+    with sshlib.mux.connect(master.path, timeout=10) as m:
+        with m.new_session() as s:
+            assert s.output("echo out; echo err >&2", timeout=20) == b"out\n"
+            assert s.exit_status == 0
+        with m.new_session() as s, pytest.raises(ExitError) as info:
+            s.run("echo oops >&2; exit 3", timeout=20)
+        assert info.value.exit_status == 3
+        assert info.value.stderr == b"oops\n"
+        with m.new_session() as s:
+            assert s.combined_output("echo a; echo b >&2", timeout=20) in (b"a\nb\n", b"b\na\n")
+
+
+def test_session_stdin_stdout_stderr(master: Master) -> None:
+    data = os.urandom(3 << 20)  # more than the pump buffers: flow control both ways
+    with sshlib.mux.connect(master.path, timeout=10) as m, m.new_session() as s:
+        s.start("sha256sum; cat >&2", timeout=20)
+        writer = threading.Thread(target=lambda: (s.stdin.write(data, timeout=60),
+                                                  s.stdin.close()))
+        writer.start()
+        assert s.stdout.read(timeout=60).split()[0].decode() == hashlib.sha256(data).hexdigest()
+        writer.join(60)
+        assert s.stderr.read(timeout=60) == b""  # cat got no input: sha256sum read it all
+        s.wait(timeout=20)
+    with sshlib.mux.connect(master.path, timeout=10) as m, m.new_session() as s:
+        s.start("cat; echo done >&2", timeout=20)
+        s.stdin.write(b"line one\nline two\n", timeout=10)
+        assert s.stdout.readline(timeout=10) == b"line one\n"
+        s.stdin.close()
+        assert s.stdout.read(timeout=10) == b"line two\n"
+        assert s.stderr.read(timeout=10) == b"done\n"
+        s.wait(timeout=10)
+        with pytest.raises(ChannelClosedError):
+            s.stdin.write(b"late", timeout=5)
+
+
+def test_killed_by_a_signal_has_no_exit_status(master: Master) -> None:
+    """A master relays exit-status only (clientloop.c): a signal ends without a status."""
+    with sshlib.mux.connect(master.path, timeout=10) as m, m.new_session() as s:
+        with pytest.raises(ExitMissingError, match="signal"):
+            s.run("kill -KILL $$", timeout=20)
+        assert s.exit_status is None and s.exit_signal is None
+        with m.new_session() as s2, pytest.raises(RequestDeniedError):
+            s2.start("sleep 5", timeout=20)
+            s2.signal("TERM")
+
+
+def test_setenv_goes_through_the_masters_sendenv(master: Master) -> None:
+    with sshlib.mux.connect(master.path, timeout=10) as m, m.new_session() as s:
+        s.setenv("SSHLIB_MUX", "via-master")
+        s.setenv("LC_SSHLIB_NOT_SENT", "x")  # sshd accepts LC_*, but the master's SendEnv not
+        out = s.output('echo "$SSHLIB_MUX/${LC_SSHLIB_NOT_SENT:-unset}"', timeout=20)
+        assert out == b"via-master/unset\n"
+
+
+def test_pty_session(master: Master) -> None:
+    with sshlib.mux.connect(master.path, timeout=10) as m, m.new_session() as s:
+        s.request_pty("xterm-256color", 30, 100)
+        s.start('tty; echo "$TERM"; stty size; read x; '
+                'for i in $(seq 100); do [ "$(stty size)" = "40 120" ] && break; sleep 0.05; done;'
+                ' stty size', timeout=20)
+        assert s.stdout.readline(timeout=10).startswith(b"/dev/pts/")
+        assert s.stdout.readline(timeout=10) == b"xterm-256color\r\n"
+        assert s.stdout.readline(timeout=10) == b"30 100\r\n"
+        s.window_change(40, 120)
+        s.stdin.write(b"\r", timeout=10)
+        rest = s.stdout.read(timeout=20)
+        assert rest.endswith(b"40 120\r\n"), rest
+        s.wait(timeout=10)
+
+
+def test_many_sessions_at_once(master: Master) -> None:
+    with sshlib.mux.connect(master.path, timeout=10) as m:
+        sessions = [m.new_session() for _ in range(8)]
+        for i, s in enumerate(sessions):
+            s.start(f"echo {i}", timeout=20)
+        assert [s.stdout.read(timeout=20) for s in sessions] == [f"{i}\n".encode()
+                                                                for i in range(8)]
+        for s in sessions:
+            s.wait(timeout=20)
+            s.close()
+
+
+# --- dial and forwards -----------------------------------------------------------------------
+def test_dial_carries_data(master: Master, echo_server: tuple[str, int]) -> None:
+    host, port = echo_server
+    data = os.urandom(1 << 20)
+    with sshlib.mux.connect(master.path, timeout=10) as m:
+        with m.dial("tcp", f"{host}:{port}", timeout=10) as conn:
+            assert isinstance(conn, sshlib.Stream)
+            conn.settimeout(30)
+            threading.Thread(target=conn.sendall, args=(data,), daemon=True).start()
+            got = b""
+            while len(got) < len(data):
+                chunk = conn.recv(65536)
+                assert chunk
+                got += chunk
+            assert got == data
+            conn.shutdown_write()
+            assert conn.recv() == b""  # the echo server saw EOF and closed
+
+
+def test_dial_refused_by_the_server(master: Master) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with sshlib.mux.connect(master.path, timeout=10) as m, pytest.raises(MuxRefusedError):
+        m.dial("tcp", f"127.0.0.1:{port}", timeout=10)
+
+
+def test_forward_local_carries_data_and_close_removes_it(master: Master,
+                                                        echo_server: tuple[str, int]) -> None:
+    host, port = echo_server
+    with sshlib.mux.connect(master.path, timeout=10) as m:
+        fw = m.forward_local("127.0.0.1:0", f"{host}:{port}")
+        listen = fw.address
+        assert listen[1] != 0
+        with socket.create_connection(listen, timeout=10) as c:
+            c.sendall(b"through the master\n")
+            assert c.makefile("rb").readline() == b"through the master\n"
+        fw.close()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(listen, timeout=10).close()
+        with pytest.raises(MuxRefusedError):  # closing it again: the master no longer has it
+            m._close_forward(listen, (host, port), 10)
+
+
+def test_forward_local_on_a_port_in_use_is_refused(master: Master,
+                                                  echo_server: tuple[str, int]) -> None:
+    with sshlib.mux.connect(master.path, timeout=10) as m, pytest.raises(MuxRefusedError):
+        m.forward_local(f"{echo_server[0]}:{echo_server[1]}", "127.0.0.1:9")
+
+
+# --- masters that are gone, refuse, or are not masters -------------------------------------
+def test_no_socket_and_stale_socket(short_dir: Path) -> None:
+    with pytest.raises(MuxConnectError, match="does not exist"):
+        sshlib.mux.connect(str(short_dir / "nothing"), timeout=5)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(short_dir / "stale"))
+    stale.close()  # the file stays, nobody listens: what a killed master leaves behind
+    start = time.monotonic()
+    with pytest.raises(MuxConnectError, match="stale"):
+        sshlib.mux.connect(str(short_dir / "stale"), timeout=5)
+    assert time.monotonic() - start < 5
+
+
+def test_dead_master(master: Master) -> None:
+    m = sshlib.mux.connect(master.path, timeout=10)
+    session = m.new_session()
+    master.process.kill()
+    master.process.wait()
+    start = time.monotonic()
+    with pytest.raises(MuxConnectError):
+        m.check(timeout=5)
+    with pytest.raises(MuxConnectError):
+        session.output("true", timeout=5)
+    with pytest.raises(MuxConnectError):
+        sshlib.mux.connect(master.path, timeout=5)  # the socket file is left, stale
+    assert time.monotonic() - start < 5
+    m.close()
+
+
+def test_master_that_stopped_listening(master: Master) -> None:
+    with sshlib.mux.connect(master.path, timeout=10) as m:
+        result = master.control("stop")
+        assert result.returncode == 0, result.stderr
+        with pytest.raises(MuxConnectError):
+            sshlib.mux.connect(master.path, timeout=5)
+        assert m.check() == master.process.pid  # connections made before keep working
+        m.terminate()
+    master.process.wait(10)
+
+
+def test_master_that_asks_and_is_refused(start_master: Callable[..., Master],
+                                         short_dir: Path) -> None:
+    """ssh -M -M (ControlMaster=ask) with an askpass that says no: MUX_S_PERMISSION_DENIED."""
+    askpass = short_dir / "no"
+    askpass.write_text("#!/bin/sh\necho no\n")
+    askpass.chmod(0o755)
+    refusing = start_master("-M",  # a second -M: ask before each session and forward
+                            env={"SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
+                                 "DISPLAY": ":0"})
+    with sshlib.mux.connect(refusing.path, timeout=10) as m:
+        assert m.check() == refusing.process.pid  # alive checks are not asked about
+        with m.new_session() as s, pytest.raises(MuxRefusedError) as info:
+            s.output("true", timeout=20)
+        assert info.value.permission_denied
+        with pytest.raises(MuxRefusedError):
+            m.forward_local("127.0.0.1:0", "127.0.0.1:9")
+
+
+def _fake_master(path: str, reply: bytes) -> threading.Thread:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+
+    def run() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            conn.sendall(reply)
+            conn.recv(1024)
+            time.sleep(3)  # holds the connection open: a client must not wait for more
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("reply", [
+    b"SSH-2.0-OpenSSH_9.2\r\n",                            # an sshd, not a master
+    b"\x00\x00\x00\x08\x00\x00\x00\x01\x00\x00\x00\x03",   # HELLO version 3
+    b"\x7f\xff\xff\xff",                                    # a 2 GiB packet
+])
+def test_socket_that_speaks_garbage(short_dir: Path, reply: bytes) -> None:
+    path = str(short_dir / "fake")
+    _fake_master(path, reply)
+    start = time.monotonic()
+    with pytest.raises(MuxProtocolError):
+        sshlib.mux.connect(path, timeout=5)
+    assert time.monotonic() - start < 2
+
+
+def test_socket_that_says_nothing(short_dir: Path) -> None:
+    path = str(short_dir / "silent")
+    _fake_master(path, b"")
+    start = time.monotonic()
+    with pytest.raises(MuxTimeoutError):
+        sshlib.mux.connect(path, timeout=1)
+    assert time.monotonic() - start < 2.5
+    assert issubclass(MuxTimeoutError, sshlib.Timeout) and issubclass(MuxTimeoutError, MuxError)
