@@ -223,6 +223,34 @@ def test_dial_carries_data(master: Master, echo_server: tuple[str, int]) -> None
             assert conn.recv() == b""  # the echo server saw EOF and closed
 
 
+def test_dial_and_forward_unix_sockets(master: Master, short_dir: Path) -> None:
+    """A forward from a local Unix socket path to a remote one; dial("unix") cannot be done
+    (OpenSSH's master opens every stdio forward as direct-tcpip)."""
+    short_dir.chmod(0o755)
+    shared = short_dir / "u"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o1777)  # the sshd's login user may be another account
+    path = str(shared / "echo.sock")
+    echo = EchoServer(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+    echo.sock.bind(path)
+    os.chmod(path, 0o777)
+    echo.sock.listen()
+    try:
+        with sshlib.mux.connect(master.path, timeout=10) as m:
+            with pytest.raises(ValueError, match="always TCP"):
+                m.dial("unix", path, timeout=10)
+            local = str(short_dir / "local.sock")
+            with m.forward_local(local, path) as fw:
+                assert fw.address == (local, 0xFFFFFFFE)
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                    c.settimeout(10)
+                    c.connect(local)
+                    c.sendall(b"forwarded\n")
+                    assert c.makefile("rb").readline() == b"forwarded\n"
+    finally:
+        echo.close()
+
+
 def test_dial_refused_by_the_server(master: Master) -> None:
     closed = socket.create_server(("127.0.0.1", 0))
     port = closed.getsockname()[1]

@@ -157,25 +157,25 @@ class MuxClient:
         went away); the command, pty and environment go to the master at start.
         """
         session = MuxSession(self, ControlConnection(self.path, timeout))
-        self._children.add(session)
+        self._adopt(session)
         return session
 
     def dial(self, network: str, address: str,
              timeout: float | None = DEFAULT_TIMEOUT) -> Stream:
-        """A Stream to `address` ("host:port" for "tcp", a path for "unix"), made by the
-        server on the master's connection (MUX_C_NEW_STDIO_FWD, like ssh -W).
+        """A Stream to "host:port", connected by the server on the master's connection
+        (MUX_C_NEW_STDIO_FWD, like ssh -W).
 
-        MuxRefusedError if the master or the server refuses (the server's reason is
-        not passed on by the master).
+        Only "tcp": OpenSSH's master opens every stdio forward as direct-tcpip, so a
+        Unix socket path cannot be reached this way (ValueError; forward_local() can).
+        MuxRefusedError if the master or the server refuses (the master does not pass
+        on the server's reason).
         """
-        if network in ("tcp", "tcp4", "tcp6"):
-            host, port = _endpoint(address)
-            if port == mp.PORT_STREAMLOCAL:
-                raise ValueError(f"tcp address {address!r} looks like a path")
-        elif network == "unix":
-            host, port = address, mp.PORT_STREAMLOCAL
-        else:
-            raise ValueError(f"unsupported network {network!r}; use 'tcp' or 'unix'")
+        if network not in ("tcp", "tcp4", "tcp6"):
+            raise ValueError(f"unsupported network {network!r} through a ControlMaster: "
+                             "its stdio forwards are always TCP")
+        host, port = _endpoint(address)
+        if port == mp.PORT_STREAMLOCAL:
+            raise ValueError(f"tcp address {address!r} looks like a path")
         deadline = deadline_after(timeout)
         control = ControlConnection(self.path, timeout)
         to_master, ours_in = socket.socketpair()
@@ -195,14 +195,22 @@ class MuxClient:
             pipes.discard()
             raise
         assert isinstance(event, mp.SessionOpened)
-        channel = ChannelIO(pipes, "direct-tcpip" if network != "unix"
-                            else "direct-streamlocal@openssh.com")
+        channel = ChannelIO(pipes, "direct-tcpip")
         channel.id = event.session_id
         channel.opened = True
         pipes.start(channel)
         stream = Stream(channel)
-        self._children.add(stream)
+        self._adopt(stream)
         return stream
+
+    def _adopt(self, child: MuxSession | Stream) -> None:
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._children.add(child)
+        if closed:
+            child.close()
+            raise MuxError("the mux client is closed", path=self.path)
 
     # --- lifetime ------------------------------------------------------------------------------
     @property
@@ -390,7 +398,13 @@ class MuxSession(Session):
         if self._pty_fd < 0:
             raise SSHError("window_change() needs a started pty session")
         tty.set_size(self._pty_fd, height, width)
-        os.kill(self._mux_pid, signals.SIGWINCH)
+        if self._mux_pid <= 1:
+            raise SSHError("the master did not report its pid")
+        try:
+            os.kill(self._mux_pid, signals.SIGWINCH)
+        except OSError as exc:  # gone, or another user's process
+            raise MuxConnectError(f"cannot signal the master (pid {self._mux_pid}): {exc}",
+                                  path=self._mux.path) from None
 
     def close(self, timeout: float | None = None) -> None:
         """Hang up this session's control connection; the master closes the channel."""
