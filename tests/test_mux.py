@@ -379,3 +379,41 @@ def test_socket_that_says_nothing(short_dir: Path) -> None:
         sshlib.mux.connect(path, timeout=1)
     assert time.monotonic() - start < 2.5
     assert issubclass(MuxTimeoutError, sshlib.Timeout) and issubclass(MuxTimeoutError, MuxError)
+
+
+def test_master_that_never_answers_a_session(short_dir: Path) -> None:
+    """HELLO, then silence after NEW_SESSION: the caller's timeout ends it, nothing leaks."""
+    path = str(short_dir / "mute")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    received: list[int] = []
+
+    def run() -> None:
+        with server:
+            for _ in range(2):  # MuxClient's connection, then the session's
+                conn, _ = server.accept()
+                conn.sendall(b"\x00\x00\x00\x08\x00\x00\x00\x01\x00\x00\x00\x04")
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            while True:
+                data, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+                received.extend(fds)
+                if not data:
+                    return
+                if b"\x10\x00\x00\x04" in data:  # answer the alive check only
+                    rid = data[data.index(b"\x10\x00\x00\x04") + 4:][:4]
+                    conn.sendall(b"\x00\x00\x00\x0c\x80\x00\x00\x05" + rid + b"\x00\x00\x00\x07")
+
+    threading.Thread(target=run, daemon=True).start()
+    with sshlib.mux.connect(path, timeout=5) as m:
+        s = m.new_session()
+        start = time.monotonic()
+        with pytest.raises(MuxTimeoutError):
+            s.output("true", timeout=1)
+        assert time.monotonic() - start < 2.5
+        assert len(received) == 3  # stdin, stdout, stderr arrived as descriptors
+        for fd in received:
+            os.close(fd)
