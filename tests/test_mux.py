@@ -231,10 +231,11 @@ def test_dial_and_forward_unix_sockets(master: Master, short_dir: Path) -> None:
     shared.mkdir(mode=0o777)
     shared.chmod(0o1777)  # the sshd's login user may be another account
     path = str(shared / "echo.sock")
-    echo = EchoServer(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
-    echo.sock.bind(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
     os.chmod(path, 0o777)
-    echo.sock.listen()
+    sock.listen()
+    echo = EchoServer(sock)  # accepts at once: listening first
     try:
         with sshlib.mux.connect(master.path, timeout=10) as m:
             with pytest.raises(ValueError, match="always TCP"):

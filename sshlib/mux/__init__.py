@@ -16,8 +16,26 @@ ssh(1) passes its own), `client` the threaded API.  POSIX only.  See docs/mux.md
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..errors import MuxConnectError, MuxError, MuxProtocolError, MuxRefusedError, MuxTimeoutError
-from .client import DEFAULT_TIMEOUT, LocalForward, MuxClient, MuxSession, connect
+
+if TYPE_CHECKING:
+    from .client import DEFAULT_TIMEOUT, LocalForward, MuxClient, MuxSession, connect
+
+_CLIENT_NAMES = frozenset({"connect", "MuxClient", "MuxSession", "LocalForward",
+                           "DEFAULT_TIMEOUT"})
+
+
+def __getattr__(name: str) -> Any:
+    """The threaded client loads on first use, so sshlib.aio.mux can share the codec
+    without importing the threaded front-end."""
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["connect", "MuxClient", "MuxSession", "LocalForward", "DEFAULT_TIMEOUT", "MuxError",
            "MuxConnectError", "MuxProtocolError", "MuxRefusedError", "MuxTimeoutError"]

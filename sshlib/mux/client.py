@@ -34,6 +34,7 @@ from ..sync.stream import Stream
 from . import protocol as mp
 from . import tty
 from .control import ControlConnection, deadline_after, remaining_time
+from .fds import SessionSpec, Stdio, make_stdio
 from .pipes import Pipes
 
 if sys.platform == "win32":
@@ -178,20 +179,17 @@ class MuxClient:
             raise ValueError(f"tcp address {address!r} looks like a path")
         deadline = deadline_after(timeout)
         control = ControlConnection(self.path, timeout)
-        to_master, ours_in = socket.socketpair()
-        ours_out, from_master = socket.socketpair()
         pipes = Pipes(control)
-        pipes.attach(ours_in.detach(), [ours_out.detach()])
+        stdio = make_stdio(None)
+        pipes.attach(stdio)
         try:
             rid = control.proto.new_stdio_forward(host, port)
-            control.flush(deadline)
-            control.send_fds([to_master.fileno(), from_master.fileno()], deadline)
-            to_master.close()
-            from_master.close()
+            control.flush(deadline)  # the master reads the descriptors right after the request
+            control.send_fds(stdio.to_pass, deadline)
+            stdio.close_theirs()
             event = control.reply(rid, deadline, f"dial {address}")
         except BaseException:
-            to_master.close()
-            from_master.close()
+            stdio.close_theirs()
             pipes.discard()
             raise
         assert isinstance(event, mp.SessionOpened)
@@ -291,9 +289,7 @@ class MuxSession(Session):
     def __init__(self, mux: MuxClient, control: ControlConnection) -> None:
         self._mux = mux
         self._control = control
-        self._pty: tuple[str, int, int, Mapping[str | int, int]] | None = None
-        self._env: list[str] = []
-        self._agent = False
+        self._spec = SessionSpec()
         self._pipes = Pipes(control)
         self._pty_fd = -1
         self._mux_pid = 0
@@ -304,24 +300,15 @@ class MuxSession(Session):
                     modes: Mapping[str | int, int] | None = None,
                     timeout: float | None = None) -> None:
         """Ask for a pseudo-terminal; sent with the command (MuxRefusedError at start)."""
-        self._before_start("request_pty")
-        self._pty = (term, height, width, dict(modes or {}))
+        self._spec.request_pty(term, height, width, modes)
 
     def setenv(self, name: str, value: str, timeout: float | None = None) -> None:
         """Pass NAME=value with the command; the master drops names its SendEnv lacks."""
-        self._before_start("setenv")
-        if not name or "=" in name:
-            raise ValueError(f"bad environment variable name {name!r}")
-        self._env.append(f"{name}={value}")
+        self._spec.setenv(name, value)
 
     def request_agent_forwarding(self, timeout: float | None = None) -> None:
         """Ask for agent forwarding with the command (only if the master has ForwardAgent)."""
-        self._before_start("request_agent_forwarding")
-        self._agent = True
-
-    def _before_start(self, what: str) -> None:
-        if self._started:
-            raise SSHError(f"{what}() must come before the session starts")
+        self._spec.request_agent()
 
     # --- start -----------------------------------------------------------------------------------
     def start(self, command: str | bytes, timeout: float | None = None) -> None:
@@ -337,57 +324,43 @@ class MuxSession(Session):
         self._launch(name, True, timeout)
 
     def _launch(self, command: str | bytes, subsystem: bool, timeout: float | None) -> None:
-        if self._started:
-            raise SSHError("session already started; use a new session per command")
+        spec = self._spec
+        spec.start()
         self._started = True
-        control = self._control
-        pipes = self._pipes
+        control, pipes = self._control, self._pipes
         deadline = deadline_after(timeout if timeout is not None else self._mux.timeout)
-        passed: list[int] = []
+        stdio: Stdio | None = None
         try:
-            pid_rid = control.proto.alive_check()  # the pid, for SIGWINCH (ssh(1) does this too)
-            if self._pty is not None:
-                term, height, width, modes = self._pty
-                ours, theirs = tty.open_pty(height, width, modes)
-                passed = [theirs]
-                pipes.attach(ours, [ours], pty=True)
-                self._pty_fd = ours
-                fds = [theirs, theirs, theirs]
-            else:
-                term = ""
-                pairs = [socket.socketpair() for _ in range(3)]
-                passed = [pairs[0][1].detach(), pairs[1][1].detach(), pairs[2][1].detach()]
-                pipes.attach(pairs[0][0].detach(), [pairs[1][0].detach(), pairs[2][0].detach()])
-                fds = passed
-            pid_event = control.request(pid_rid, remaining_time(deadline), "the alive check")
-            assert isinstance(pid_event, mp.AliveReported)
-            self._mux_pid = pid_event.pid
-            rid = control.proto.new_session(command, tty=self._pty is not None,
-                                            agent=self._agent, subsystem=subsystem, term=term,
-                                            env=self._env)
-            # The master blocks reading the descriptors right after the request: send both
-            # together, before waiting for anything.
+            # The pid is for SIGWINCH (ssh(1) asks first too).
+            pid = control.request(control.proto.alive_check(), remaining_time(deadline),
+                                  "the alive check")
+            assert isinstance(pid, mp.AliveReported)
+            self._mux_pid = pid.pid
+            stdio = make_stdio(spec)
+            pipes.attach(stdio)
+            if stdio.pty:
+                self._pty_fd = stdio.stdin
+            rid = control.proto.new_session(
+                command, tty=stdio.pty, agent=spec.agent, subsystem=subsystem,
+                term=spec.pty[0] if spec.pty else "", env=spec.env)
+            # The master blocks reading the descriptors right after the request.
             control.flush(deadline)
-            control.send_fds(fds, deadline)
+            control.send_fds(stdio.to_pass, deadline)
             event = control.reply(rid, deadline, "the new session")
             assert isinstance(event, mp.SessionOpened)
-            if self._pty is not None:
-                tty.make_raw(passed[0])
+            if stdio.pty:
+                tty.make_raw(stdio.theirs[0])
         except BaseException:
-            for fd in passed:
-                os.close(fd)
-            passed = []
             pipes.discard()
             with self._channel.cond:
                 self._channel.on_close()
             raise
         finally:
-            for fd in passed:
-                os.close(fd)
+            if stdio is not None:
+                stdio.close_theirs()
         self._channel.id = event.session_id
         self._channel.opened = True
         pipes.start(self._channel)
-
     # --- while running -------------------------------------------------------------------------
     def signal(self, name: str, timeout: float | None = None) -> None:
         """Not possible through a master: raises RequestDeniedError (in a pty, write b"\\x03")."""

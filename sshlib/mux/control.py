@@ -12,7 +12,6 @@ import errno
 import logging
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -24,7 +23,8 @@ if sys.platform == "win32":
 
 log = logging.getLogger("sshlib.mux")
 
-__all__ = ["ControlConnection", "deadline_after", "remaining_time"]
+__all__ = ["ControlConnection", "deadline_after", "remaining_time", "os_error", "check_path",
+           "reply_or_raise"]
 
 _SUN_PATH_MAX = 108 if sys.platform == "linux" else 104
 
@@ -35,6 +35,33 @@ def deadline_after(timeout: float | None) -> float | None:
 
 def remaining_time(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def os_error(path: str, exc: OSError, what: str) -> MuxError:
+    """The MuxError an OS error means while talking to the master at `path`."""
+    if isinstance(exc, socket.timeout):
+        return MuxTimeoutError(f"timed out {what}", path=path)
+    if isinstance(exc, FileNotFoundError):
+        return MuxConnectError("no master: the control socket does not exist", path=path)
+    if isinstance(exc, ConnectionRefusedError):
+        return MuxConnectError("stale control socket: no master is listening on it", path=path)
+    if exc.errno in (errno.EPIPE, errno.ECONNRESET):
+        return MuxConnectError(f"the master hung up while {what}", path=path)
+    return MuxConnectError(f"{what}: {exc}", path=path)
+
+
+def check_path(path: str) -> None:
+    if len(path.encode()) >= _SUN_PATH_MAX:
+        raise MuxConnectError(f"ControlPath is longer than a Unix socket path may be "
+                              f"({_SUN_PATH_MAX - 1} bytes)", path=path)
+
+
+def reply_or_raise(event: mp.MuxEvent, path: str, what: str) -> mp.MuxEvent:
+    """`event`, unless it is the master's refusal: then MuxRefusedError."""
+    if isinstance(event, mp.RequestFailed):
+        raise MuxRefusedError(f"{what} refused: {event.reason}", path=path,
+                              permission_denied=event.permission_denied)
+    return event
 
 
 class ControlConnection:
@@ -48,11 +75,8 @@ class ControlConnection:
         self.path = path
         self.proto = mp.MuxProtocol()
         self.backlog: list[mp.MuxEvent] = []  # events that answered nothing we waited for
-        self.lock = threading.Lock()
         deadline = deadline_after(timeout)
-        if len(path.encode()) >= _SUN_PATH_MAX:
-            raise MuxConnectError(f"ControlPath is longer than a Unix socket path may be "
-                                  f"({_SUN_PATH_MAX - 1} bytes)", path=path)
+        check_path(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             try:
@@ -75,16 +99,7 @@ class ControlConnection:
         return left
 
     def _os_error(self, exc: OSError, what: str) -> MuxError:
-        if isinstance(exc, socket.timeout):
-            return MuxTimeoutError(f"timed out {what}", path=self.path)
-        if isinstance(exc, FileNotFoundError):
-            return MuxConnectError("no master: the control socket does not exist", path=self.path)
-        if isinstance(exc, ConnectionRefusedError):
-            return MuxConnectError("stale control socket: no master is listening on it",
-                                   path=self.path)
-        if exc.errno in (errno.EPIPE, errno.ECONNRESET):
-            return MuxConnectError(f"the master hung up while {what}", path=self.path)
-        return MuxConnectError(f"{what}: {exc}", path=self.path)
+        return os_error(self.path, exc, what)
 
     def flush(self, deadline: float | None) -> None:
         """Send what the protocol queued."""
@@ -151,10 +166,7 @@ class ControlConnection:
     def reply(self, rid: int, deadline: float | None, what: str) -> mp.MuxEvent:
         event = self.wait_for(lambda e: getattr(e, "request_id", None) == rid, deadline,
                               f"waiting for the reply to {what}")
-        if isinstance(event, mp.RequestFailed):
-            raise MuxRefusedError(f"{what} refused: {event.reason}", path=self.path,
-                                  permission_denied=event.permission_denied)
-        return event
+        return reply_or_raise(event, self.path, what)
 
     def close(self) -> None:
         try:

@@ -1,21 +1,19 @@
-"""A mux session or stdio forward as a channel: the master writes our fds, we read them.
+"""A mux session or stdio forward as a channel, for threads: one pump thread per session.
 
 The master does the SSH work; we hold the other ends of the descriptors we
-passed it (socketpairs, or a pty for a pty session) plus the session's own
-control connection.  `Pipes` is the `ChannelLink` under a `ChannelIO`, so
-sshlib.Session and sshlib.Stream work on it unchanged: one pump thread
-reads stdout/stderr into the channel's buffers (pausing while more than
-`BUFFER_LIMIT` bytes wait unread, so memory stays bounded as with a real
-window) and turns the master's EXIT_MESSAGE and its closing of the control
-socket into exit status and close.  Writes (stdin) are non-blocking writes
-to our end; `flush()` waits for it to drain, honouring the deadline.
+passed it plus the session's own control connection.  `Pipes` is the
+`ChannelLink` under a `ChannelIO`, so sshlib.Session and sshlib.Stream work
+on it unchanged: the pump thread reads stdout/stderr into the channel's
+buffers (pausing while more than `BUFFER_LIMIT` bytes wait unread, so memory
+stays bounded as with a real window) and turns the master's EXIT_MESSAGE and
+its closing of the control socket into exit status and close.  Writes
+(stdin) are non-blocking; `flush()` waits for our end to drain, honouring
+the deadline.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import selectors
 import socket
 import sys
@@ -23,16 +21,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from ..channelstate import StreamChannel
-from ..errors import (
-    ChannelClosedError,
-    MuxConnectError,
-    MuxProtocolError,
-    RequestDeniedError,
-    SSHError,
-)
+from ..errors import MuxConnectError, MuxProtocolError, SSHError
 from ..sync.channel import remaining
-from . import protocol as mp
 from .control import ControlConnection
+from .fds import BUFFER_LIMIT, FdLink
 
 if TYPE_CHECKING:
     from ..sync.channel import ChannelIO
@@ -42,36 +34,23 @@ if sys.platform == "win32":
 
 log = logging.getLogger("sshlib.mux")
 
-__all__ = ["Pipes", "BUFFER_LIMIT"]
-
-BUFFER_LIMIT = 2 * 1024 * 1024  # unread bytes per stream before the pump stops reading
-READ_CHUNK = 64 * 1024
-WRITE_CHUNK = 256 * 1024
+__all__ = ["Pipes"]
 
 
-class Pipes:
+class Pipes(FdLink):
     """Our ends of one session's descriptors, its control connection, and the pump thread."""
 
     def __init__(self, control: ControlConnection) -> None:
+        super().__init__()
         self.lock = threading.Lock()
         self.control = control
-        self.stdin = -1
-        self.outputs: list[int] = []  # index 0 stdout, 1 stderr (a pty has stdout only)
-        self.pty = False
+        self.path = control.path
         self.channel: ChannelIO | None = None
-        self._write_blocked = False
         self._stopping = False
         self._finished = False
         self._paused = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread: threading.Thread | None = None
-        self._released = False
-
-    def attach(self, stdin: int, outputs: list[int], pty: bool = False) -> None:
-        """Our ends of the descriptors the master gets (owned and closed by us from now)."""
-        self.stdin, self.outputs, self.pty = stdin, outputs, pty
-        for fd in {stdin, *outputs}:
-            os.set_blocking(fd, False)
 
     # --- the pump ---------------------------------------------------------------------------
     def start(self, channel: ChannelIO) -> None:
@@ -150,27 +129,12 @@ class Pipes:
             data = b""
         events = self.control.proto.receive_data(data)
         with self.lock:
-            for event in events:
-                if isinstance(event, mp.ExitReported):
-                    channel.on_exit_status(event.exit_status)
-                elif isinstance(event, mp.TtyAllocFailed):
-                    log.info("mux master %s: the server refused the pty", self.control.path)
-                elif isinstance(event, mp.MasterClosed):
-                    return False
-                else:
-                    raise MuxProtocolError(f"unexpected {type(event).__name__} on a session")
-        return True
+            return self.apply(channel, events)
 
     def _on_output(self, channel: ChannelIO, index: int, open_outputs: dict[int, int]) -> None:
-        fd = open_outputs[index]
-        try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
+        data = self.read_output(open_outputs[index])
+        if data is None:
             return
-        except OSError as exc:  # a pty whose other side closed reads EIO
-            if exc.errno not in (errno.EIO, errno.ECONNRESET):
-                raise
-            data = b""
         if not data:
             del open_outputs[index]
             return
@@ -184,14 +148,7 @@ class Pipes:
             self._close_fds()
 
     def _close_fds(self) -> None:
-        if self._released:
-            return
-        self._released = True
-        for fd in {self.stdin, *self.outputs} - {-1}:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self.close_fds()
         self.control.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -203,7 +160,7 @@ class Pipes:
 
     def flush(self, deadline: float | None = None) -> None:
         """After a short write: wait until our stdin end takes data again (or Timeout)."""
-        if not self._write_blocked:
+        if not self.write_blocked:
             return
         sel = selectors.DefaultSelector()
         try:
@@ -214,43 +171,7 @@ class Pipes:
             pass
         finally:
             sel.close()
-        self._write_blocked = False
-
-    def check_writable(self, channel: StreamChannel) -> None:
-        if self.stdin < 0:
-            raise ChannelClosedError("the session has not started")
-        if channel.eof_sent or channel.closed:
-            raise ChannelClosedError("channel input is closed")
-
-    def can_write(self, channel: StreamChannel) -> bool:
-        return True
-
-    def send_some(self, channel: StreamChannel, view: memoryview, stderr: bool) -> int:
-        if stderr:
-            raise ValueError("a mux session has no stderr to write to")
-        try:
-            return os.write(self.stdin, view[:WRITE_CHUNK])
-        except BlockingIOError:
-            self._write_blocked = True
-            return 0
-        except OSError as exc:
-            raise ChannelClosedError(f"the session's input is closed: {exc}") from None
-
-    def channel_request(self, channel: StreamChannel, name: str, payload: bytes,
-                        want_reply: bool) -> int:
-        raise RequestDeniedError(f"the ControlMaster protocol cannot send {name!r} requests")
-
-    def send_eof(self, channel: StreamChannel) -> bool:
-        if channel.eof_sent or channel.closed:
-            return False
-        channel.eof_sent = True
-        if not self.pty:  # a pty has no end of input; send ^D (b"\\x04") instead
-            try:
-                with socket.socket(fileno=os.dup(self.stdin)) as sock:
-                    sock.shutdown(socket.SHUT_WR)  # the dup shares the socket; closing it doesn't
-            except OSError:
-                pass
-        return True
+        self.write_blocked = False
 
     def close_channel(self, channel: StreamChannel) -> bool:
         """Hang up the control connection: the master then closes the SSH channel."""
