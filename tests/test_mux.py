@@ -77,8 +77,8 @@ class Master:
                 self.process.wait()
 
 
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
+@pytest.fixture(name="short_dir")
+def short_dir_fixture() -> Iterator[Path]:
     """A directory with a short path (a Unix socket path has at most 107 bytes)."""
     path = Path(tempfile.mkdtemp(prefix="mux", dir="/tmp"))
     try:
@@ -87,8 +87,8 @@ def short_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def start_master(openssh_server: Any, short_dir: Path) -> Iterator[Callable[..., Master]]:
+@pytest.fixture(name="start_master")
+def start_master_fixture(openssh_server: Any, short_dir: Path) -> Iterator[Callable[..., Master]]:
     masters: list[Master] = []
 
     def start(*options: str, server: Any = None, **kwargs: Any) -> Master:
@@ -103,13 +103,13 @@ def start_master(openssh_server: Any, short_dir: Path) -> Iterator[Callable[...,
         master.stop()
 
 
-@pytest.fixture
-def master(start_master: Callable[..., Master]) -> Master:
+@pytest.fixture(name="master")
+def master_fixture(start_master: Callable[..., Master]) -> Master:
     return start_master("-o", "SendEnv=SSHLIB_*")
 
 
-@pytest.fixture
-def echo_server(tcp_echo: EchoServer) -> tuple[str, int]:
+@pytest.fixture(name="echo_server")
+def echo_server_fixture(tcp_echo: EchoServer) -> tuple[str, int]:
     """A local TCP echo server (the far end of dial and forwards): (host, port)."""
     return "127.0.0.1", echo_port(tcp_echo)
 

@@ -11,6 +11,8 @@
 See docs/aio.md.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ..errors import RequestDeniedError
 from .channel import AioChannel
 from .client import Client, client_over, dial
@@ -20,4 +22,16 @@ from .stream import Listener, NewChannel, Stream
 
 __all__ = ["Client", "dial", "client_over", "Session", "ChannelReader", "ChannelWriter",
            "AioChannel", "HostResult", "HostSpec", "run_on", "run_one", "RequestDeniedError",
-           "Stream", "Listener", "NewChannel"]
+           "Stream", "Listener", "NewChannel", "mux"]
+
+if TYPE_CHECKING:
+    from . import mux
+
+
+def __getattr__(name: str) -> Any:
+    """`sshlib.aio.mux` (the ControlMaster client) loads on first use."""
+    if name == "mux":
+        import importlib
+
+        return importlib.import_module(".mux", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

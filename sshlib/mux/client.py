@@ -10,29 +10,23 @@ from __future__ import annotations
 
 import logging
 import os
-import signal as signals
-import socket
 import sys
 import threading
 import weakref
 from collections.abc import Mapping
 from types import TracebackType
 
-from ..channelstate import SessionChannel
-from ..driver import split_address
 from ..errors import (
-    ExitMissingError,
     MuxConnectError,
     MuxError,
     MuxRefusedError,
     RequestDeniedError,
-    SSHError,
 )
 from ..sync.channel import ChannelIO, SessionChannelIO
 from ..sync.session import Session
 from ..sync.stream import Stream
+from . import fds, tty
 from . import protocol as mp
-from . import tty
 from .control import ControlConnection, deadline_after, remaining_time
 from .fds import SessionSpec, Stdio, make_stdio
 from .pipes import Pipes
@@ -57,24 +51,9 @@ def connect(path: str, timeout: float | None = DEFAULT_TIMEOUT) -> MuxClient:
     return MuxClient(os.path.expanduser(path), timeout)
 
 
-def _endpoint(address: str) -> tuple[str, int]:
-    """'host:port' -> (host, port); a path (with '/') -> (path, PORT_STREAMLOCAL)."""
-    if "/" in address:
-        return address, mp.PORT_STREAMLOCAL
-    host, port = split_address(address, -1)
-    if port < 0:
-        raise ValueError(f"address {address!r} needs a port (host:port)")
-    return host, port
-
-
 class _MuxSessionChannel(SessionChannelIO):
     def raise_for_exit(self, stderr: bytes = b"") -> None:
-        if self.exit_status is None and self.error is None:
-            raise ExitMissingError(
-                "the master closed the session without an exit status (a ControlMaster "
-                "relays exit-status only: the command was killed by a signal, or the "
-                "connection to the server ended)")
-        SessionChannel.raise_for_exit(self, stderr)
+        fds.raise_for_exit(self, stderr)
 
 
 class MuxClient:
@@ -131,19 +110,14 @@ class MuxClient:
         port here (a master does not report the port it bound); the forward's
         `address` says which.  `close()` removes it (MUX_C_CLOSE_FWD).
         """
-        listen_host, listen_port = _endpoint(listen)
-        connect_host, connect_port = _endpoint(target)
-        attempts = 5 if listen_port == 0 else 1
-        for attempt in range(attempts):
-            port = listen_port or _free_port(listen_host)
+        for fields, last in fds.local_forward_tries(listen, target):
             try:
-                self._ask("open_forward", timeout, f"forward {listen} -> {target}",
-                          mp.FWD_LOCAL, listen_host, port, connect_host, connect_port)
+                self._ask("open_forward", timeout, f"forward {listen} -> {target}", *fields)
             except MuxRefusedError:
-                if attempt + 1 == attempts:
+                if last:
                     raise
                 continue  # someone took the free port in between: try another
-            return LocalForward(self, (listen_host, port), (connect_host, connect_port))
+            return LocalForward(self, (fields[1], fields[2]), (fields[3], fields[4]))
         raise AssertionError("unreachable")
 
     def _close_forward(self, listen: tuple[str, int], target: tuple[str, int],
@@ -171,12 +145,7 @@ class MuxClient:
         MuxRefusedError if the master or the server refuses (the master does not pass
         on the server's reason).
         """
-        if network not in ("tcp", "tcp4", "tcp6"):
-            raise ValueError(f"unsupported network {network!r} through a ControlMaster: "
-                             "its stdio forwards are always TCP")
-        host, port = _endpoint(address)
-        if port == mp.PORT_STREAMLOCAL:
-            raise ValueError(f"tcp address {address!r} looks like a path")
+        host, port = fds.stdio_target(network, address)
         deadline = deadline_after(timeout)
         control = ControlConnection(self.path, timeout)
         pipes = Pipes(control)
@@ -236,22 +205,12 @@ class MuxClient:
         return f"<sshlib.mux.MuxClient {self.path}>"
 
 
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host or "127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class LocalForward:
+class LocalForward(fds.LocalForwardBase):
     """A local forward the master holds; `address` is where it listens."""
 
     def __init__(self, mux: MuxClient, address: tuple[str, int], target: tuple[str, int]) -> None:
+        super().__init__(address, target)
         self._mux = mux
-        self.address = address
-        self.target = target
-        self.closed = False
 
     def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         """Remove the forward (MUX_C_CLOSE_FWD); the master stops listening at once."""
@@ -267,8 +226,6 @@ class LocalForward:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"<sshlib.mux.LocalForward {self.address} -> {self.target}>"
 
 
 class MuxSession(Session):
@@ -340,9 +297,7 @@ class MuxSession(Session):
             pipes.attach(stdio)
             if stdio.pty:
                 self._pty_fd = stdio.stdin
-            rid = control.proto.new_session(
-                command, tty=stdio.pty, agent=spec.agent, subsystem=subsystem,
-                term=spec.pty[0] if spec.pty else "", env=spec.env)
+            rid = spec.request(control.proto, command, subsystem, stdio)
             # The master blocks reading the descriptors right after the request.
             control.flush(deadline)
             control.send_fds(stdio.to_pass, deadline)
@@ -368,16 +323,7 @@ class MuxSession(Session):
 
     def window_change(self, height: int, width: int, timeout: float | None = None) -> None:
         """Resize the pty: set the local pty's size and tell the master (SIGWINCH)."""
-        if self._pty_fd < 0:
-            raise SSHError("window_change() needs a started pty session")
-        tty.set_size(self._pty_fd, height, width)
-        if self._mux_pid <= 1:
-            raise SSHError("the master did not report its pid")
-        try:
-            os.kill(self._mux_pid, signals.SIGWINCH)
-        except OSError as exc:  # gone, or another user's process
-            raise MuxConnectError(f"cannot signal the master (pid {self._mux_pid}): {exc}",
-                                  path=self._mux.path) from None
+        fds.resize(self._pty_fd, self._mux_pid, height, width, self._mux.path)
 
     def close(self, timeout: float | None = None) -> None:
         """Hang up this session's control connection; the master closes the channel."""

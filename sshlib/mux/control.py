@@ -23,8 +23,8 @@ if sys.platform == "win32":
 
 log = logging.getLogger("sshlib.mux")
 
-__all__ = ["ControlConnection", "deadline_after", "remaining_time", "os_error", "check_path",
-           "reply_or_raise"]
+__all__ = ["ControlConnection", "Inbox", "deadline_after", "remaining_time", "os_error",
+           "check_path", "reply_or_raise"]
 
 _SUN_PATH_MAX = 108 if sys.platform == "linux" else 104
 
@@ -64,6 +64,40 @@ def reply_or_raise(event: mp.MuxEvent, path: str, what: str) -> mp.MuxEvent:
     return event
 
 
+class Inbox:
+    """What a control connection received, waiting to be matched to what a caller wants.
+
+    Everything parsed is kept in order until taken, so a message arriving in the
+    same read as the reply a caller waits for (an EXIT_MESSAGE right behind
+    SESSION_OPENED) is still there for whoever takes over the connection next.
+    """
+
+    def __init__(self, path: str, proto: mp.MuxProtocol) -> None:
+        self.path = path
+        self.proto = proto
+        self.backlog: list[mp.MuxEvent] = []
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self.backlog += self.proto.receive_data(data)
+        except MuxProtocolError as exc:
+            raise MuxProtocolError(exc.reason, path=self.path) from None
+
+    def take(self, match: Callable[[mp.MuxEvent], bool], what: str) -> mp.MuxEvent | None:
+        """The first event that matches; MuxConnectError if the master hung up before it."""
+        for i, event in enumerate(self.backlog):
+            if match(event):
+                return self.backlog.pop(i)
+            if isinstance(event, mp.MasterClosed):
+                raise MuxConnectError(f"the master closed the connection while {what}",
+                                      path=self.path)
+        return None
+
+    def drain(self) -> list[mp.MuxEvent]:
+        events, self.backlog = self.backlog, []
+        return events
+
+
 class ControlConnection:
     """A connected control socket that has exchanged HELLO with the master.
 
@@ -74,7 +108,7 @@ class ControlConnection:
     def __init__(self, path: str, timeout: float | None) -> None:
         self.path = path
         self.proto = mp.MuxProtocol()
-        self.backlog: list[mp.MuxEvent] = []  # events that answered nothing we waited for
+        self.inbox = Inbox(path, self.proto)
         deadline = deadline_after(timeout)
         check_path(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -121,32 +155,17 @@ class ControlConnection:
         except OSError as exc:
             raise self._os_error(exc, "passing descriptors") from None
 
-    def read_events(self, deadline: float | None, what: str) -> list[mp.MuxEvent]:
-        """One recv's worth of events (waits for at least one byte)."""
-        try:
-            self.sock.settimeout(self._left(deadline, what))
-            data = self.sock.recv(65536)
-        except OSError as exc:
-            raise self._os_error(exc, what) from None
-        try:
-            return self.proto.receive_data(data)
-        except MuxProtocolError as exc:
-            raise MuxProtocolError(exc.reason, path=self.path) from None
-
     def wait_for(self, match: Callable[[mp.MuxEvent], bool], deadline: float | None,
                  what: str) -> mp.MuxEvent:
-        """Read until an event `match`es; others are kept in `backlog`."""
-        for i, event in enumerate(self.backlog):
-            if match(event):
-                return self.backlog.pop(i)
-        while True:
-            for event in self.read_events(deadline, what):
-                if match(event):
-                    return event
-                if isinstance(event, mp.MasterClosed):
-                    raise MuxConnectError(f"the master closed the connection while {what}",
-                                          path=self.path)
-                self.backlog.append(event)
+        """Read until an event `match`es; others stay in the inbox."""
+        while (event := self.inbox.take(match, what)) is None:
+            try:
+                self.sock.settimeout(self._left(deadline, what))
+                data = self.sock.recv(65536)
+            except OSError as exc:
+                raise self._os_error(exc, what) from None
+            self.inbox.feed(data)
+        return event
 
     def _hello(self, deadline: float | None) -> mp.HelloReceived:
         self.flush(deadline)

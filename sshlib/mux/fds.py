@@ -12,13 +12,22 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from ..channelstate import StreamChannel
-from ..errors import ChannelClosedError, MuxProtocolError, RequestDeniedError, SSHError
+from ..channelstate import SessionChannel, StreamChannel
+from ..driver import split_address
+from ..errors import (
+    ChannelClosedError,
+    ExitMissingError,
+    MuxConnectError,
+    MuxProtocolError,
+    RequestDeniedError,
+    SSHError,
+)
 from . import protocol as mp
 
 if sys.platform == "win32":
@@ -28,11 +37,92 @@ from . import tty
 
 log = logging.getLogger("sshlib.mux")
 
-__all__ = ["FdLink", "SessionSpec", "Stdio", "make_stdio", "BUFFER_LIMIT"]
+__all__ = ["endpoint", "free_port", "local_forward_tries", "stdio_target", "resize",
+           "LocalForwardBase", "FdLink", "SessionSpec", "Stdio", "make_stdio", "BUFFER_LIMIT",
+           "raise_for_exit"]
 
 BUFFER_LIMIT = 2 * 1024 * 1024  # unread bytes per stream before we stop reading
 READ_CHUNK = 64 * 1024
 WRITE_CHUNK = 256 * 1024
+
+
+def raise_for_exit(channel: SessionChannel, stderr: bytes = b"") -> None:
+    """SessionChannel.raise_for_exit, saying why a mux session can end without a status."""
+    if channel.exit_status is None and channel.error is None:
+        raise ExitMissingError(
+            "the master closed the session without an exit status (a ControlMaster relays "
+            "exit-status only: the command was killed by a signal, or the connection to the "
+            "server ended)")
+    SessionChannel.raise_for_exit(channel, stderr)
+
+
+def endpoint(address: str) -> tuple[str, int]:
+    """'host:port' -> (host, port); a path (with '/') -> (path, PORT_STREAMLOCAL)."""
+    if "/" in address:
+        return address, mp.PORT_STREAMLOCAL
+    host, port = split_address(address, -1)
+    if port < 0:
+        raise ValueError(f"address {address!r} needs a port (host:port)")
+    return host, port
+
+
+def free_port(host: str) -> int:
+    """A port nobody listens on now (forward_local with port 0: masters do not say)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host or "127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def local_forward_tries(listen: str, target: str
+                        ) -> Iterator[tuple[tuple[int, str, int, str, int], bool]]:
+    """(MUX_C_OPEN_FWD fields, last try?) to attempt in turn for forward_local().
+
+    With listen port 0 each try takes a new free port (a master does not report the
+    port it bound), so a port someone else took in between costs only a retry.
+    """
+    listen_host, listen_port = endpoint(listen)
+    connect_host, connect_port = endpoint(target)
+    attempts = 5 if listen_port == 0 else 1
+    for attempt in range(attempts):
+        port = listen_port or free_port(listen_host)
+        yield (mp.FWD_LOCAL, listen_host, port, connect_host, connect_port), attempt + 1 == attempts
+
+
+def stdio_target(network: str, address: str) -> tuple[str, int]:
+    """(host, port) for dial(): only TCP, as OpenSSH's master opens direct-tcpip for all."""
+    if network not in ("tcp", "tcp4", "tcp6"):
+        raise ValueError(f"unsupported network {network!r} through a ControlMaster: "
+                         "its stdio forwards are always TCP")
+    host, port = endpoint(address)
+    if port == mp.PORT_STREAMLOCAL:
+        raise ValueError(f"tcp address {address!r} looks like a path")
+    return host, port
+
+
+def resize(pty_fd: int, pid: int, height: int, width: int, path: str) -> None:
+    """window_change(): the local pty's new size, and SIGWINCH to the master to send it."""
+    if pty_fd < 0 or pid <= 1:
+        raise SSHError("window_change() needs a started pty session")
+    tty.set_size(pty_fd, height, width)
+    try:
+        os.kill(pid, signal.SIGWINCH)
+    except OSError as exc:  # gone, or another user's process
+        raise MuxConnectError(f"cannot signal the master (pid {pid}): {exc}",
+                              path=path) from None
+
+
+class LocalForwardBase:
+    """A local forward the master holds: `address` is where it listens, `target` where to."""
+
+    def __init__(self, address: tuple[str, int], target: tuple[str, int]) -> None:
+        self.address = address
+        self.target = target
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<sshlib.mux.LocalForward {self.address} -> {self.target}>"
 
 
 @dataclass
@@ -67,6 +157,12 @@ class SessionSpec:
         if self.started:
             raise SSHError("session already started; use a new session per command")
         self.started = True
+
+    def request(self, proto: mp.MuxProtocol, command: str | bytes, subsystem: bool,
+                stdio: Stdio) -> int:
+        """Queue MUX_C_NEW_SESSION; the caller sends `stdio.to_pass` right after it."""
+        return proto.new_session(command, tty=stdio.pty, agent=self.agent, subsystem=subsystem,
+                                 term=self.pty[0] if self.pty else "", env=self.env)
 
 
 @dataclass

@@ -70,7 +70,8 @@ class Pipes(FdLink):
         assert channel is not None
         error: SSHError | None = None
         open_outputs = dict(enumerate(self.outputs))
-        control_open = True
+        with self.lock:  # what came in behind the reply the opener waited for
+            control_open = self.apply(channel, self.control.inbox.drain())
         try:
             with selectors.DefaultSelector() as sel:
                 while (control_open or open_outputs) and not self._stopping:
