@@ -418,3 +418,41 @@ def test_master_that_never_answers_a_session(short_dir: Path) -> None:
         assert len(received) == 3  # stdin, stdout, stderr arrived as descriptors
         for fd in received:
             os.close(fd)
+
+
+def test_exit_message_in_the_same_read_as_the_session_reply(short_dir: Path) -> None:
+    """A quick command's EXIT_MESSAGE can arrive with SESSION_OPENED: it must not be lost."""
+    path = str(short_dir / "quick")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    hello = b"\x00\x00\x00\x08\x00\x00\x00\x01\x00\x00\x00\x04"
+
+    def u32(*values: int) -> bytes:
+        body = b"".join(v.to_bytes(4, "big") for v in values)
+        return len(body).to_bytes(4, "big") + body
+
+    def run() -> None:
+        with server:
+            first, _ = server.accept()  # the MuxClient's connection: HELLO only
+            first.sendall(hello)
+            conn, _ = server.accept()  # the session's own connection
+            with conn, first:
+                conn.sendall(hello)
+                conn.recv(4096)  # HELLO + ALIVE_CHECK (request id 0)
+                conn.sendall(u32(0x80000005, 0, 4242))
+                passed: list[int] = []
+                while len(passed) < 3:  # NEW_SESSION (id 1), then stdin, stdout, stderr
+                    _, fds, _, _ = socket.recv_fds(conn, 4096, 3)
+                    passed += fds
+                os.write(passed[1], b"hi\n")
+                for fd in passed:
+                    os.close(fd)
+                conn.sendall(u32(0x80000006, 1, 9) + u32(0x80000004, 9, 0))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    with sshlib.mux.connect(path, timeout=5) as m, m.new_session() as session:
+        assert session.output("true", timeout=5) == b"hi\n"
+        assert session.exit_status == 0
+    thread.join(5)
