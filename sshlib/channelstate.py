@@ -142,6 +142,12 @@ class StreamChannel:
                 return limit
         return scanned
 
+    def find(self, index: int, separator: bytes, limit: int = LINE_LIMIT) -> int:
+        """Bytes through the first `separator` in the buffer, or -1 (searching `limit` bytes)."""
+        data = b"".join(self.buffers[index])[:limit]
+        found = data.find(separator)
+        return -1 if found < 0 else found + len(separator)
+
     def take_all(self) -> tuple[list[bytes], list[bytes], int]:
         """Everything buffered on both streams: (stdout chunks, stderr chunks, byte count)."""
         taken = self.buffered[0] + self.buffered[1]

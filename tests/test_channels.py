@@ -4,6 +4,7 @@ time out, and combined output order."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -133,7 +134,9 @@ def test_agent_channel_kinds_are_accepted_only_after_registration(kind: str) -> 
 # --- messages after the channel closed, late or missing replies --------------------------
 
 @pytest.mark.parametrize("late_reply", [True, False], ids=["late", "never"])
-def test_exec_reply_after_close_is_a_success(late_reply: bool) -> None:
+def test_exec_reply_after_close_is_a_success(late_reply: bool,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="sshlib.connection")
     def script(s: ServerSide) -> None:
         s.handshake()
         s.accept_auth()
@@ -156,6 +159,8 @@ def test_exec_reply_after_close_is_a_success(late_reply: bool) -> None:
         with client.new_session(timeout=5) as session:
             assert session.output("true", timeout=5) == b"again"
         fs.wait_script()
+    ignored = [r for r in caplog.records if "for closed channel" in r.getMessage()]
+    assert bool(ignored) == late_reply and all(r.levelno == logging.DEBUG for r in ignored)
 
 
 def test_failed_exec_with_close_before_reply_still_raises() -> None:

@@ -90,6 +90,15 @@ def test_core_imports_no_io_modules() -> None:
     assert not any(name.startswith(("sshlib.sync", "sshlib.aio")) for name in seen)
 
 
+@pytest.mark.parametrize(("frontend", "other"), [("aio", "sync"), ("sync", "aio")])
+def test_front_ends_do_not_import_each_other(frontend: str, other: str) -> None:
+    """sshlib.aio and sshlib.sync share only the core, driver.py and the neutral modules."""
+    for path in sorted((ROOT / frontend).glob("*.py")):
+        name = f"sshlib.{frontend}.{path.stem}"
+        imported = _imports_of(path, name)
+        assert not [i for i in imported if i.startswith(f"sshlib.{other}")], (name, imported)
+
+
 @pytest.mark.parametrize("module", ["socket", "threading", "asyncio", "select", "time"])
 def test_core_import_guard_can_fail(module: str, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:

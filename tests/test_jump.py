@@ -106,3 +106,16 @@ def test_reader_works_with_descriptors_above_1023(frontend: Any, openssh_server:
     finally:
         for fd in filler:
             os.close(fd)
+
+
+def test_inner_connection_ends_when_the_bastion_goes(frontend: Any,
+                                                     hops: tuple[Any, Any, Any]) -> None:
+    _, bastion, target = hops
+    jump = connect(bastion, frontend)
+    inner = frontend.dial_via(target.address, config(target), jump)
+    assert whoami(inner).split()[3] == str(target.port).encode()
+    jump.close()
+    assert isinstance(inner.wait(timeout=10), sshlib.SSHError)  # ended, with a reason
+    with pytest.raises(sshlib.SSHError):
+        inner.new_session(timeout=5)
+    inner.close()

@@ -304,6 +304,16 @@ def test_aio_open_connection_runs_asyncio_code_unchanged(fwd_server: Any,
             assert [line async for line in stream] == [b"a\n", b"b\n", b"c"]
             with pytest.raises(asyncio.IncompleteReadError):
                 await stream.readexactly(1)
+            stream = await client.dial("tcp", f"127.0.0.1:{echo_port(tcp_echo)}")
+            stream.write(b"key=value;;rest")
+            with pytest.raises(sshlib.Timeout):
+                await stream.readuntil(b"#", timeout=0.5)  # consumes nothing
+            assert await stream.readuntil(b";;", timeout=10) == b"key=value;;"
+            stream.write_eof()
+            with pytest.raises(asyncio.IncompleteReadError) as partial:
+                await stream.readuntil(b";;", timeout=10)
+            assert partial.value.partial == b"rest"
+            stream.close()
             ln = await client.listen("tcp", "127.0.0.1:0")
             open_tcp = asyncio.open_connection(*ln.address)
             local = asyncio.ensure_future(open_tcp)

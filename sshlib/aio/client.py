@@ -386,6 +386,7 @@ class Client(ConnectionFacts):
 
     async def global_request(self, name: str, payload: bytes = b"", want_reply: bool = True,
                              timeout: float | None = None) -> tuple[bool, bytes]:
+        """Send a global request; (success, reply data), Timeout after `timeout`."""
         driver = self._driver
         ticket = driver.global_request(name, payload, want_reply)
         self._flush()

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..driver import ListenerBase, NewChannelBase, StreamFacts
 from ..errors import ChannelClosedError, SSHError, Timeout
-from .channel import AioChannel, AioDriver, deadline_after
+from .channel import LINE_LIMIT, AioChannel, AioDriver, deadline_after
 
 log = logging.getLogger("sshlib.stream")
 
@@ -62,10 +62,12 @@ class Stream(StreamFacts):
 
     @property
     def channel(self) -> AioChannel:
+        """The underlying channel."""
         return self._channel
 
     @property
     def transport(self) -> _Transport:
+        """A transport-like handle (abort/close/is_closing/get_extra_info) for asyncio code."""
         return _Transport(self)
 
     # --- reading (asyncio.StreamReader) --------------------------------------------------
@@ -87,19 +89,26 @@ class Stream(StreamFacts):
         return await self._channel.readline(0, timeout)
 
     async def readuntil(self, separator: bytes = b"\n", timeout: float | None = None) -> bytes:
-        """Bytes through `separator` (scans the buffer); IncompleteReadError at EOF."""
-        if separator == b"\n":
-            line = await self.readline(timeout)
-            if not line.endswith(b"\n"):
-                raise asyncio.IncompleteReadError(line, None)
-            return line
-        data = b""
-        while not data.endswith(separator):
-            byte = await self._channel.readexactly(0, 1, timeout)
-            if not byte:
-                raise asyncio.IncompleteReadError(data, None)
-            data += byte
-        return data
+        """Bytes through `separator`; IncompleteReadError at EOF, LimitOverrunError when
+        it is not within 1 MiB (or half the window).  On Timeout nothing is consumed.
+        """
+        channel = self._channel
+        deadline = deadline_after(timeout)
+        # Waiting without consuming holds back the window: give up before it is full.
+        limit = min(LINE_LIMIT, channel.link.config.window_size // 2)
+        while True:
+            end = channel.find(0, separator, limit)
+            if end >= 0:
+                return await channel.read(0, end, None)
+            if channel.buffered[0] >= limit:
+                raise asyncio.LimitOverrunError(f"{separator!r} not found in {limit} bytes",
+                                                limit)
+            if channel.eof:
+                raise asyncio.IncompleteReadError(await channel.read(0, -1, None), None)
+
+            def grown(size: int = channel.buffered[0]) -> bool:
+                return channel.buffered[0] != size or channel.eof
+            await channel.wait(grown, deadline, f"{separator!r} in the stream")
 
     def at_eof(self) -> bool:
         """True when the peer sent EOF and everything buffered was read."""
@@ -124,6 +133,7 @@ class Stream(StreamFacts):
             self._pump()
 
     def writelines(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """write() each chunk in order."""
         for chunk in data:
             self.write(chunk)
 
@@ -163,6 +173,7 @@ class Stream(StreamFacts):
         await channel.link.drain(deadline)
 
     def can_write_eof(self) -> bool:
+        """Always True: a channel can send EOF and keep receiving."""
         return True
 
     def write_eof(self) -> None:
@@ -178,6 +189,7 @@ class Stream(StreamFacts):
         self._pump()
 
     def is_closing(self) -> bool:
+        """True after close() or once the channel closed."""
         return self._close_wanted or self._channel.closed
 
     async def wait_closed(self, timeout: float | None = None) -> None:
@@ -211,6 +223,7 @@ class NewChannel(NewChannelBase):
     """
 
     def accept(self) -> Stream:
+        """Confirm the channel; the Stream is open at once."""
         channel = self._request.accept()
         assert isinstance(channel, AioChannel)
         return Stream(channel)

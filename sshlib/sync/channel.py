@@ -82,16 +82,33 @@ class ChannelIO(StreamChannel):
         super().__init__(kind)
         self.link = link
         self.cond = threading.Condition(link.lock)
+        self._waiting: list[Callable[[], bool]] = []
 
     def wake(self) -> None:  # called by the driver, lock held
-        self.cond.notify_all()
+        # Wake a thread only when what it waits for has come true: each wake-up is a
+        # thread hand-off, and a session would otherwise take one per EOF, exit status,
+        # window adjust or reply it is not waiting for.
+        for predicate in self._waiting:
+            if predicate():
+                self.cond.notify_all()
+                return
 
     # --- used by application threads --------------------------------------------
     def wait_for(self, predicate: Callable[[], bool], deadline: float | None, what: str) -> None:
-        """Wait (lock held) until predicate() is true; raise on timeout."""
-        while not predicate():
-            left = remaining(deadline, what)
-            self.cond.wait(left)
+        """Wait (lock held) until predicate() is true; raise on timeout.
+
+        The predicate must depend only on channel or connection state the
+        dispatcher changes (it is evaluated by `wake()` in the reader thread).
+        """
+        if predicate():
+            return
+        self._waiting.append(predicate)
+        try:
+            while not predicate():
+                left = remaining(deadline, what)
+                self.cond.wait(left)
+        finally:
+            self._waiting.remove(predicate)
 
     def wait_open(self, timeout: float | None) -> None:
         deadline = deadline_after(timeout)
@@ -209,14 +226,20 @@ class ChannelIO(StreamChannel):
 
     def request(self, name: str, payload: bytes, want_reply: bool, timeout: float | None) -> bool:
         deadline = deadline_after(timeout)
-        with self.cond:
-            ticket = self.link.channel_request(self, name, payload, want_reply)
-        self.link.flush(deadline)
+        ticket = self.send_request(name, payload, want_reply, deadline)
         if ticket < 0:
             return True
         with self.cond:
             self.wait_for(lambda: self.reply_settled(ticket), deadline, f"reply to {name!r}")
             return self.reply_result(ticket, name)
+
+    def send_request(self, name: str, payload: bytes, want_reply: bool,
+                     deadline: float | None) -> int:
+        """Send a channel request without waiting for the reply; returns its ticket."""
+        with self.cond:
+            ticket = self.link.channel_request(self, name, payload, want_reply)
+        self.link.flush(deadline)
+        return ticket
 
     def send_eof(self, timeout: float | None = None) -> None:
         with self.cond:
@@ -242,12 +265,18 @@ class SessionChannelIO(ChannelIO, SessionChannel):
     def __init__(self, link: ChannelLink, kind: str = "session") -> None:
         super().__init__(link, kind)  # ChannelIO, then SessionChannel's exit fields
 
-    def drain(self, collector: OutputCollector, deadline: float | None) -> None:
-        """Feed all output to the collector until the channel closes."""
+    def drain(self, collector: OutputCollector, deadline: float | None,
+              refused: Callable[[], bool] = lambda: False) -> None:
+        """Feed all output to the collector until the channel closes (or `refused()`)."""
         link = self.link
+
+        def ready() -> bool:
+            return self.output_ready() or refused()
         while True:
             with self.cond:
-                self.wait_for(self.output_ready, deadline, "the remote command to finish")
+                self.wait_for(ready, deadline, "the remote command to finish")
+                if refused():
+                    return
                 taken = collector.take_from(self)
                 link.consume(self, taken)
                 finished = self.closed

@@ -374,6 +374,7 @@ class Client(ConnectionFacts):
 
     def global_request(self, name: str, payload: bytes = b"", want_reply: bool = True,
                        timeout: float | None = None) -> tuple[bool, bytes]:
+        """Send a global request; (success, reply data), Timeout after `timeout`."""
         deadline = deadline_after(timeout)
         driver = self._driver
         with self._lock:

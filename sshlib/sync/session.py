@@ -112,10 +112,13 @@ class Session:
         """Ask the server to forward its agent socket to us (see Client.forward_agent)."""
         self._request("auth-agent-req@openssh.com", b"", timeout)
 
-    def _start(self, name: str, payload: bytes, timeout: float | None) -> None:
+    def _claim_start(self) -> None:
         if self._started:
             raise SSHError("session already started; use a new session per command")
         self._started = True
+
+    def _start(self, name: str, payload: bytes, timeout: float | None) -> None:
+        self._claim_start()
         try:
             self._request(name, payload, timeout)
         except ChannelClosedError:
@@ -174,10 +177,20 @@ class Session:
                  timeout: float | None) -> bytes:
         deadline = deadline_after(timeout)
         collector = OutputCollector(keep_stdout, merge)
+        channel = self._channel
         if merge:
-            self._channel.interleave = []  # keep stdout and stderr in arrival order
-        self.start(command, timeout)
-        self._channel.drain(collector, deadline)
+            channel.interleave = []  # keep stdout and stderr in arrival order
+        self._claim_start()
+        # The exec reply is not waited for on its own: the output is collected while it
+        # comes (one thread wake-up fewer per command); a refusal still ends the wait.
+        ticket = channel.send_request("exec", req.exec_(command), True, deadline)
+        channel.drain(collector, deadline,
+                      lambda: channel.request_results.get(ticket, True) is False)
+        with channel.cond:
+            settled = channel.reply_settled(ticket)
+        if settled and channel.request_results.get(ticket) is False:
+            raise RequestDeniedError("server refused the 'exec' request")
+        channel.request_results.pop(ticket, None)
         self._raise_for_exit(collector.stderr_tail)
         return collector.stdout
 

@@ -50,6 +50,7 @@ class Stream(StreamFacts):
         self._timeout = timeout
 
     def gettimeout(self) -> float | None:
+        """The timeout settimeout() set (None: blocking)."""
         return self._timeout
 
     def recv(self, bufsize: int = 65536) -> bytes:
@@ -63,6 +64,7 @@ class Stream(StreamFacts):
         return self._channel.read(0, bufsize, self._timeout)
 
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        """recv() into a writable buffer; returns the count (0 at end of stream)."""
         view = memoryview(buffer).cast("B")
         data = self.recv(nbytes or len(view))
         view[:len(data)] = data
@@ -153,6 +155,7 @@ class NewChannel(NewChannelBase):
     """
 
     def accept(self) -> Stream:
+        """Confirm the channel; the Stream is open at once (its timeout starts as None)."""
         channel = self._request.accept()
         assert isinstance(channel, ChannelIO)
         return Stream(channel)
