@@ -439,7 +439,9 @@ def test_exit_message_in_the_same_read_as_the_session_reply(short_dir: Path) -> 
             conn, _ = server.accept()  # the session's own connection
             with conn, first:
                 conn.sendall(hello)
-                conn.recv(4096)  # HELLO + ALIVE_CHECK (request id 0)
+                got = b""
+                while u32(0x10000004, 0)[4:] not in got:  # HELLO, then ALIVE_CHECK id 0
+                    got += conn.recv(4096)
                 conn.sendall(u32(0x80000005, 0, 4242))
                 passed: list[int] = []
                 while len(passed) < 3:  # NEW_SESSION (id 1), then stdin, stdout, stderr

@@ -39,6 +39,16 @@ def test_codec_is_sans_io() -> None:
     assert "sshlib.wire" in seen
 
 
+def test_aio_mux_does_not_reach_the_threaded_front_end() -> None:
+    """sshlib.aio.mux shares the codec and fds.py, never sync (not even through sshlib.mux)."""
+    _, seen = _io_imports(["sshlib.aio.mux"])
+    assert {"sshlib.mux.protocol", "sshlib.mux.fds", "sshlib.aio.session"} <= seen
+    assert not [m for m in seen if m.startswith(("sshlib.sync", "sshlib.mux.client",
+                                                  "sshlib.mux.pipes"))]
+    _, seen = _io_imports(["sshlib.mux.client"])
+    assert not [m for m in seen if m.startswith("sshlib.aio")]
+
+
 def test_requests_encode_as_openssh_mux_c() -> None:
     proto = ready()
     assert proto.alive_check() == 0

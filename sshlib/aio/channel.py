@@ -94,6 +94,7 @@ class AioChannelLink(Protocol):
     """What an AioChannel needs from what carries it: an AioDriver, or sshlib.aio.mux's pipes."""
 
     error: SSHError | None
+    config: ClientConfig  # its window_size: how much unread data may wait on a channel
 
     def consume(self, channel: StreamChannel, count: int) -> None: ...
     def flush(self) -> None: ...

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..channelstate import StreamChannel
+from ..config import ClientConfig
 from ..errors import (
     MuxConnectError,
     MuxError,
@@ -161,6 +162,8 @@ class _Pipes(FdLink):
         self.control = control
         self.path = control.path
         self.error: SSHError | None = None
+        #: Only window_size counts here: what the reader buffers before it pauses.
+        self.config = ClientConfig(user="", window_size=BUFFER_LIMIT)
         self.channel: AioChannel | None = None
         self._open: dict[int, int] = {}  # output index -> fd, until its end
         self._reading: set[int] = set()

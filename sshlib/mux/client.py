@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Mapping
 from types import TracebackType
 
+from ..channelstate import OutputCollector
 from ..errors import (
     MuxConnectError,
     MuxError,
@@ -280,10 +281,23 @@ class MuxSession(Session):
         """Start a subsystem such as "sftp"."""
         self._launch(name, True, timeout)
 
+    def _collect(self, command: str | bytes, keep_stdout: bool, merge: bool,
+                 timeout: float | None) -> bytes:
+        """output()/run()/combined_output(): the command goes in MUX_C_NEW_SESSION (no exec
+        reply to wait for), then both streams are collected until the master closes."""
+        deadline = deadline_after(timeout)
+        collector = OutputCollector(keep_stdout, merge)
+        if merge:
+            self._channel.interleave = []  # keep stdout and stderr in arrival order
+        self.start(command, timeout)
+        self._channel.drain(collector, deadline)
+        self._raise_for_exit(collector.stderr_tail)
+        return collector.stdout
+
     def _launch(self, command: str | bytes, subsystem: bool, timeout: float | None) -> None:
         spec = self._spec
         spec.start()
-        self._started = True
+        self._claim_start()
         control, pipes = self._control, self._pipes
         deadline = deadline_after(timeout if timeout is not None else self._mux.timeout)
         stdio: Stdio | None = None
