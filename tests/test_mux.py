@@ -192,6 +192,18 @@ def test_pty_session(master: Master) -> None:
         s.wait(timeout=10)
 
 
+def test_subsystem_session(master: Master) -> None:
+    """request_subsystem sets NEW_SESSION's subsystem flag: the server starts sftp-server."""
+    init = b"\x00\x00\x00\x05\x01\x00\x00\x00\x03"  # SSH_FXP_INIT, version 3
+    with sshlib.mux.connect(master.path, timeout=10) as m, m.new_session() as s:
+        s.request_subsystem("sftp", timeout=20)
+        s.stdin.write(init, timeout=10)
+        length = int.from_bytes(s.stdout.readexactly(4, timeout=10), "big")
+        reply = s.stdout.readexactly(length, timeout=10)
+        assert reply[0] == 2 and reply[1:5] == b"\x00\x00\x00\x03"  # SSH_FXP_VERSION 3
+        s.stdin.close()
+
+
 def test_many_sessions_at_once(master: Master) -> None:
     with sshlib.mux.connect(master.path, timeout=10) as m:
         sessions = [m.new_session() for _ in range(8)]

@@ -34,6 +34,7 @@ from sshlib.errors import (
     MuxConnectError,
     MuxProtocolError,
     MuxRefusedError,
+    MuxTimeoutError,
     RequestDeniedError,
 )
 
@@ -195,3 +196,26 @@ def test_master_that_asks_and_is_refused(start_master: Any, short_dir: Path) -> 
                     await s.output("true", timeout=20)
                 assert info.value.permission_denied
     run(main)
+
+
+def test_stop_listening_terminate_and_a_silent_socket(master: Master, short_dir: Path) -> None:
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.bind(str(short_dir / "silent"))
+    silent.listen()  # accepts (in the kernel) and never says HELLO
+
+    async def main() -> None:
+        async with sshlib.aio.mux.connect(master.path, timeout=10) as m:
+            await m.stop_listening()
+            with pytest.raises(MuxConnectError):
+                await sshlib.aio.mux.connect(master.path, timeout=5)
+            assert await m.check() == master.process.pid  # this connection still works
+            await m.terminate()
+        start = time.monotonic()
+        with pytest.raises(MuxTimeoutError):
+            await sshlib.aio.mux.connect(str(short_dir / "silent"), timeout=1)
+        assert time.monotonic() - start < 2.5
+    try:
+        run(main)
+    finally:
+        silent.close()
+    master.process.wait(10)
