@@ -286,7 +286,35 @@ def test_forward_local_carries_data_and_close_removes_it(master: Master,
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(listen, timeout=10).close()
         with pytest.raises(MuxRefusedError):  # closing it again: the master no longer has it
-            m._close_forward(listen, (host, port), 10)
+            m.close_forward(fw, 10)
+        kept = m.forward_local("127.0.0.1:0", f"{host}:{port}")
+    # The master holds forwards, not the client: this one outlives the connection.
+    with socket.create_connection(kept.address, timeout=10) as c:
+        c.sendall(b"still here\n")
+        assert c.makefile("rb").readline() == b"still here\n"
+    with sshlib.mux.connect(master.path, timeout=10) as m2:
+        m2.close_forward(kept)
+
+
+def test_forward_remote_carries_data_and_close_removes_it(master: Master,
+                                                         echo_server: tuple[str, int]) -> None:
+    """ssh -R through the master: the test sshd listens (port 0: it picks and says)."""
+    host, port = echo_server
+    with sshlib.mux.connect(master.path, timeout=10) as m:
+        with m.forward_remote("127.0.0.1:0", f"{host}:{port}") as fw:
+            assert fw.kind == "remote" and fw.address[0] == "127.0.0.1"
+            assert fw.address[1] not in (0, port)
+            with socket.create_connection(fw.address, timeout=10) as c:
+                c.sendall(b"back through the master\n")
+                assert c.makefile("rb").readline() == b"back through the master\n"
+        deadline = time.monotonic() + 10  # the cancel reaches sshd after the master's reply
+        while True:
+            try:
+                socket.create_connection(fw.address, timeout=10).close()
+            except ConnectionRefusedError:
+                break
+            assert time.monotonic() < deadline, "the server still listens after close()"
+            time.sleep(0.05)
 
 
 def test_forward_local_on_a_port_in_use_is_refused(master: Master,

@@ -131,6 +131,14 @@ def test_dial_and_forward_local(master: Master, echo_server: tuple[str, int]) ->
                 await asyncio.open_connection(*fw.address)
             with pytest.raises(MuxRefusedError):
                 await m.dial("tcp", f"127.0.0.1:{_closed_port()}", timeout=10)
+            async with await m.forward_remote("127.0.0.1:0", f"{host}:{port}") as rfw:
+                reader, writer = await asyncio.open_connection(*rfw.address)
+                writer.write(b"back\n")
+                assert await asyncio.wait_for(reader.readline(), 10) == b"back\n"
+                writer.close()
+                await writer.wait_closed()
+            with pytest.raises(MuxRefusedError):  # already closed: the master no longer has it
+                await m.close_forward(rfw)
     run(main)
 
 

@@ -51,7 +51,7 @@ from .stream import Stream
 
 log = logging.getLogger("sshlib.mux")
 
-__all__ = ["connect", "MuxClient", "MuxSession", "LocalForward", "DEFAULT_TIMEOUT"]
+__all__ = ["connect", "MuxClient", "MuxSession", "Forward", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 10.0
 T = TypeVar("T")
@@ -379,7 +379,7 @@ class MuxClient:
         await self._ask("stop_listening", timeout, "the stop-listening request")
 
     async def forward_local(self, listen: str, target: str,
-                            timeout: float | None = DEFAULT_TIMEOUT) -> LocalForward:
+                            timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
         """As sshlib.mux.MuxClient.forward_local (port 0: a free port chosen here)."""
         for fields, last in fds.local_forward_tries(listen, target):
             try:
@@ -388,13 +388,25 @@ class MuxClient:
                 if last:
                     raise
                 continue  # someone took the free port in between: try another
-            return LocalForward(self, (fields[1], fields[2]), (fields[3], fields[4]))
+            return Forward(self, fields, fields[2])
         raise AssertionError("unreachable")
 
-    async def _close_forward(self, listen: tuple[str, int], target: tuple[str, int],
-                             timeout: float | None) -> None:
-        await self._ask("close_forward", timeout, "closing a forward", mp.FWD_LOCAL, *listen,
-                        *target)
+    async def forward_remote(self, listen: str, target: str,
+                     timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
+        """Make the server listen at `listen` and the master connect each connection to
+        `target` (ssh -R).  Port 0 lets the server choose; `address` says what it chose.
+        """
+        fields = fds.remote_forward_fields(listen, target)
+        event = await self._ask("open_forward", timeout, f"remote forward {listen} -> {target}",
+                          *fields)
+        port = event.port if isinstance(event, mp.RemotePortAllocated) else fields[2]
+        return Forward(self, fields, port)
+
+    async def close_forward(self, forward: Forward,
+                            timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        """Remove a forward (MUX_C_CLOSE_FWD), as forward.close() does; MuxRefusedError if
+        the master does not have it (any more)."""
+        await self._ask("close_forward", timeout, "closing a forward", *forward.request_fields)
 
     async def new_session(self, timeout: float | None = DEFAULT_TIMEOUT) -> MuxSession:
         """A session (the aio Session API) on a control connection of its own."""
@@ -460,20 +472,21 @@ class MuxClient:
         await self.close()
 
 
-class LocalForward(fds.LocalForwardBase):
-    """A local forward the master holds; `address` is where it listens."""
+class Forward(fds.ForwardBase):
+    """A forward the master holds (forward_local/forward_remote); close() removes it."""
 
-    def __init__(self, mux: MuxClient, address: tuple[str, int], target: tuple[str, int]) -> None:
-        super().__init__(address, target)
+    def __init__(self, mux: MuxClient, fields: tuple[int, str, int, str, int],
+                 bound_port: int) -> None:
+        super().__init__(fields, bound_port)
         self._mux = mux
 
     async def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         """Remove the forward (MUX_C_CLOSE_FWD)."""
         if not self.closed:
             self.closed = True
-            await self._mux._close_forward(self.address, self.target, timeout)
+            await self._mux.close_forward(self, timeout)
 
-    async def __aenter__(self) -> LocalForward:
+    async def __aenter__(self) -> Forward:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

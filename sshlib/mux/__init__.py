@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MuxConnectError, MuxError, MuxProtocolError, MuxRefusedError, MuxTimeoutError
 
 if TYPE_CHECKING:
-    from .client import DEFAULT_TIMEOUT, LocalForward, MuxClient, MuxSession, connect
+    from .client import DEFAULT_TIMEOUT, Forward, MuxClient, MuxSession, connect
 
-_CLIENT_NAMES = frozenset({"connect", "MuxClient", "MuxSession", "LocalForward",
+_CLIENT_NAMES = frozenset({"connect", "MuxClient", "MuxSession", "Forward",
                            "DEFAULT_TIMEOUT"})
 
 
@@ -37,5 +37,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["connect", "MuxClient", "MuxSession", "LocalForward", "DEFAULT_TIMEOUT", "MuxError",
+__all__ = ["connect", "MuxClient", "MuxSession", "Forward", "DEFAULT_TIMEOUT", "MuxError",
            "MuxConnectError", "MuxProtocolError", "MuxRefusedError", "MuxTimeoutError"]

@@ -1,4 +1,4 @@
-"""The threaded mux client: `connect()`, `MuxClient`, `MuxSession`, `LocalForward`.
+"""The threaded mux client: `connect()`, `MuxClient`, `MuxSession`, `Forward`.
 
 A `MuxClient` keeps one control connection for quick requests (alive check,
 forwards, terminate).  The master runs at most one session or stdio
@@ -37,7 +37,7 @@ if sys.platform == "win32":
 
 log = logging.getLogger("sshlib.mux")
 
-__all__ = ["connect", "MuxClient", "MuxSession", "LocalForward", "DEFAULT_TIMEOUT"]
+__all__ = ["connect", "MuxClient", "MuxSession", "Forward", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -104,7 +104,7 @@ class MuxClient:
         self._ask("stop_listening", timeout, "the stop-listening request")
 
     def forward_local(self, listen: str, target: str,
-                      timeout: float | None = DEFAULT_TIMEOUT) -> LocalForward:
+                      timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
         """Make the master listen at `listen` and forward connections to `target` (ssh -L).
 
         Both are "host:port" or a Unix socket path.  Port 0 picks a free local
@@ -118,12 +118,24 @@ class MuxClient:
                 if last:
                     raise
                 continue  # someone took the free port in between: try another
-            return LocalForward(self, (fields[1], fields[2]), (fields[3], fields[4]))
+            return Forward(self, fields, fields[2])
         raise AssertionError("unreachable")
 
-    def _close_forward(self, listen: tuple[str, int], target: tuple[str, int],
-                       timeout: float | None) -> None:
-        self._ask("close_forward", timeout, "closing a forward", mp.FWD_LOCAL, *listen, *target)
+    def forward_remote(self, listen: str, target: str,
+                     timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
+        """Make the server listen at `listen` and the master connect each connection to
+        `target` (ssh -R).  Port 0 lets the server choose; `address` says what it chose.
+        """
+        fields = fds.remote_forward_fields(listen, target)
+        event = self._ask("open_forward", timeout, f"remote forward {listen} -> {target}",
+                          *fields)
+        port = event.port if isinstance(event, mp.RemotePortAllocated) else fields[2]
+        return Forward(self, fields, port)
+
+    def close_forward(self, forward: Forward, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        """Remove a forward (MUX_C_CLOSE_FWD), as forward.close() does; MuxRefusedError if
+        the master does not have it (any more)."""
+        self._ask("close_forward", timeout, "closing a forward", *forward.request_fields)
 
     # --- sessions and streams: one control connection each -----------------------------------
     def new_session(self, timeout: float | None = DEFAULT_TIMEOUT) -> MuxSession:
@@ -206,11 +218,12 @@ class MuxClient:
         return f"<sshlib.mux.MuxClient {self.path}>"
 
 
-class LocalForward(fds.LocalForwardBase):
-    """A local forward the master holds; `address` is where it listens."""
+class Forward(fds.ForwardBase):
+    """A forward the master holds (forward_local/forward_remote); close() removes it."""
 
-    def __init__(self, mux: MuxClient, address: tuple[str, int], target: tuple[str, int]) -> None:
-        super().__init__(address, target)
+    def __init__(self, mux: MuxClient, fields: tuple[int, str, int, str, int],
+                 bound_port: int) -> None:
+        super().__init__(fields, bound_port)
         self._mux = mux
 
     def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> None:
@@ -218,9 +231,9 @@ class LocalForward(fds.LocalForwardBase):
         if self.closed:
             return
         self.closed = True
-        self._mux._close_forward(self.address, self.target, timeout)
+        self._mux.close_forward(self, timeout)
 
-    def __enter__(self) -> LocalForward:
+    def __enter__(self) -> Forward:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -37,9 +37,9 @@ from . import tty
 
 log = logging.getLogger("sshlib.mux")
 
-__all__ = ["endpoint", "free_port", "local_forward_tries", "stdio_target", "resize",
-           "LocalForwardBase", "FdLink", "SessionSpec", "Stdio", "make_stdio", "BUFFER_LIMIT",
-           "raise_for_exit"]
+__all__ = ["endpoint", "free_port", "local_forward_tries", "remote_forward_fields",
+           "stdio_target", "resize", "ForwardBase", "FdLink", "SessionSpec", "Stdio", "make_stdio",
+           "BUFFER_LIMIT", "raise_for_exit"]
 
 BUFFER_LIMIT = 2 * 1024 * 1024  # unread bytes per stream before we stop reading
 READ_CHUNK = 64 * 1024
@@ -113,16 +113,28 @@ def resize(pty_fd: int, pid: int, height: int, width: int, path: str) -> None:
                               path=path) from None
 
 
-class LocalForwardBase:
-    """A local forward the master holds: `address` is where it listens, `target` where to."""
+def remote_forward_fields(listen: str, target: str) -> tuple[int, str, int, str, int]:
+    """MUX_C_OPEN_FWD fields for forward_remote() (port 0: the server picks, and says)."""
+    listen_host, listen_port = endpoint(listen)
+    connect_host, connect_port = endpoint(target)
+    return mp.FWD_REMOTE, listen_host, listen_port, connect_host, connect_port
 
-    def __init__(self, address: tuple[str, int], target: tuple[str, int]) -> None:
-        self.address = address
-        self.target = target
+
+class ForwardBase:
+    """A forward the master holds: `address` is where it listens (for a remote forward,
+    on the server), `target` where it connects, `kind` "local" or "remote"."""
+
+    def __init__(self, fields: tuple[int, str, int, str, int], bound_port: int) -> None:
+        ftype, listen_host, _, connect_host, connect_port = fields
+        self.kind = "remote" if ftype == mp.FWD_REMOTE else "local"
+        self.address = (listen_host, bound_port)
+        self.target = (connect_host, connect_port)
         self.closed = False
+        #: What MUX_C_CLOSE_FWD must repeat: the fields the forward was opened with.
+        self.request_fields = fields
 
     def __repr__(self) -> str:
-        return f"<sshlib.mux.LocalForward {self.address} -> {self.target}>"
+        return f"<sshlib.mux.Forward {self.kind} {self.address} -> {self.target}>"
 
 
 @dataclass
