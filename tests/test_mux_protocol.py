@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 
 import pytest
 from test_core_units import _io_imports
@@ -47,6 +49,14 @@ def test_aio_mux_does_not_reach_the_threaded_front_end() -> None:
                                                   "sshlib.mux.pipes"))]
     _, seen = _io_imports(["sshlib.mux.client"])
     assert not [m for m in seen if m.startswith("sshlib.aio")]
+
+
+def test_import_sshlib_does_not_load_mux() -> None:
+    """sshlib.mux and sshlib.aio.mux load on first use, not with `import sshlib`."""
+    code = ("import sys, sshlib, sshlib.aio; "
+            "assert not [m for m in sys.modules if '.mux' in m], sorted(sys.modules); "
+            "sshlib.mux.connect; sshlib.aio.mux.connect")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_requests_encode_as_openssh_mux_c() -> None:

@@ -392,7 +392,7 @@ class MuxClient:
         raise AssertionError("unreachable")
 
     async def forward_remote(self, listen: str, target: str,
-                     timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
+                             timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
         """Make the server listen at `listen` and the master connect each connection to
         `target` (ssh -R).  Port 0 lets the server choose; `address` says what it chose.
         """

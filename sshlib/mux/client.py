@@ -74,7 +74,6 @@ class MuxClient:
         self._lock = threading.Lock()
         self._closed = False
         self._children: weakref.WeakSet[MuxSession | Stream] = weakref.WeakSet()
-        self._pid: int | None = None
 
     # --- quick requests on the long-lived connection ------------------------------------
     def _ask(self, make: str, timeout: float | None, what: str,
@@ -89,7 +88,6 @@ class MuxClient:
         """MUX_C_ALIVE_CHECK: the master's process id (MuxConnectError if it went away)."""
         event = self._ask("alive_check", timeout, "the alive check")
         assert isinstance(event, mp.AliveReported)
-        self._pid = event.pid
         return event.pid
 
     def terminate(self, timeout: float | None = DEFAULT_TIMEOUT) -> None:
@@ -122,7 +120,7 @@ class MuxClient:
         raise AssertionError("unreachable")
 
     def forward_remote(self, listen: str, target: str,
-                     timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
+                       timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
         """Make the server listen at `listen` and the master connect each connection to
         `target` (ssh -R).  Port 0 lets the server choose; `address` says what it chose.
         """
