@@ -157,6 +157,24 @@ def test_session_stdin_stdout_stderr(master: Master) -> None:
             s.stdin.write(b"late", timeout=5)
 
 
+def test_unread_output_stays_bounded(master: Master) -> None:
+    """Nobody reads: the pump stops at its buffer limit (the master then holds back)."""
+    from sshlib.mux.fds import BUFFER_LIMIT, READ_CHUNK
+
+    size = 24 << 20
+    with sshlib.mux.connect(master.path, timeout=10) as m, m.new_session() as s:
+        s.start(f"head -c {size} /dev/zero", timeout=20)
+        channel = s.stdout._channel  # white-box: what the pump has buffered
+        deadline = time.monotonic() + 20
+        while channel.buffered[0] < BUFFER_LIMIT:
+            assert time.monotonic() < deadline, "the pump never filled its buffer"
+            time.sleep(0.01)
+        time.sleep(0.3)  # would it keep reading? (a bound cannot be shown without waiting)
+        assert channel.buffered[0] < BUFFER_LIMIT + READ_CHUNK
+        assert len(s.stdout.read(timeout=60)) == size
+        s.wait(timeout=20)
+
+
 def test_killed_by_a_signal_has_no_exit_status(master: Master) -> None:
     """A master relays exit-status only (clientloop.c): a signal ends without a status."""
     with sshlib.mux.connect(master.path, timeout=10) as m, m.new_session() as s:
