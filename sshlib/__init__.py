@@ -63,7 +63,7 @@ def __getattr__(name: str) -> Any:
     if name in ("agent", "mux"):
         import importlib
 
-        return importlib.import_module(".agent", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
