@@ -222,6 +222,18 @@ def test_subsystem_session(master: Master) -> None:
         s.stdin.close()
 
 
+def test_login_shell_in_a_pty(master: Master) -> None:
+    with sshlib.mux.connect(master.path, timeout=10) as m, m.new_session() as s:
+        s.request_pty("xterm", 24, 80, modes={"ECHO": 0})
+        s.shell(timeout=20)
+        s.stdin.write(b"echo shell-$((40+2)); exit 5\r", timeout=10)
+        out = s.stdout.read(timeout=20)
+        assert b"shell-42\r\n" in out and b"$((40+2))" not in out  # ECHO 0 reached the pty
+        with pytest.raises(ExitError) as info:
+            s.wait(timeout=10)
+        assert info.value.exit_status == 5
+
+
 def test_many_sessions_at_once(master: Master) -> None:
     with sshlib.mux.connect(master.path, timeout=10) as m:
         sessions = [m.new_session() for _ in range(8)]
