@@ -68,20 +68,21 @@ from .sync import Client, Listener, NewChannel, Session, Stream, dial
 from .sync.sftp import SFTPClient, SFTPFile
 
 if TYPE_CHECKING:
-    from . import agent
+    from . import agent, mux
 
 
 def __getattr__(name: str) -> Any:
-    """`sshlib.agent` loads on first use: most programs never touch an agent."""
-    if name == "agent":
+    """`sshlib.agent` and `sshlib.mux` load on first use: most programs need neither."""
+    if name in ("agent", "mux"):
         import importlib
 
-        return importlib.import_module(".agent", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "__version__",
     "agent",
+    "mux",
     "algorithms",
     "errors",
     "knownhosts",

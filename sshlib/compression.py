@@ -11,7 +11,8 @@ Z_PARTIAL_FLUSH after every packet (as OpenSSH does; any inflater decodes it).
 ``zlib`` starts with the first NEWKEYS, ``zlib@openssh.com`` ("delayed") only
 once authentication has succeeded, so with the delayed method nothing an
 unauthenticated peer sends is ever inflated (plain ``zlib``, which sshlib offers
-second, inflates from the first encrypted packet; the bound below holds for both).  Like OpenSSH, every NEWKEYS (rekey) starts fresh streams.
+second, inflates from the first encrypted packet; the bound below holds for both).
+Like OpenSSH, every NEWKEYS (rekey) starts fresh streams.
 
 Inflating is bounded: a payload that would inflate past `MAX_PAYLOAD` bytes
 raises ProtocolError before more than that much memory is used.

@@ -51,6 +51,11 @@ __all__ = [
     "ConfigError",
     "ForwardingError",
     "SocksError",
+    "MuxError",
+    "MuxConnectError",
+    "MuxProtocolError",
+    "MuxRefusedError",
+    "MuxTimeoutError",
 ]
 
 
@@ -337,3 +342,33 @@ class SocksError(SSHError):
     def __init__(self, message: str, *, reply: bytes = b"") -> None:
         super().__init__(message)
         self.reply = reply
+
+
+class MuxError(SSHError):
+    """Talking to an OpenSSH ControlMaster (sshlib.mux) failed; `path` is its ControlPath."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"mux master {path}: {message}" if path else message)
+        self.path = path
+        self.reason = message
+
+
+class MuxConnectError(MuxError, ConnectionLost):
+    """No master answers at the ControlPath (missing, stale socket, master gone), or it hung up."""
+
+
+class MuxProtocolError(MuxError, ProtocolError):
+    """The master sent something the mux protocol does not allow (garbage, wrong version)."""
+
+
+class MuxRefusedError(MuxError):
+    """The master answered MUX_S_FAILURE or MUX_S_PERMISSION_DENIED (`permission_denied`)."""
+
+    def __init__(self, message: str, *, path: str | None = None,
+                 permission_denied: bool = False) -> None:
+        super().__init__(message, path=path)
+        self.permission_denied = permission_denied
+
+
+class MuxTimeoutError(MuxError, Timeout):
+    """The master did not answer within the timeout."""

@@ -11,6 +11,8 @@
 See docs/aio.md.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ..errors import RequestDeniedError
 from .channel import AioChannel
 from .client import Client, client_over, dial
@@ -22,4 +24,16 @@ from .stream import Listener, NewChannel, Stream
 
 __all__ = ["Client", "dial", "client_over", "Session", "ChannelReader", "ChannelWriter",
            "AioChannel", "HostResult", "HostSpec", "run_on", "run_one", "RequestDeniedError",
-           "Stream", "Listener", "NewChannel", "SFTPClient", "SFTPFile", "connect"]
+           "Stream", "Listener", "NewChannel", "SFTPClient", "SFTPFile", "connect", "mux"]
+
+if TYPE_CHECKING:
+    from . import mux
+
+
+def __getattr__(name: str) -> Any:
+    """`sshlib.aio.mux` (the ControlMaster client) loads on first use."""
+    if name == "mux":
+        import importlib
+
+        return importlib.import_module(".mux", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

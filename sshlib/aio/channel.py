@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from ..channelstate import LINE_LIMIT, OutputCollector, SessionChannel, StreamChannel
 from ..config import ClientConfig
 from ..driver import Driver
-from ..errors import Timeout
+from ..errors import SSHError, Timeout
 from ..protocol.client import ClientConnection
 
 __all__ = ["AioChannel", "AioDriver", "AioSessionChannel", "Waiters", "deadline_after",
-           "LINE_LIMIT"]
+           "LINE_LIMIT", "AioChannelLink"]
 
 
 def _release(future: asyncio.Future[None]) -> None:
@@ -96,10 +97,30 @@ class AioDriver(Driver):
         self.waiters.wake()
 
 
+class AioChannelLink(Protocol):
+    """What an AioChannel needs from what carries it: an AioDriver, or sshlib.aio.mux's pipes."""
+
+    error: SSHError | None
+    config: ClientConfig  # its window_size: how much unread data may wait on a channel
+
+    def consume(self, channel: StreamChannel, count: int) -> None: ...
+    def flush(self) -> None: ...
+    async def drain(self, deadline: float | None = None) -> None: ...
+    def check_writable(self, channel: StreamChannel) -> None: ...
+    def can_write(self, channel: StreamChannel) -> bool: ...
+    def send_some(self, channel: StreamChannel, view: memoryview, stderr: bool) -> int: ...
+    def channel_request(self, channel: StreamChannel, name: str, payload: bytes,
+                        want_reply: bool) -> int: ...
+    def send_eof(self, channel: StreamChannel) -> bool: ...
+    def close_channel(self, channel: StreamChannel) -> bool: ...
+    def abandon(self, channel: StreamChannel) -> None: ...
+    def open_channel(self, channel: StreamChannel, extra: bytes = b"") -> None: ...
+
+
 class AioChannel(StreamChannel):
     """One channel as coroutines see it."""
 
-    def __init__(self, link: AioDriver, kind: str) -> None:
+    def __init__(self, link: AioChannelLink, kind: str) -> None:
         super().__init__(kind)
         self.link = link
         self._waiters = Waiters()

@@ -15,7 +15,7 @@ from typing import Any
 from ..channelstate import OutputCollector
 from ..errors import ChannelClosedError, RequestDeniedError, SSHError, Timeout
 from ..protocol import session as req
-from .channel import AioDriver, AioSessionChannel, deadline_after
+from .channel import AioChannelLink, AioSessionChannel, deadline_after
 
 
 class ChannelReader:
@@ -96,7 +96,7 @@ class ChannelWriter:
 class Session:
     """A remote program (command, shell or subsystem) on one channel."""
 
-    def __init__(self, link: AioDriver, open_timeout: float | None = None) -> None:
+    def __init__(self, link: AioChannelLink, open_timeout: float | None = None) -> None:
         self.link = link
         self._open_timeout = open_timeout
         self._channel = AioSessionChannel(link, "session")

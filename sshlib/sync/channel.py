@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from ..channelstate import LINE_LIMIT, OutputCollector, SessionChannel, StreamChannel
 from ..config import ClientConfig
@@ -58,10 +59,29 @@ class ThreadDriver(Driver):
         self.connection_cond.notify_all()
 
 
+class ChannelLink(Protocol):
+    """What a ChannelIO needs from what carries it: a ThreadDriver, or sshlib.mux's pipes.
+
+    Each method is called with `lock` held except `flush()`, which may wait.
+    """
+
+    lock: threading.Lock
+
+    def consume(self, channel: StreamChannel, count: int) -> None: ...
+    def flush(self, deadline: float | None = None) -> None: ...
+    def check_writable(self, channel: StreamChannel) -> None: ...
+    def can_write(self, channel: StreamChannel) -> bool: ...
+    def send_some(self, channel: StreamChannel, view: memoryview, stderr: bool) -> int: ...
+    def channel_request(self, channel: StreamChannel, name: str, payload: bytes,
+                        want_reply: bool) -> int: ...
+    def send_eof(self, channel: StreamChannel) -> bool: ...
+    def close_channel(self, channel: StreamChannel) -> bool: ...
+
+
 class ChannelIO(StreamChannel):
     """One open (or opening) channel as the application threads see it."""
 
-    def __init__(self, link: ThreadDriver, kind: str) -> None:
+    def __init__(self, link: ChannelLink, kind: str) -> None:
         super().__init__(kind)
         self.link = link
         self.cond = threading.Condition(link.lock)
@@ -268,7 +288,7 @@ class ChannelIO(StreamChannel):
 class SessionChannelIO(ChannelIO, SessionChannel):
     """A session channel for threads: exit bookkeeping plus draining both streams."""
 
-    def __init__(self, link: ThreadDriver, kind: str = "session") -> None:
+    def __init__(self, link: ChannelLink, kind: str = "session") -> None:
         super().__init__(link, kind)  # ChannelIO, then SessionChannel's exit fields
 
     def drain(self, collector: OutputCollector, deadline: float | None,
