@@ -103,18 +103,53 @@ class AioChannelLink(Protocol):
     error: SSHError | None
     config: ClientConfig  # its window_size: how much unread data may wait on a channel
 
-    def consume(self, channel: StreamChannel, count: int) -> None: ...
-    def flush(self) -> None: ...
-    async def drain(self, deadline: float | None = None) -> None: ...
-    def check_writable(self, channel: StreamChannel) -> None: ...
-    def can_write(self, channel: StreamChannel) -> bool: ...
-    def send_some(self, channel: StreamChannel, view: memoryview, stderr: bool) -> int: ...
+    def consume(self, channel: StreamChannel, count: int) -> None:
+        """The application took `count` bytes: give the window back (as `Driver.consume`), or for
+        mux resume reading; never waits, what it queues goes out with `flush()`."""
+    def flush(self) -> None:
+        """Hand what is queued to the transport; never waits (as `AioDriver.flush`; `drain()`
+        waits)."""
+    async def drain(self, deadline: float | None = None) -> None:
+        """Wait until back-pressure clears (as `AioDriver.drain`; for mux, until our stdin end takes
+        data again or the session ended); Timeout at `deadline` (loop.time()), None: no limit."""
+    def check_writable(self, channel: StreamChannel) -> None:
+        """Raise before a write: the connection's error, or ChannelClosedError after EOF or close
+        (as `Driver.check_writable`)."""
+    def can_write(self, channel: StreamChannel) -> bool:
+        """Whether a writer waiting on `channel` should wake (as `Driver.can_write`): there is
+        window, or the channel or connection ended so `send_some()` raises why."""
+    def send_some(self, channel: StreamChannel, view: memoryview, stderr: bool) -> int:
+        """After `can_write()`: take what can go now from `view` and return the count (as the
+        driver's `send_some`); 0 means nothing could, and the writer drains before trying again.
+
+        Raises the connection's error, or ChannelClosedError once the channel closed.  Call from
+        the connection's event loop.
+        """
     def channel_request(self, channel: StreamChannel, name: str, payload: bytes,
-                        want_reply: bool) -> int: ...
-    def send_eof(self, channel: StreamChannel) -> bool: ...
-    def close_channel(self, channel: StreamChannel) -> bool: ...
-    def abandon(self, channel: StreamChannel) -> None: ...
-    def open_channel(self, channel: StreamChannel, extra: bytes = b"") -> None: ...
+                        want_reply: bool) -> int:
+        """Queue a channel request (as `Driver.channel_request`); returns the ticket to wait on for
+        the reply, -1 without `want_reply`.
+
+        ChannelClosedError on a closed channel, the connection's error once it ended; a mux link
+        raises RequestDeniedError (the ControlMaster protocol carries no channel requests).
+        """
+    def send_eof(self, channel: StreamChannel) -> bool:
+        """Queue EOF once (as `Driver.send_eof`): True if the caller must now flush, False if EOF
+        was already sent or the channel closed."""
+    def close_channel(self, channel: StreamChannel) -> bool:
+        """Start closing the channel (as `Driver.close_channel`): True if the caller must now flush,
+        False when the connection (for mux, the session) already ended.
+
+        Waiters wake when the close completes (the server's CHANNEL_CLOSE, or the master hanging
+        up).
+        """
+    def abandon(self, channel: StreamChannel) -> None:
+        """The opener gave up waiting (Timeout or cancellation): close the channel if the server
+        confirms it later (as `Driver.abandon`); nothing to do for mux."""
+    def open_channel(self, channel: StreamChannel, extra: bytes = b"") -> None:
+        """Send CHANNEL_OPEN and register `channel` (as `Driver.open_channel`); the answer comes
+        later, see `AioChannel.wait_open`.  Raises the connection's error once it ended; a mux
+        link raises SSHError (the master opens its channels itself)."""
 
 
 class AioChannel(StreamChannel):

@@ -450,6 +450,7 @@ class MuxClient:
 
     @property
     def closed(self) -> bool:
+        """True once `close()` started; new sessions and streams then raise MuxError."""
         return self._closed
 
     async def close(self) -> None:

@@ -193,6 +193,7 @@ class MuxClient:
     # --- lifetime ------------------------------------------------------------------------------
     @property
     def closed(self) -> bool:
+        """True once `close()` was called; new sessions and streams then raise MuxError."""
         return self._closed
 
     def close(self) -> None:

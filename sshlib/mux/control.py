@@ -30,10 +30,17 @@ _SUN_PATH_MAX = 108 if sys.platform == "linux" else 104
 
 
 def deadline_after(timeout: float | None) -> float | None:
+    """The time.monotonic() instant `timeout` seconds from now, None for no limit: one deadline
+    shared by every step of an operation (connect, HELLO, request, reply)."""
     return None if timeout is None else time.monotonic() + timeout
 
 
 def remaining_time(deadline: float | None) -> float | None:
+    """Seconds left until `deadline` as a timeout argument, None for no limit.
+
+    Never negative and never raises: 0.0 once the deadline passed, so the step it is passed to
+    raises its own MuxTimeoutError.
+    """
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
@@ -51,6 +58,8 @@ def os_error(path: str, exc: OSError, what: str) -> MuxError:
 
 
 def check_path(path: str) -> None:
+    """MuxConnectError if `path` is too long for a Unix socket address (107 bytes on Linux, 103
+    elsewhere), raised before connecting so the error says why."""
     if len(path.encode()) >= _SUN_PATH_MAX:
         raise MuxConnectError(f"ControlPath is longer than a Unix socket path may be "
                               f"({_SUN_PATH_MAX - 1} bytes)", path=path)
@@ -78,6 +87,8 @@ class Inbox:
         self.backlog: list[mp.MuxEvent] = []
 
     def feed(self, data: bytes) -> None:
+        """Parse bytes read from the control socket (b"" at its end) and keep the messages, in
+        order; MuxProtocolError naming the ControlPath if the master sent something malformed."""
         try:
             self.backlog += self.proto.receive_data(data)
         except MuxProtocolError as exc:
@@ -94,6 +105,8 @@ class Inbox:
         return None
 
     def drain(self) -> list[mp.MuxEvent]:
+        """Take every message received so far, in order, leaving the inbox empty (a session's
+        reader starts with what arrived behind the reply its opener waited for)."""
         events, self.backlog = self.backlog, []
         return events
 
@@ -183,11 +196,19 @@ class ControlConnection:
         return self.reply(rid, deadline, what)
 
     def reply(self, rid: int, deadline: float | None, what: str) -> mp.MuxEvent:
+        """Wait for the reply to request `rid`, already sent (after passing descriptors, say).
+
+        Other messages stay in the inbox.  MuxTimeoutError once `deadline` (time.monotonic())
+        passes; MuxRefusedError if the master refused; MuxConnectError if it hung up first;
+        MuxProtocolError for a malformed message.
+        """
         event = self.wait_for(lambda e: getattr(e, "request_id", None) == rid, deadline,
                               f"waiting for the reply to {what}")
         return reply_or_raise(event, self.path, what)
 
     def close(self) -> None:
+        """Close the socket; never raises, may be repeated.  For a session's connection the
+        master takes the hang-up as the end of the session and closes its channel."""
         try:
             self.sock.close()
         except OSError:

@@ -147,25 +147,35 @@ class SessionSpec:
     started: bool = False
 
     def before_start(self, what: str) -> None:
+        """SSHError naming `what()` once the session started: all of the spec goes with
+        MUX_C_NEW_SESSION and cannot change afterwards."""
         if self.started:
             raise SSHError(f"{what}() must come before the session starts")
 
     def request_pty(self, term: str, height: int, width: int,
                     modes: Mapping[str | int, int] | None) -> None:
+        """Ask for a pty of this size and modes (by name or RFC 4254 opcode); SSHError once
+        started.  The master reads them from the local pty passed to it, so an unknown mode
+        raises ValueError only when the session starts."""
         self.before_start("request_pty")
         self.pty = (term, height, width, dict(modes or {}))
 
     def setenv(self, name: str, value: str) -> None:
+        """Add `name=value` to the session's environment; ValueError for an empty name or one
+        with "=", SSHError once started.  The server may ignore it (AcceptEnv) without a word."""
         self.before_start("setenv")
         if not name or "=" in name:
             raise ValueError(f"bad environment variable name {name!r}")
         self.env.append(f"{name}={value}")
 
     def request_agent(self) -> None:
+        """Ask the master to forward an agent to the session (the master's agent, not ours);
+        SSHError once started."""
         self.before_start("request_agent_forwarding")
         self.agent = True
 
     def start(self) -> None:
+        """Mark the spec used; SSHError the second time (one command per mux session)."""
         if self.started:
             raise SSHError("session already started; use a new session per command")
         self.started = True
@@ -188,6 +198,8 @@ class Stdio:
     pty: bool
 
     def close_theirs(self) -> None:
+        """Close our copies of the passed descriptors, once sent (or the open failed), so only
+        the master holds them and its closing them ends our reads; safe to repeat."""
         for fd in self.theirs:
             os.close(fd)
         self.theirs = []
@@ -256,15 +268,24 @@ class FdLink:
 
     # --- ChannelLink methods both front-ends share ----------------------------------------
     def check_writable(self, channel: StreamChannel) -> None:
+        """ChannelLink.check_writable: ChannelClosedError before the session started (no stdin
+        yet), after EOF or after close."""
         if self.stdin < 0:
             raise ChannelClosedError("the session has not started")
         if channel.eof_sent or channel.closed:
             raise ChannelClosedError("channel input is closed")
 
     def can_write(self, channel: StreamChannel) -> bool:
+        """Always True: a mux session has no window; a full stdin shows as a short `send_some()`."""
         return True
 
     def send_some(self, channel: StreamChannel, view: memoryview, stderr: bool) -> int:
+        """Write to our end of stdin without blocking and return the count: 0 when it is full
+        (`write_blocked` is then set, and the front-end's flush or drain waits for room).
+
+        ValueError for `stderr` (a session's stderr is output only); ChannelClosedError once
+        the descriptor is closed or its far end gone.
+        """
         if stderr:
             raise ValueError("a mux session has no stderr to write to")
         try:
@@ -277,9 +298,13 @@ class FdLink:
 
     def channel_request(self, channel: StreamChannel, name: str, payload: bytes,
                         want_reply: bool) -> int:
+        """Always RequestDeniedError: the ControlMaster protocol carries no channel requests
+        (window_change() goes through the local pty and SIGWINCH instead)."""
         raise RequestDeniedError(f"the ControlMaster protocol cannot send {name!r} requests")
 
     def send_eof(self, channel: StreamChannel) -> bool:
+        """Shut down our stdin socket for writing, once: True the first time, False after EOF or
+        close.  A pty has no end of input: nothing is sent (write b"\\x04" instead)."""
         if channel.eof_sent or channel.closed:
             return False
         channel.eof_sent = True

@@ -54,6 +54,12 @@ class Pipes(FdLink):
 
     # --- the pump ---------------------------------------------------------------------------
     def start(self, channel: ChannelIO) -> None:
+        """Start the pump thread for `channel`, once, after SESSION_OPENED.
+
+        It applies what arrived behind that reply, then reads the outputs and the control
+        socket until the session ends; then it closes the channel (with the error, if reading
+        failed) and every descriptor.
+        """
         self.channel = channel
         self.control.sock.setblocking(False)
         self._thread = threading.Thread(target=self._pump, name="sshlib-mux-pump", daemon=True)
@@ -156,6 +162,8 @@ class Pipes(FdLink):
 
     # --- ChannelLink (lock held) ----------------------------------------------------------------
     def consume(self, channel: StreamChannel, count: int) -> None:
+        """ChannelLink.consume: wake the pump if it stopped reading with `BUFFER_LIMIT` bytes
+        unread."""
         if self._paused:
             self._wake()
 

@@ -67,6 +67,7 @@ class MuxEvent:
 
 @dataclass(frozen=True)
 class HelloReceived(MuxEvent):
+    """MUX_MSG_HELLO: the master's protocol version (only 4 is accepted) and extensions."""
     version: int
     extensions: tuple[tuple[str, bytes], ...]
 
@@ -87,18 +88,21 @@ class RequestFailed(MuxEvent):
 
 @dataclass(frozen=True)
 class AliveReported(MuxEvent):
+    """MUX_S_ALIVE, the reply to alive_check(): the master's process id."""
     request_id: int
     pid: int
 
 
 @dataclass(frozen=True)
 class SessionOpened(MuxEvent):
+    """MUX_S_SESSION_OPENED; `session_id` is what its ExitReported and TtyAllocFailed name."""
     request_id: int
     session_id: int
 
 
 @dataclass(frozen=True)
 class RemotePortAllocated(MuxEvent):
+    """MUX_S_REMOTE_PORT: the port the server bound for a remote forward asked with port 0."""
     request_id: int
     port: int
 
@@ -112,6 +116,7 @@ class ExitReported(MuxEvent):
 
 @dataclass(frozen=True)
 class TtyAllocFailed(MuxEvent):
+    """MUX_S_TTY_ALLOC_FAIL: the server refused the pty; the session goes on without one."""
     session_id: int
 
 

@@ -35,6 +35,8 @@ _BY_OPCODE = {opcode: name for name, opcode in TERMINAL_MODES.items()}
 
 
 def set_size(fd: int, height: int, width: int) -> None:
+    """Set the terminal size of pty `fd` (TIOCSWINSZ; OSError if it is not a terminal).
+    Nobody is told: `fds.resize` also signals the master."""
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 

@@ -67,15 +67,48 @@ class ChannelLink(Protocol):
 
     lock: threading.Lock
 
-    def consume(self, channel: StreamChannel, count: int) -> None: ...
-    def flush(self, deadline: float | None = None) -> None: ...
-    def check_writable(self, channel: StreamChannel) -> None: ...
-    def can_write(self, channel: StreamChannel) -> bool: ...
-    def send_some(self, channel: StreamChannel, view: memoryview, stderr: bool) -> int: ...
+    def consume(self, channel: StreamChannel, count: int) -> None:
+        """The application took `count` bytes: give the window back (as `Driver.consume`), or for
+        mux let the pump read again; never waits, what it queues goes out with `flush()`."""
+    def flush(self, deadline: float | None = None) -> None:
+        """Send what is queued, without the lock (as `ThreadDriver.flush`); may block.
+
+        Timeout once `deadline` (time.monotonic()) passes; what was not sent stays queued, in
+        order, for the next flush.  None waits as long as it takes.
+        """
+    def check_writable(self, channel: StreamChannel) -> None:
+        """Raise before a write: the connection's error, or ChannelClosedError after EOF or close
+        (as `Driver.check_writable`)."""
+    def can_write(self, channel: StreamChannel) -> bool:
+        """Whether a writer waiting on `channel` should wake (as `Driver.can_write`): there is
+        window, or the channel or connection ended so `send_some()` raises why.
+
+        Evaluated by the reader thread's wake-ups, so it may read only state changed under `lock`.
+        """
+    def send_some(self, channel: StreamChannel, view: memoryview, stderr: bool) -> int:
+        """After `can_write()`: take what can go now from `view` and return the count (as the
+        driver's `send_some`); 0 means nothing could, and the writer flushes before trying again.
+
+        Raises the connection's error, or ChannelClosedError once the channel closed.
+        """
     def channel_request(self, channel: StreamChannel, name: str, payload: bytes,
-                        want_reply: bool) -> int: ...
-    def send_eof(self, channel: StreamChannel) -> bool: ...
-    def close_channel(self, channel: StreamChannel) -> bool: ...
+                        want_reply: bool) -> int:
+        """Queue a channel request (as `Driver.channel_request`); returns the ticket to wait on for
+        the reply, -1 without `want_reply`.
+
+        ChannelClosedError on a closed channel, the connection's error once it ended; a mux link
+        raises RequestDeniedError (the ControlMaster protocol carries no channel requests).
+        """
+    def send_eof(self, channel: StreamChannel) -> bool:
+        """Queue EOF once (as `Driver.send_eof`): True if the caller must now flush, False if EOF
+        was already sent or the channel closed."""
+    def close_channel(self, channel: StreamChannel) -> bool:
+        """Start closing the channel (as `Driver.close_channel`): True if the caller must now flush,
+        False when the connection (for mux, the session) already ended.
+
+        Waiters wake when the close completes (the server's CHANNEL_CLOSE, or the master hanging
+        up).
+        """
 
 
 class ChannelIO(StreamChannel):
