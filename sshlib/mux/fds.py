@@ -162,7 +162,8 @@ class SessionSpec:
 
     def setenv(self, name: str, value: str) -> None:
         """Add `name=value` to the session's environment; ValueError for an empty name or one
-        with "=", SSHError once started.  The server may ignore it (AcceptEnv) without a word."""
+        with "=", SSHError once started.  The master passes on only what its own SendEnv/SetEnv
+        allow, and the server only what its AcceptEnv allows; either drops the rest silently."""
         self.before_start("setenv")
         if not name or "=" in name:
             raise ValueError(f"bad environment variable name {name!r}")
