@@ -205,6 +205,7 @@ def sftp(args: argparse.Namespace) -> dict[str, Any]:
     _check(proc, "sftp")
     result = _common.sftp_result(args, t0)
     result["process"] = proc
+    return result
 
 
 def _free_port() -> int:
