@@ -12,7 +12,8 @@ The examples stay as a reader would write them (`example.com:22`, `~/.ssh/id_ed2
   CA `user_ca` made by ssh-keygen (the sshd trusts it) and `id_ed25519.ppk` made by puttygen,
   and in ~/.ssh the key's .pub and, when the block mentions `-cert.pub`, a certificate the CA
   signed for the test account; `report.pdf`, a `local/` directory and `./ssh_config` when
-  named; SFTP's relative paths start in a private directory holding the remote files the
+  named; a real `ssh -M` master behind the docs' ControlPath `~/.ssh/cm-alice@host:22`; SFTP's
+  relative paths start in a private directory holding the remote files the
   SFTP examples name (`logs/`, `remote/file`, `big.iso`, `incoming/`);
 - the sshd itself resolves the names through nss_wrapper's hosts file: the SSH names
   (`bastion`, `target`...) reach it through a relay on port 22 of a loopback address of its
@@ -49,6 +50,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -374,6 +376,20 @@ def world(site: Site, ssh_agent: AgentProcess, tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr(socket.socket, "connect", connect)
+    master = None
+    if "~/.ssh/cm-alice@host:22" in example.code:  # the docs' ControlPath: a real ssh -M
+        control = home / ".ssh" / "cm-alice@host:22"
+        master = subprocess.Popen(
+            ["ssh", "-M", "-N", "-o", "ControlMaster=yes", "-o", f"ControlPath={control}",
+             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-i", str(key), "host"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(300):
+            if control.exists() or master.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert control.exists(), ("the ssh -M master for the example did not start: "
+                                  + (master.stderr.read().decode() if master.poll() is not None
+                                     else "no control socket after 15 s"))
 
     cfg = sshlib.ClientConfig(user=sshd.user,
                               auth=[sshlib.PublicKeys(sshlib.load_private_key(key))],
@@ -395,6 +411,9 @@ def world(site: Site, ssh_agent: AgentProcess, tmp_path: Path, monkeypatch: pyte
         stop.set()
         visitor.join(10)
         shutil.rmtree(scratch, ignore_errors=True)
+        if master is not None:
+            master.terminate()
+            master.wait(10)
     if "-cert.pub" in example.code:
         log = sshd.log_text(start)
         assert "Accepted publickey" not in log or "ED25519-CERT" in log, \
