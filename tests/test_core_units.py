@@ -46,11 +46,14 @@ def _imports_of(path: Path, package: str) -> set[str]:
 
 
 def _sans_io_roots() -> list[str]:
-    """driver.py, every module of protocol/ and agent/protocol.py (found on disk)."""
+    """driver.py, every module of protocol/ and sftp/, agent/protocol.py, the mux codec and
+    the other pure layers (found on disk)."""
     package = Path(sshlib.__file__).parent
-    roots = ["sshlib.driver", "sshlib.channelstate", "sshlib.agent.protocol"]
-    roots += [f"sshlib.protocol.{p.stem}" for p in sorted((package / "protocol").glob("*.py"))
-              if p.stem != "__init__"]
+    roots = ["sshlib.driver", "sshlib.channelstate", "sshlib.agent.protocol",
+             "sshlib.compression", "sshlib.socks", "sshlib.forwardspec", "sshlib.mux.protocol"]
+    for sub in ("protocol", "sftp"):
+        roots += [f"sshlib.{sub}.{p.stem}" for p in sorted((package / sub).glob("*.py"))
+                  if p.stem != "__init__"]
     return roots
 
 
