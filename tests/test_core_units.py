@@ -430,3 +430,36 @@ def test_proxy_command_tokens() -> None:
         "nc db 2222 # ann db 100%"
     with pytest.raises(ValueError, match="%x"):
         driver.proxy_command_line("nc %x", "db", 22, None)
+
+
+# --- answers out of turn (typed errors, not asserts that vanish under python -O) ------------
+
+def test_accept_host_key_out_of_turn_ends_the_connection_with_protocol_error() -> None:
+    import os
+
+    from fakeserver import run_core
+
+    from sshlib.protocol.client import ClientConnection
+
+    cfg = sshlib.ClientConfig(user="tester", host_key_callback=sshlib.insecure_ignore_host_key())
+    early = ClientConnection(cfg, rng=os.urandom, now=0.0)  # no version exchange yet
+    events = early.accept_host_key()
+    assert [type(e) for e in events] == [ev.ConnectionTerminated]
+    error = events[0].error  # type: ignore[attr-defined]
+    assert isinstance(error, sshlib.ProtocolError) and "awaiting verification" in str(error)
+    assert early.closed and early.accept_host_key() == []
+
+    host_key = generate_private_key("ssh-ed25519")
+    cfg = sshlib.ClientConfig(user="tester",
+                              host_key_callback=sshlib.fixed_host_key(host_key.public_key))
+    late = ClientConnection(cfg, rng=os.urandom, now=0.0)
+
+    def script(server: object) -> None:
+        server.handshake()  # type: ignore[attr-defined]
+        server.accept_auth()  # type: ignore[attr-defined]
+
+    run_core(script, core=late, host_key=host_key)
+    assert late.authenticated
+    events = late.accept_host_key()  # the verdict was given already
+    assert [type(e) for e in events] == [ev.ConnectionTerminated]
+    assert isinstance(events[0].error, sshlib.ProtocolError)  # type: ignore[attr-defined]

@@ -185,10 +185,14 @@ class ClientConnection:
         """Answer HostKeyVerificationRequested with yes: NEWKEYS goes out and processing resumes.
 
         Returns the events that the buffered input yields.  Call it only after that event
-        (otherwise the connection ends with ProtocolError); errors end the connection as events.
+        (otherwise the connection ends with ProtocolError, also before any key exchange began);
+        errors end the connection as events.  After the connection ended it does nothing.
         """
-        assert self._handshake is not None
+        if self.closed:
+            return self._take_events()
         try:
+            if self._handshake is None:
+                raise ProtocolError("no host key is awaiting verification (no key exchange yet)")
             self._handshake.accept_host_key()
             self._process()
         except SSHError as exc:
