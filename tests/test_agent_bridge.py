@@ -417,3 +417,35 @@ def test_upstream_reply_over_the_cap_is_failure_not_a_crash(sockdir: Path) -> No
                 client.list_keys()
         assert bridge.active_clients in (0, 1)
     upstream.close()
+
+
+def test_start_twice_or_after_close_is_refused(loaded_agent: AgentProcess,
+                                               sockdir: Path) -> None:
+    """A second start() raises SSHError and starts no second accept thread; so does start()
+    after close().  The running bridge keeps serving the real ssh-agent behind it."""
+    import threading
+
+    from sshlib.errors import SSHError
+
+    path = sockdir / "b.sock"
+    bridge = Bridge([open_listener(f"unix:{path}")], f"unix:{loaded_agent.sock}")
+
+    def accept_threads() -> int:
+        return sum(t.name.startswith("agent-bridge-accept") and str(path) in t.name
+                   for t in threading.enumerate())
+
+    try:
+        bridge.start()
+        with pytest.raises(SSHError, match="called twice"):
+            bridge.start()
+        with pytest.raises(SSHError, match="called twice"), bridge:  # __enter__ starts too
+            pass
+        assert accept_threads() == 1
+        listing = ssh_add_l(str(path))
+        assert listing.returncode == 0 and listing.stdout == expected_listing(loaded_agent)
+    finally:
+        bridge.close()
+    assert bridge.wait(5) and accept_threads() == 0
+    with pytest.raises(SSHError, match="after close"):
+        bridge.start()
+    assert accept_threads() == 0 and not path.exists()

@@ -43,7 +43,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from ..errors import AgentConnectError, AgentError, AgentProtocolError, AgentTimeoutError
+from ..errors import (
+    AgentConnectError,
+    AgentError,
+    AgentProtocolError,
+    AgentTimeoutError,
+    SSHError,
+)
 from . import protocol as p
 from .discover import Endpoint, open_stream
 from .listeners import Listener, ListenerClosed, PendingClient
@@ -288,6 +294,7 @@ class Bridge:
         self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
         self._closed = False
+        self._started = False
         self._next_id = 0
         self.served = 0
 
@@ -300,10 +307,18 @@ class Bridge:
             return len(self._clients)
 
     def start(self) -> None:
-        """Start one accept thread per listener and return at once; call it once.
+        """Start one accept thread per listener and return at once.
 
-        Clients past `max_clients` are not accepted until a slot frees (they wait unserved).
+        A bridge starts once (entering ``with`` starts it): a second call, or a call after
+        `close`, raises SSHError and changes nothing.  Clients past `max_clients` are not
+        accepted until a slot frees (they wait unserved).
         """
+        with self._lock:
+            if self._closed:
+                raise SSHError("agent bridge: start() after close(); make a new Bridge")
+            if self._started:
+                raise SSHError("agent bridge: start() called twice; it is serving already")
+            self._started = True
         for listener in self.listeners:
             thread = threading.Thread(target=self._accept_loop, args=(listener,), daemon=True,
                                       name=f"agent-bridge-accept {listener.endpoint}")
