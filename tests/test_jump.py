@@ -6,14 +6,17 @@ import os
 import resource
 import shutil
 import socket
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from frontends import frontend_fixture  # noqa: F401  (the `frontend` fixture)
+from frontends import AioClient, frontend_fixture  # noqa: F401  (the `frontend` fixture)
 from helpers import config, connect
 
 import sshlib
+import sshlib.aio
 
 
 @pytest.fixture
@@ -119,3 +122,52 @@ def test_inner_connection_ends_when_the_bastion_goes(frontend: Any,
     with pytest.raises(sshlib.SSHError):
         inner.new_session(timeout=5)
     inner.close()
+
+
+def gone_or_zombie(pid: int) -> bool:
+    """The process has died: no /proc entry, or a zombie its new parent has not reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def connect_proxy(frontend: Any, server: Any, command: str) -> Any:
+    """sshlib.connect / sshlib.aio.connect with ProxyCommand (no config files read)."""
+    options = {"HostName": server.host, "Port": server.port, "User": server.user,
+               "IdentityFile": str(server.user_key_paths["ed25519-openssh"]),
+               "IdentitiesOnly": "yes", "IdentityAgent": "none",
+               "UserKnownHostsFile": str(server.known_hosts_path), "ProxyCommand": command}
+    if frontend.name == "sync":
+        return sshlib.connect("target", config_files=[], options=options)
+    return AioClient(frontend, frontend.run(
+        sshlib.aio.connect("target", config_files=[], options=options)))
+
+
+@pytest.mark.parametrize("how", ["dial", "connect"])
+def test_close_ends_a_proxy_command_that_ignores_sigterm(frontend: Any, openssh_server: Any,
+                                                         tmp_path: Path, how: str) -> None:
+    """close() is quick and bounded even when the ProxyCommand ignores EOF and SIGTERM: the
+    command is killed and reaped, and so is a helper it started in the background.  Both
+    dial(proxy_command=) and connect() with ProxyCommand."""
+    assert shutil.which("socat"), "socat is missing: scripts/test.sh installs it"
+    pids = tmp_path / "pids"
+    command = (f"trap '' TERM; sleep 60 & echo $$ $! > {pids}; socat - TCP:%h:%p; "
+               "wait; sleep 60")
+    if how == "dial":
+        client = frontend.dial_proxy(openssh_server.address, config(openssh_server), command)
+    else:
+        client = connect_proxy(frontend, openssh_server, command)
+    assert whoami(client).split()[3] == str(openssh_server.port).encode()
+    shell, helper = (int(pid) for pid in pids.read_text().split())
+    started = time.monotonic()
+    client.close()
+    took = time.monotonic() - started
+    assert took < 1.5, f"close() took {took:.2f} s"
+    with pytest.raises(ProcessLookupError):  # reaped, not even a zombie
+        os.kill(shell, 0)
+    deadline = time.monotonic() + 5
+    while not gone_or_zombie(helper):  # SIGKILL is delivered asynchronously
+        assert time.monotonic() < deadline, "the proxy command's background helper survived"
+        time.sleep(0.02)

@@ -20,7 +20,7 @@ from ..sshconfig.forwards import ForwardRequest
 from ..sshconfig.reader import ConfigFile, ExecRunner
 from ..sshconfig.session import SessionSetup, session_setup
 from .channel import AioDriver
-from .client import ByteReader, ByteWriter, Client, client_over, with_timeout
+from .client import ByteReader, ByteWriter, Client, client_over, reap_proxy_command, with_timeout
 from .session import Session
 
 __all__ = ["connect", "connect_host", "ConfiguredClient", "ConfiguredSession"]
@@ -179,15 +179,7 @@ async def _proxy_command(hc: HostConfig) -> tuple[asyncio.StreamReader, asyncio.
     except OSError as exc:
         raise ConnectionLost(f"cannot start ProxyCommand {line!r}: {exc}") from exc
     assert process.stdout is not None and process.stdin is not None
-
-    async def reap() -> None:
-        try:
-            await asyncio.wait_for(process.wait(), 2)
-        except asyncio.TimeoutError:
-            process.kill()
-            await process.wait()
-
-    return process.stdout, process.stdin, reap
+    return process.stdout, process.stdin, lambda: reap_proxy_command(process)
 
 
 async def _start_forward(client: ConfiguredClient, request: ForwardRequest,
