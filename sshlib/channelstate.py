@@ -107,6 +107,19 @@ class StreamChannel:
             self.error = error
         self.wake()
 
+    def give_up_opening(self, error: SSHError) -> bool:
+        """The opener stopped waiting for the server's answer (Timeout, cancellation, an
+        interrupt; lock held): mark the channel closed with `error`, unless it closed already.
+
+        True when the server confirmed it in the meantime: the front-end must then close it.
+        Either way the front-end also calls `Driver.abandon`, which closes a channel whose
+        confirmation comes later, so a given-up channel never stays open on the server.
+        """
+        if self.closed:
+            return False
+        self.on_close(error)
+        return self.opened
+
     # --- predicates and results for waiters ----------------------------------------------
     def open_settled(self) -> bool:
         """True once the open was confirmed or refused (a waiter's predicate; lock held)."""

@@ -319,3 +319,89 @@ def test_replies_to_abandoned_requests_are_not_kept() -> None:
     assert channel.request_results == {1: False}
     channel.abandon_reply(1)          # gave up just after the reply arrived
     assert channel.request_results == {} and channel.abandoned_replies == set()
+
+
+# --- opens the opener gave up on (both front-ends close such a channel the same way) --------
+
+def _closes_given_up_channel(closed: threading.Event, confirm_late: threading.Event | None,
+                             ) -> Any:
+    """A script: the first channel is confirmed (at once, or once `confirm_late` is set); the
+    client must close it; then a session must still work."""
+    def script(s: ServerSide) -> None:
+        s.handshake()
+        s.accept_auth()
+        given_up = s.expect_channel_open(confirm=confirm_late is None)
+        if confirm_late is not None:
+            assert confirm_late.wait(5)
+            s.send_payload(bytes((CHANNEL_OPEN_CONFIRMATION,)) + u32(given_up.client_id)
+                           + u32(given_up.server_id) + u32(1 << 20) + u32(32768))
+            s.send_data(given_up, b"nobody is listening")
+        assert Parser(s.recv_message(CHANNEL_CLOSE), 1).u32() == given_up.server_id
+        s.send_close(given_up)
+        closed.set()
+        channel, _ = s.serve_session()
+        s.send_data(channel, b"still fine")
+        s.finish_command(channel)
+    return script
+
+
+def test_late_confirmation_of_a_timed_out_open_is_closed() -> None:
+    confirm_late, closed = threading.Event(), threading.Event()
+    with FakeServer(_closes_given_up_channel(closed, confirm_late)) as fs, \
+            fs.connect() as client:
+        with pytest.raises(sshlib.Timeout):
+            client.open_channel("session", timeout=0.3)
+        confirm_late.set()
+        assert closed.wait(5), f"the client never closed the late channel ({client.wait(0.1)})"
+        with client.new_session(timeout=5) as session:
+            assert session.output("true", timeout=5) == b"still fine"
+        fs.wait_script()
+
+
+def test_open_given_up_just_as_the_confirmation_came_is_closed(
+        frontend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The opener stops waiting (sync: its deadline passed; aio: its task is cancelled) after
+    the confirmation was dispatched but before it ran again: the channel is open on the
+    server, so the client closes it, and marks it closed with Timeout, as for a pending one."""
+    import asyncio
+
+    from sshlib.aio.channel import AioChannel
+    from sshlib.sync.channel import ChannelIO
+
+    closed = threading.Event()
+    given_up: list[StreamChannel] = []
+    with FakeServer(_closes_given_up_channel(closed, None)) as fs, fs.connect() as client:
+        if frontend.name == "sync":
+            wait_open = ChannelIO.wait_open
+
+            def deadline_passes_as_it_comes(self: ChannelIO, timeout: float | None) -> None:
+                wait_open(self, 5)  # returns: confirmed ...
+                given_up.append(self)
+                raise sshlib.Timeout("timed out waiting for session channel open")  # ... late
+
+            with monkeypatch.context() as patch:
+                patch.setattr(ChannelIO, "wait_open", deadline_passes_as_it_comes)
+                with pytest.raises(sshlib.Timeout):
+                    client.open_channel("session", timeout=5)
+        else:
+            opener: list[asyncio.Task[Any]] = []
+            on_opened = AioChannel.on_opened
+
+            def cancel_as_it_comes(self: AioChannel) -> None:
+                on_opened(self)  # wakes the opener, which then finds itself cancelled
+                given_up.append(self)
+                opener[0].cancel()
+
+            async def attempt() -> None:
+                opener.append(asyncio.ensure_future(client.aio.open_channel("session", b"", 5)))
+                with pytest.raises(asyncio.CancelledError):
+                    await opener[0]
+
+            with monkeypatch.context() as patch:
+                patch.setattr(AioChannel, "on_opened", cancel_as_it_comes)
+                frontend.run(attempt())
+        assert closed.wait(5), f"the client never closed the channel ({client.wait(0.1)})"
+        assert given_up[0].closed and isinstance(given_up[0].error, sshlib.Timeout)
+        with client.new_session(timeout=5) as session:
+            assert session.output("true", timeout=5) == b"still fine"
+        fs.wait_script()

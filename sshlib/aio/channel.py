@@ -189,10 +189,11 @@ class AioChannel(StreamChannel):
         try:
             await self._waiters.wait_until(self.open_settled, deadline_after(timeout),
                                            f"{self.kind} channel open")
-        except BaseException:  # Timeout or cancelled: close it if the server confirms later
-            if not self.open_settled():
-                self.link.abandon(self)
-                self.on_close(Timeout(f"gave up opening the {self.kind} channel"))
+        except BaseException:  # Timeout or cancelled: as the sync Client's open
+            confirmed = self.give_up_opening(Timeout(f"gave up opening the {self.kind} channel"))
+            self.link.abandon(self)  # a confirmation may come later (the driver closes it then)
+            if confirmed:  # ... or it came just now
+                self.close()
             raise
         self.check_open_result()
 

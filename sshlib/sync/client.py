@@ -41,6 +41,7 @@ log = logging.getLogger("sshlib.client")
 TICK_SECONDS = 30.0
 SEND_TIMEOUT = 60.0
 RECV_SIZE = 256 * 1024
+ABANDON_FLUSH = 1.0  # seconds to send the CHANNEL_CLOSE of an open given up just as it came
 
 
 def dial(network: str, addr: str, config: ClientConfig, *, via: Client | None = None,
@@ -311,9 +312,17 @@ class Client(ConnectionFacts, ClientForwarding):
         self._flush(deadline)
         try:
             channel.wait_open(None if deadline is None else deadline - time.monotonic())
-        except Timeout:
-            with self._lock:  # the server may still confirm it later; close it then
+        except BaseException:  # Timeout or an interrupt: as sshlib.aio's AioChannel.wait_open
+            with self._lock:  # a confirmation may come later (the driver closes it then) ...
+                confirmed = channel.give_up_opening(
+                    Timeout(f"gave up opening the {channel.kind} channel"))
                 self._driver.abandon(channel)
+                confirmed = confirmed and self._driver.close_channel(channel)  # ... or came
+            if confirmed:
+                try:
+                    self._flush(time.monotonic() + ABANDON_FLUSH)
+                except SSHError:
+                    pass
             raise
 
     def dial(self, network: str, address: str, timeout: float | None = None) -> Stream:
