@@ -50,6 +50,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The benchmarks run sshd and POSIX tools; the assert also tells `mypy --platform win32`
+# to skip the rest of this module (as in sshlib.testing).
+assert sys.platform != "win32", "the benchmarks are POSIX-only"
+
 from benchmarks.fanout import CIPHER, HOST_KEY_ALG, KEX, machine  # noqa: E402
 from benchmarks.run import ssh_agent  # noqa: E402
 
@@ -113,6 +117,7 @@ def sign_asyncssh(args: argparse.Namespace) -> tuple[float, float, bytes]:
     async def run() -> tuple[float, float, bytes]:
         agent = await asyncssh.connect_agent(args.sock)
         (key,) = await agent.get_keys()
+        assert isinstance(key, asyncssh.SSHAgentKeyPair)  # get_keys() is typed as SSHKeyPair
         data = os.urandom(32)
         left = [args.signs]
         last: list[bytes] = []

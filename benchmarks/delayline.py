@@ -26,6 +26,10 @@ import sys
 import threading
 import time
 
+# The benchmarks run sshd and POSIX tools; the assert also tells `mypy --platform win32`
+# to skip the rest of this module (as in sshlib.testing).
+assert sys.platform != "win32", "the benchmarks are POSIX-only"
+
 __all__ = ["DelayLine"]
 
 

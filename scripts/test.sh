@@ -88,6 +88,14 @@ say "mypy"
 run mypy || failed+=(mypy)
 # The Windows agent channels only run on Windows: type-check them as Windows sees them.
 run mypy --platform win32 || failed+=("mypy --platform win32")
+# The benchmarks, strict on both platforms too, in two runs: the top-level scripts import
+# each other as benchmarks.*, the client scripts import _common from their own directory.
+for platform in linux win32; do
+  run mypy --strict --platform "$platform" --explicit-package-bases benchmarks/*.py ||
+    failed+=("mypy --platform $platform benchmarks")
+  run mypy --strict --platform "$platform" benchmarks/clients ||
+    failed+=("mypy --platform $platform benchmarks/clients")
+done
 
 say "sk-dummy (software FIDO key for the sk- tests)"
 run bash scripts/sk-dummy.sh || failed+=(sk-dummy)

@@ -15,10 +15,15 @@ import os
 import shlex
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+# The benchmarks run sshd and POSIX tools; the assert also tells `mypy --platform win32`
+# to skip the rest of this module (as in sshlib.testing).
+assert sys.platform != "win32", "the benchmarks are POSIX-only"
 
 MEASUREMENTS = ("download", "upload", "latency", "sessions", "agent",
                 "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put", "forward", "forwardconns")

@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import time
 from typing import Any, cast
 
 import _common
 import asyncssh
+
+# The benchmarks run sshd and POSIX tools; the assert also tells `mypy --platform win32`
+# to skip the rest of this module (as in sshlib.testing).
+assert sys.platform != "win32", "the benchmarks are POSIX-only"
 
 
 class _Counter(asyncssh.SSHClientSession[bytes]):

@@ -26,6 +26,7 @@ import os
 import resource
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -33,6 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import _common
+
+# The benchmarks run sshd and POSIX tools; the assert also tells `mypy --platform win32`
+# to skip the rest of this module (as in sshlib.testing).
+assert sys.platform != "win32", "the benchmarks are POSIX-only"
 
 
 def ssh_argv(args: argparse.Namespace, *extra: str) -> list[str]:

@@ -17,6 +17,10 @@ import _common
 
 import sshlib
 
+# The benchmarks run sshd and POSIX tools; the assert also tells `mypy --platform win32`
+# to skip the rest of this module (as in sshlib.testing).
+assert sys.platform != "win32", "the benchmarks are POSIX-only"
+
 
 def config(args: argparse.Namespace, cipher: str | None = None) -> sshlib.ClientConfig:
     cipher = cipher or args.cipher
@@ -132,6 +136,12 @@ def sftp(args: argparse.Namespace) -> dict[str, Any]:
     return _common.sftp_result(args, t0)
 
 
+def _port(address: object) -> int:
+    """The port of a TCP forwarder's address (typed `object`: it may be a socket path)."""
+    assert isinstance(address, tuple), address
+    return int(address[1])
+
+
 def forward(args: argparse.Namespace) -> dict[str, Any]:
     """forward (1 stream of N bytes) and forwardconns (short connections) via forward_local.
 
@@ -144,7 +154,7 @@ def forward(args: argparse.Namespace) -> dict[str, Any]:
             return asyncio.run(_forward_aio(args, port))
         with dial(args) as client, \
                 client.forward_local("127.0.0.1:0", f"127.0.0.1:{port}") as fw:
-            return _common.forward_measure(fw.address[1], args, _common.self_cpu)
+            return _common.forward_measure(_port(fw.address), args, _common.self_cpu)
     finally:
         target.kill()
         target.wait()
@@ -155,7 +165,7 @@ async def _forward_aio(args: argparse.Namespace, port: int) -> dict[str, Any]:
 
     async with sshlib.aio.dial("tcp", f"{args.host}:{args.port}", config(args)) as client:
         fw = await client.forward_local("127.0.0.1:0", f"127.0.0.1:{port}")
-        result = await asyncio.to_thread(_common.forward_measure, fw.address[1], args,
+        result = await asyncio.to_thread(_common.forward_measure, _port(fw.address), args,
                                          _common.self_cpu)
         await fw.close()
         return result
