@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from typing import Literal
 
 from .errors import ChannelClosedError, ChannelOpenError, ExitError, ExitMissingError, SSHError
 
@@ -107,18 +108,22 @@ class StreamChannel:
             self.error = error
         self.wake()
 
-    def give_up_opening(self, error: SSHError) -> bool:
+    def give_up_opening(self, error: SSHError) -> Literal["ended", "pending", "confirmed"]:
         """The opener stopped waiting for the server's answer (Timeout, cancellation, an
-        interrupt; lock held): mark the channel closed with `error`, unless it closed already.
+        interrupt; lock held): mark the channel closed with `error`, and say what the
+        front-end must do, the same in both front-ends:
 
-        True when the server confirmed it in the meantime: the front-end must then close it.
-        Either way the front-end also calls `Driver.abandon`, which closes a channel whose
-        confirmation comes later, so a given-up channel never stays open on the server.
+        - "ended": it had closed already (refused, or the connection ended): the driver has
+          dropped it (its id may belong to another channel now); nothing to do.
+        - "pending": no answer yet: call `Driver.abandon`; the driver closes the channel when
+          its confirmation comes.
+        - "confirmed": the server confirmed it meanwhile: call `Driver.abandon`, then close it.
         """
         if self.closed:
-            return False
+            return "ended"
+        confirmed = self.opened
         self.on_close(error)
-        return self.opened
+        return "confirmed" if confirmed else "pending"
 
     # --- predicates and results for waiters ----------------------------------------------
     def open_settled(self) -> bool:

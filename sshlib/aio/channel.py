@@ -190,9 +190,10 @@ class AioChannel(StreamChannel):
             await self._waiters.wait_until(self.open_settled, deadline_after(timeout),
                                            f"{self.kind} channel open")
         except BaseException:  # Timeout or cancelled: as the sync Client's open
-            confirmed = self.give_up_opening(Timeout(f"gave up opening the {self.kind} channel"))
-            self.link.abandon(self)  # a confirmation may come later (the driver closes it then)
-            if confirmed:  # ... or it came just now
+            state = self.give_up_opening(Timeout(f"gave up opening the {self.kind} channel"))
+            if state != "ended":
+                self.link.abandon(self)
+            if state == "confirmed":
                 self.close()
             raise
         self.check_open_result()

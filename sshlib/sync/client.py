@@ -313,12 +313,13 @@ class Client(ConnectionFacts, ClientForwarding):
         try:
             channel.wait_open(None if deadline is None else deadline - time.monotonic())
         except BaseException:  # Timeout or an interrupt: as sshlib.aio's AioChannel.wait_open
-            with self._lock:  # a confirmation may come later (the driver closes it then) ...
-                confirmed = channel.give_up_opening(
+            with self._lock:
+                state = channel.give_up_opening(
                     Timeout(f"gave up opening the {channel.kind} channel"))
-                self._driver.abandon(channel)
-                confirmed = confirmed and self._driver.close_channel(channel)  # ... or came
-            if confirmed:
+                if state != "ended":
+                    self._driver.abandon(channel)
+                close = state == "confirmed" and self._driver.close_channel(channel)
+            if close:
                 try:
                     self._flush(time.monotonic() + ABANDON_FLUSH)
                 except SSHError:
