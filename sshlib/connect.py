@@ -20,11 +20,12 @@ from .config import ClientConfig
 from .errors import ConnectionLost, MuxError, RequestDeniedError, SSHError, Timeout
 from .sshconfig import HostConfig, resolve, resolve_jump
 from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, forward_failed, hop_args
-from .sshconfig.control import DEFAULT_MUX_TIMEOUT, master_path
+from .sshconfig.control import master_path, mux_timeout
 from .sshconfig.forwards import ForwardRequest
 from .sshconfig.reader import ConfigFile, ExecRunner
 from .sshconfig.session import SessionSetup, session_setup
 from .sync import Client, Session
+from .sync.sftp import SFTPClient
 from .sync.stream import Stream
 from .sync.transport import ProcessTransport, Transport
 
@@ -76,8 +77,17 @@ class ConfiguredClient(Client):
         Each request is bounded by `timeout` (default 30 s); a refused
         environment variable is logged, other refusals raise RequestDeniedError.
         """
+        return self._configured_session(timeout, self.session_setup)
+
+    def sftp(self, timeout: float | None = 30) -> SFTPClient:
+        """Client.sftp with the session options except RequestTTY (a pty would mangle the
+        binary SFTP stream, so ssh's sftp(1) never asks for one)."""
+        session = self._configured_session(timeout, replace(self.session_setup, pty=False))
+        return SFTPClient.over_session(session, timeout, server_version=self.server_version,
+                                       window=self.config.window_size)
+
+    def _configured_session(self, timeout: float | None, setup: SessionSetup) -> Session:
         session = super().new_session(timeout)
-        setup = self.session_setup
         wait = timeout if timeout is not None else SETUP_TIMEOUT
         try:
             for name, value in setup.env.items():
@@ -229,20 +239,13 @@ def connect_host(hc: HostConfig, args: ConnectArgs, *,
     return client
 
 
-def mux_timeout(hc: HostConfig, args: ConnectArgs) -> float:
-    """Seconds to reach a master: timeout=, else ConnectTimeout, else DEFAULT_MUX_TIMEOUT."""
-    if args.timeout is not None:
-        return args.timeout
-    return hc.connect_timeout if hc.connect_timeout is not None else DEFAULT_MUX_TIMEOUT
-
-
 def _via_master(hc: HostConfig, path: str, args: ConnectArgs) -> ConfiguredMuxClient | None:
     """A ConfiguredMuxClient if the master at `path` answers HELLO and the alive check,
     None (logged) if nothing does: then connect() goes on directly, as ssh does."""
     from .mux.client import MuxClient
     from .mux.connected import ConfiguredMuxClient
 
-    timeout = mux_timeout(hc, args)
+    timeout = mux_timeout(hc, args.timeout)
     try:
         mux = MuxClient(path, timeout)
         try:

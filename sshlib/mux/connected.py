@@ -1,7 +1,7 @@
 """`ConfiguredMuxClient`: sshlib.connect() over a running ControlMaster (threaded).
 
 sshlib.connect() tries the master that ControlPath/ControlMaster name (see
-sshlib.mux.auto) and, when one answers, returns this instead of a
+sshlib.sshconfig.control) and, when one answers, returns this instead of a
 ConfiguredClient: the Client surface a master can carry, over a `MuxClient`.
 """
 
@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from ..forwardspec import Spec
 from ..sync.sftp import SFTPClient
 from ..sync.stream import Stream
 from .client import Forward, MuxClient, MuxSession
-from .fds import BUFFER_LIMIT
-
-if TYPE_CHECKING:
-    from ..sshconfig import HostConfig
-    from ..sshconfig.session import SessionSetup
+from .fds import BUFFER_LIMIT, ConnectedBase
 
 if sys.platform == "win32":
     raise ImportError("sshlib.mux needs Unix sockets that pass descriptors (POSIX only)")
@@ -30,7 +26,7 @@ log = logging.getLogger("sshlib.client")
 __all__ = ["ConfiguredMuxClient"]
 
 
-class ConfiguredMuxClient:
+class ConfiguredMuxClient(ConnectedBase[MuxClient, Forward]):
     """sshlib.connect()'s client when an OpenSSH ControlMaster answered at the ControlPath.
 
     Everything runs over the master's one authenticated connection; sshlib
@@ -46,20 +42,6 @@ class ConfiguredMuxClient:
     protocol does not say where the master is connected).  Thread-safe as a
     MuxClient is.  Closing it leaves the master running.
     """
-
-    def __init__(self, mux: MuxClient, host_config: HostConfig,
-                 setup: SessionSetup) -> None:
-        self.mux = mux
-        self.control_path: str | None = mux.path
-        self.host_config = host_config
-        self.session_setup = setup
-        self.hostname, self.port = host_config.hostname, host_config.port
-        self._forwards: list[Forward] = []
-
-    @property
-    def timeout(self) -> float | None:
-        """The default timeout of requests to the master (connect()'s timeout)."""
-        return self.mux.timeout
 
     def new_session(self, timeout: float | None = None) -> MuxSession:
         """A MuxSession with the session options of the configuration pre-set.
@@ -100,27 +82,17 @@ class ConfiguredMuxClient:
         The same SFTPClient as Client.sftp(); requests in flight are bounded by the 2 MiB a
         mux session buffers, so flow control stays the master's channel window and ours.
         The server's version string is not known through a master (its OpenSSH quirks are
-        then not applied: symlink() takes its arguments in the SFTP draft's order).
+        then not applied: symlink() takes its arguments in the SFTP draft's order).  The
+        session gets the configuration's environment, never RequestTTY's pty.
         """
-        return SFTPClient.over_session(self.new_session(timeout), timeout,
-                                       window=BUFFER_LIMIT)
-
-    def _wait(self, timeout: float | None) -> float | None:
-        return self.mux.timeout if timeout is None else timeout
-
-    def _keep(self, forward: Forward) -> Forward:
-        self._forwards.append(forward)
-        return forward
-
-    @property
-    def closed(self) -> bool:
-        """True once close() was called."""
-        return self.mux.closed
+        setup = replace(self.session_setup, pty=False)  # RequestTTY: never for SFTP
+        return SFTPClient.over_session(self.mux.new_session(self._wait(timeout), setup=setup),
+                                       timeout, window=BUFFER_LIMIT)
 
     def close(self) -> None:
         """Close the forwards this client opened, its sessions and streams, and the control
         connection; the master and its SSH connection stay up."""
-        forwards, self._forwards = self._forwards, []
+        forwards = self._take_forwards()
         try:
             for forward in forwards:
                 try:
@@ -136,6 +108,3 @@ class ConfiguredMuxClient:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"<sshlib ConfiguredMuxClient {self.hostname}:{self.port} via {self.mux.path}>"

@@ -17,7 +17,7 @@ import socket
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ..channelstate import SessionChannel, StreamChannel
 from ..driver import split_address
@@ -33,6 +33,7 @@ from ..forwardspec import Spec, parse_listen, parse_target
 from . import protocol as mp
 
 if TYPE_CHECKING:
+    from ..sshconfig import HostConfig
     from ..sshconfig.session import SessionSetup
 
 if sys.platform == "win32":
@@ -45,7 +46,7 @@ log = logging.getLogger("sshlib.mux")
 __all__ = ["endpoint", "forward_endpoint", "Fields", "free_port", "local_forward_tries",
            "remote_forward_fields",
            "stdio_target", "resize", "ForwardBase", "FdLink", "SessionSpec", "Stdio", "make_stdio",
-           "BUFFER_LIMIT", "raise_for_exit"]
+           "BUFFER_LIMIT", "raise_for_exit", "ConnectedBase"]
 
 BUFFER_LIMIT = 2 * 1024 * 1024  # unread bytes per stream before we stop reading
 READ_CHUNK = 64 * 1024
@@ -106,7 +107,7 @@ Fields = tuple[int, str, int, str, int]
 def local_forward_tries(listen: Spec, target: Spec | None
                         ) -> Iterator[tuple[Fields, bool]]:
     """(MUX_C_OPEN_FWD fields, last try?) to attempt in turn for forward_local(), or for
-    forward_dynamic() when `target` is None (MUX_FWD_DYNAMIC: no connect host, port 0).
+    forward_dynamic() when `target` is None (MUX_FWD_DYNAMIC, connect "socks" port 0).
 
     With listen port 0 each try takes a new free port (a master does not report the
     port it bound), so a port someone else took in between costs only a retry.
@@ -115,7 +116,9 @@ def local_forward_tries(listen: Spec, target: Spec | None
     if target is None:
         if listen_port == mp.PORT_STREAMLOCAL:
             raise ValueError("a dynamic forward listens on a TCP port, not a Unix socket")
-        ftype, connect_host, connect_port = mp.FWD_DYNAMIC, "", 0
+        # ssh(1) sends "socks" (readconf's connect host of a -D): the master's listener
+        # setup fails with "No forward host name" for an empty one
+        ftype, connect_host, connect_port = mp.FWD_DYNAMIC, "socks", 0
     else:
         ftype = mp.FWD_LOCAL
         connect_host, connect_port = forward_endpoint(target, listen=False)
@@ -157,8 +160,8 @@ def remote_forward_fields(listen: Spec, target: Spec) -> Fields:
 
 class ForwardBase:
     """A forward the master holds: `address` is where it listens (for a remote forward,
-    on the server; a path for a Unix socket), `target` where it connects ("", 0 for a
-    dynamic forward), `kind` "local", "remote" or "dynamic"."""
+    on the server; a path for a Unix socket), `target` where it connects (("socks", 0) for
+    a dynamic forward), `kind` "local", "remote" or "dynamic"."""
 
     def __init__(self, fields: Fields, bound_port: int) -> None:
         ftype, listen_host, port, connect_host, connect_port = fields
@@ -176,6 +179,57 @@ class ForwardBase:
 
     def __repr__(self) -> str:
         return f"<sshlib.mux.Forward {self.kind} {self.address} -> {self.target}>"
+
+
+class _MuxLike(Protocol):
+    path: str
+    timeout: float | None
+
+    @property
+    def closed(self) -> bool: ...
+
+
+M = TypeVar("M", bound=_MuxLike)
+FW = TypeVar("FW", bound=ForwardBase)
+
+
+class ConnectedBase(Generic[M, FW]):
+    """What both front-ends' ConfiguredMuxClient share: the MuxClient (`mux`), the
+    configuration, default timeouts and the forwards to close with the client."""
+
+    def __init__(self, mux: M, host_config: HostConfig, setup: SessionSetup) -> None:
+        self.mux = mux
+        #: The master's socket (None on a ConfiguredClient, which has its own connection).
+        self.control_path: str | None = mux.path
+        self.host_config = host_config
+        self.session_setup = setup
+        self.hostname, self.port = host_config.hostname, host_config.port
+        self._forwards: list[FW] = []
+
+    @property
+    def timeout(self) -> float | None:
+        """The default timeout of requests to the master (connect()'s timeout)."""
+        return self.mux.timeout
+
+    @property
+    def closed(self) -> bool:
+        """True once close() started."""
+        return self.mux.closed
+
+    def _wait(self, timeout: float | None) -> float | None:
+        return self.mux.timeout if timeout is None else timeout
+
+    def _keep(self, forward: FW) -> FW:
+        self._forwards.append(forward)
+        return forward
+
+    def _take_forwards(self) -> list[FW]:
+        forwards, self._forwards = self._forwards, []
+        return forwards
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__module__}.{type(self).__name__} {self.hostname}:{self.port} "
+                f"via {self.mux.path}>")
 
 
 _KINDS = {mp.FWD_LOCAL: "local", mp.FWD_REMOTE: "remote", mp.FWD_DYNAMIC: "dynamic"}

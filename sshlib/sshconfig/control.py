@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .hostconfig import HostConfig
 
-__all__ = ["master_path", "TRY_MASTER", "DEFAULT_MUX_TIMEOUT"]
+__all__ = ["master_path", "mux_timeout", "TRY_MASTER", "DEFAULT_MUX_TIMEOUT"]
 
 log = logging.getLogger("sshlib.client")
 
@@ -50,3 +50,11 @@ def master_path(hc: HostConfig, *, wanted: bool = True) -> str | None:
         log.debug("ControlPath %s ignored: ControlMaster sockets are POSIX only", path)
         return None
     return path
+
+
+def mux_timeout(hc: HostConfig, timeout: float | None) -> float:
+    """Seconds to reach the master: connect()'s `timeout`, else ConnectTimeout, else
+    DEFAULT_MUX_TIMEOUT (never unlimited: a silent socket must not hold connect() up)."""
+    if timeout is not None:
+        return timeout
+    return hc.connect_timeout if hc.connect_timeout is not None else DEFAULT_MUX_TIMEOUT
