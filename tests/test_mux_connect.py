@@ -202,6 +202,29 @@ def test_silent_master_costs_the_timeout_then_connects_directly(
     frontend.check()
 
 
+def test_proxyjump_through_a_master(frontend: Any, openssh_server: TestServer, master: Master,
+                                    short_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A jump host whose ControlPath has a master is reached through it (as ``ssh -W`` would
+    be); the target gets its own SSH connection over the master's stdio forward."""
+    server = openssh_server
+    key = server.user_key_paths["ed25519-openssh"]
+    config = write_config(short_dir, server, (
+        f"  ControlPath {master.path}\nHost target\n  HostName {server.host}\n"
+        f"  Port {server.port}\n  User {server.user}\n  IdentityFile {key}\n"
+        f"  IdentitiesOnly yes\n  UserKnownHostsFile {server.known_hosts_path}\n"
+        "  ProxyJump muxhost\n"))
+    expected = masters_connection(master)
+    caplog.set_level(logging.INFO, logger="sshlib.client")
+    with connect(frontend, "target", config_files=[config], timeout=20) as client:
+        assert client.control_path is None  # the target's own connection ...
+        got = connection_of(client)
+        assert got and got != expected
+    # ... reached through the master: the hop used it
+    assert any(f"using the ControlMaster at {master.path}" in r.getMessage()
+               for r in caplog.records)
+    frontend.check()
+
+
 @pytest.mark.parametrize("over_master", [True, False])
 def test_sftp_and_request_tty(openssh_server: TestServer, master: Master, short_dir: Path,
                               over_master: bool) -> None:

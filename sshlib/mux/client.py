@@ -301,7 +301,15 @@ class MuxSession(Session):
         self._spec.setenv(name, value)
 
     def request_agent_forwarding(self, timeout: float | None = None) -> None:
-        """Ask for agent forwarding with the command (only if the master has ForwardAgent)."""
+        """Ask the master to forward its agent to this session (sent with the command).
+
+        The agent is the master's (its SSH_AUTH_SOCK or ForwardAgent path), never ours,
+        and only a master running with ForwardAgent asks the server; one without drops
+        the flag silently (the protocol has no reply to say so).  OpenSSH's sshd keeps one
+        forwarded agent per connection, so once any session on the master's connection
+        has it, later sessions there see SSH_AUTH_SOCK whether they asked or not.
+        SSHError once started.
+        """
         self._spec.request_agent()
 
     def apply_setup(self, setup: SessionSetup) -> None:
