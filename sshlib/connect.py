@@ -246,10 +246,11 @@ def _via_master(hc: HostConfig, path: str, args: ConnectArgs) -> ConfiguredMuxCl
     from .mux.connected import ConfiguredMuxClient
 
     timeout = mux_timeout(hc, args.timeout)
+    deadline = time.monotonic() + timeout  # HELLO and the alive check share it
     try:
         mux = MuxClient(path, timeout)
         try:
-            pid = mux.check(timeout)
+            pid = mux.check(max(0.0, deadline - time.monotonic()))
         except BaseException:
             mux.close()
             raise

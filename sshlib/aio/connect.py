@@ -205,10 +205,12 @@ async def _via_master(hc: HostConfig, path: str,
     from .muxconnected import ConfiguredMuxClient
 
     timeout = mux_timeout(hc, args.timeout)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout  # HELLO and the alive check share it
     try:
         muxclient = await mux.connect(path, timeout)
         try:
-            pid = await muxclient.check(timeout)
+            pid = await muxclient.check(max(0.0, deadline - loop.time()))
         except BaseException:
             await muxclient.close()
             raise
