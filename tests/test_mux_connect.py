@@ -97,17 +97,70 @@ def web(short_dir: Path) -> Any:
     server.close()
 
 
+# --- the decision, without a master ---------------------------------------------------------------
+@pytest.mark.parametrize("lines,wanted,expected", [
+    ("", True, None),
+    ("ControlPath /tmp/cm-%h", True, "/tmp/cm-example.org"),           # ControlMaster no
+    ("ControlMaster auto\nControlPath /tmp/cm-%p", True, "/tmp/cm-22"),
+    ("ControlMaster autoask\nControlPath /tmp/cm", True, "/tmp/cm"),
+    ("ControlMaster yes\nControlPath /tmp/cm", True, None),           # ssh becomes the master
+    ("ControlMaster ask\nControlPath /tmp/cm", True, None),
+    ("ControlMaster auto\nControlPath none", True, None),
+    ("ControlMaster auto\nControlPath /tmp/cm", False, None),         # control_master=False
+])
+def test_master_path_follows_muxclient(tmp_path: Path, lines: str, wanted: bool,
+                                       expected: str | None) -> None:
+    from sshlib.sshconfig import resolve
+    from sshlib.sshconfig.control import master_path
+
+    config = tmp_path / "config"
+    config.write_text("Host example.org\n" + "".join(f"  {line}\n" for line in lines.split("\n")
+                                                     if line))
+    hc = resolve("example.org", config_files=[config])
+    assert master_path(hc, wanted=wanted) == expected
+
+
+@pytest.mark.parametrize("spec,listen,remote,expected", [
+    ("8080", True, False, ("", 8080)),               # ssh's empty host: the master's default
+    (8080, True, True, ("", 8080)),
+    ("*:8080", True, False, ("*", 8080)),
+    ("[::1]:8080", True, False, ("::1", 8080)),
+    ("127.0.0.1:0", True, False, ("127.0.0.1", 0)),
+    ("unix:/run/a.sock", True, False, ("/run/a.sock", 0xFFFFFFFE)),
+    ("/run/a.sock", False, False, ("/run/a.sock", 0xFFFFFFFE)),  # sshlib.mux's older form
+    ("web:80", False, False, ("web", 80)),
+    (("db", 5432), False, False, ("db", 5432)),
+])
+def test_forward_specs_as_ssh_sends_them(spec: Any, listen: bool, remote: bool,
+                                         expected: tuple[str, int]) -> None:
+    from sshlib.mux.fds import forward_endpoint
+
+    assert forward_endpoint(spec, listen=listen, remote=remote) == expected
+
+
+def test_dynamic_forward_fields() -> None:
+    from sshlib.mux.fds import local_forward_tries
+
+    (fields, last), = local_forward_tries("127.0.0.1:1080", None)
+    assert fields == (3, "127.0.0.1", 1080, "socks", 0) and last  # MUX_FWD_DYNAMIC, as ssh -D
+    with pytest.raises(ValueError, match="Unix socket"):
+        list(local_forward_tries("unix:/tmp/socks", None))
+    with pytest.raises(ValueError):
+        list(local_forward_tries("127.0.0.1:1080", "nohost"))
+
+
 # --- connect() over a running master -----------------------------------------------------------
 def test_connect_uses_a_running_master(frontend: Any, openssh_server: TestServer, master: Master,
                                        short_dir: Path, echo_server: tuple[str, int], web: Any,
                                        caplog: pytest.LogCaptureFixture) -> None:
     server, body = web
-    lport, dport = free_port(), free_port()
+    lport, dport, rport = free_port(), free_port(), free_port()
     config = write_config(short_dir, openssh_server, (
         f"  ControlMaster auto\n  ControlPath {master.path}\n"
         "  SetEnv SSHLIB_CFG=from-config\n"
         f"  LocalForward 127.0.0.1:{lport} {echo_server[0]}:{echo_server[1]}\n"
-        f"  DynamicForward 127.0.0.1:{dport}\n"))
+        f"  DynamicForward 127.0.0.1:{dport}\n"
+        f"  RemoteForward 127.0.0.1:{rport} {echo_server[0]}:{echo_server[1]}\n"))
     expected = masters_connection(master)
     caplog.set_level(logging.INFO, logger="sshlib.client")
     with connect(frontend, "muxhost", config_files=[config], timeout=20) as client:
@@ -121,8 +174,10 @@ def test_connect_uses_a_running_master(frontend: Any, openssh_server: TestServer
             conn.sendall(b"dialled\n")
             assert conn.makefile("rb").readline() == b"dialled\n"
         conn.close()
-        # the configuration's LocalForward and DynamicForward, held by the master
+        # the configuration's LocalForward, RemoteForward (the sshd listens on this machine
+        # too) and DynamicForward, held by the master
         assert echo_through(lport) == b"through the master\n"
+        assert echo_through(rport) == b"through the master\n"
         done = curl("--socks5-hostname", ("127.0.0.1", dport),
                     f"http://localhost:{server.port}/blob")
         assert done.returncode == 0 and done.stdout == body, (done.stderr, master.log_text())
@@ -131,8 +186,19 @@ def test_connect_uses_a_running_master(frontend: Any, openssh_server: TestServer
         done = curl("--socks5-hostname", fw.address, f"http://localhost:{server.port}/blob")
         assert done.returncode == 0 and done.stdout == body, done.stderr
         kept = fw.address
+        rfw = client.forward_remote("127.0.0.1:0", f"{echo_server[0]}:{echo_server[1]}")
+        assert rfw.address[1] != 0 and echo_through(rfw.address[1]) == b"through the master\n"
+        rkept = rfw.address
     with pytest.raises(OSError):  # closed with the client ...
         socket.create_connection(kept, timeout=5).close()
+    deadline = time.monotonic() + 10  # the cancel reaches sshd after the master's reply
+    while True:
+        try:
+            socket.create_connection(rkept, timeout=5).close()
+        except ConnectionRefusedError:
+            break
+        assert time.monotonic() < deadline, "the server still listens after close()"
+        time.sleep(0.05)
     assert echo_through(lport) == b"through the master\n"  # ... the config's stay, as ssh's
     assert any("using the ControlMaster at" in r.getMessage() for r in caplog.records)
     frontend.check()
