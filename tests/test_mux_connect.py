@@ -423,3 +423,27 @@ def test_agent_forwarding_is_the_masters(openssh_server: TestServer, start_maste
         assert listed in run(aio_connect)
     finally:
         agent.stop()
+
+
+def test_aio_mux_sessions_connect_on_first_use(master: Master) -> None:
+    """sshlib.aio.mux's new_session() has the shape of sshlib.aio.Client's: it returns at once
+    and its control connection opens on start, ``await`` or ``async with``."""
+    from sshlib.errors import MuxConnectError, MuxError
+
+    async def main() -> None:
+        async with sshlib.aio.mux.connect(master.path, timeout=10) as m:
+            s = m.new_session()
+            await s.start("echo lazy", timeout=20)  # connects here
+            assert await s.stdout.read(timeout=20) == b"lazy\n"
+            await s.wait(timeout=20)
+            assert s.exit_status == 0
+            await s.close()
+            unused = m.new_session()
+            await unused.close()
+            with pytest.raises(MuxError, match="closed"):
+                await unused
+            later = m.new_session()
+            master.stop()
+            with pytest.raises(MuxConnectError):
+                await later.start("true", timeout=10)
+    run(main)
