@@ -13,18 +13,25 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .config import ClientConfig
-from .errors import ConnectionLost, RequestDeniedError, SSHError, Timeout
+from .errors import ConnectionLost, MuxError, RequestDeniedError, SSHError, Timeout
 from .sshconfig import HostConfig, resolve, resolve_jump
 from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, forward_failed, hop_args
+from .sshconfig.control import master_path, mux_timeout
 from .sshconfig.forwards import ForwardRequest
 from .sshconfig.reader import ConfigFile, ExecRunner
 from .sshconfig.session import SessionSetup, session_setup
 from .sync import Client, Session
+from .sync.sftp import SFTPClient
 from .sync.stream import Stream
 from .sync.transport import ProcessTransport, Transport
+
+if TYPE_CHECKING:
+    from .mux.client import MuxClient
+    from .mux.connected import ConfiguredMuxClient
 
 __all__ = ["connect", "connect_host", "ConfiguredClient", "resolve_for_connect", "open_socket",
            "RETRY_DELAY"]
@@ -40,12 +47,16 @@ class ConfiguredClient(Client):
 
     `session_setup` (SendEnv/SetEnv, ForwardAgent, RequestTTY) is applied
     in new_session(), before the caller starts a program; `host_config` is
-    the resolved HostConfig.
+    the resolved HostConfig.  `control_path` is None: this client has its own
+    connection (a ConfiguredMuxClient, which runs over a master, has the path).
     """
+
+    #: None: not over a ControlMaster (ConfiguredMuxClient.control_path is the socket).
+    control_path: str | None = None
 
     def __init__(self, sock: socket.socket | Stream | Transport, config: ClientConfig, *,
                  addr: tuple[str, int], timeout: float | None, host_config: HostConfig,
-                 jump: Client | None = None) -> None:
+                 jump: Client | ConfiguredMuxClient | None = None) -> None:
         self.host_config = host_config
         self.session_setup: SessionSetup = session_setup(host_config)
         #: The ProxyJump client this one runs through (closed with it).
@@ -66,8 +77,17 @@ class ConfiguredClient(Client):
         Each request is bounded by `timeout` (default 30 s); a refused
         environment variable is logged, other refusals raise RequestDeniedError.
         """
+        return self._configured_session(timeout, self.session_setup)
+
+    def sftp(self, timeout: float | None = 30) -> SFTPClient:
+        """Client.sftp with the session options except RequestTTY (a pty would mangle the
+        binary SFTP stream, so ssh's sftp(1) never asks for one)."""
+        session = self._configured_session(timeout, replace(self.session_setup, pty=False))
+        return SFTPClient.over_session(session, timeout, server_version=self.server_version,
+                                       window=self.config.window_size)
+
+    def _configured_session(self, timeout: float | None, setup: SessionSetup) -> Session:
         session = super().new_session(timeout)
-        setup = self.session_setup
         wait = timeout if timeout is not None else SETUP_TIMEOUT
         try:
             for name, value in setup.env.items():
@@ -121,12 +141,32 @@ def open_socket(hc: HostConfig, timeout: float | None) -> socket.socket:
     raise ConnectionLost(f"cannot connect to {hc.hostname}:{hc.port}: {last}")
 
 
+@overload
 def connect(destination: str, *, port: int | None = None,
             config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None = None,
             password: PasswordArg = None, passphrase: Passphrase = None,
             options: Mapping[str, str | int | bool] | None = None, user: str | None = None,
             timeout: float | None = None, exec_runner: ExecRunner | None = None,
-            **connect_args: Any) -> ConfiguredClient:
+            control_master: Literal[False], **connect_args: Any) -> ConfiguredClient: ...
+
+
+@overload
+def connect(destination: str, *, port: int | None = None,
+            config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None = None,
+            password: PasswordArg = None, passphrase: Passphrase = None,
+            options: Mapping[str, str | int | bool] | None = None, user: str | None = None,
+            timeout: float | None = None, exec_runner: ExecRunner | None = None,
+            control_master: bool = True,
+            **connect_args: Any) -> ConfiguredClient | ConfiguredMuxClient: ...
+
+
+def connect(destination: str, *, port: int | None = None,
+            config_files: Sequence[str | os.PathLike[str] | ConfigFile] | None = None,
+            password: PasswordArg = None, passphrase: Passphrase = None,
+            options: Mapping[str, str | int | bool] | None = None, user: str | None = None,
+            timeout: float | None = None, exec_runner: ExecRunner | None = None,
+            control_master: bool = True,
+            **connect_args: Any) -> ConfiguredClient | ConfiguredMuxClient:
     """Connect and authenticate to `destination` as ``ssh destination`` would.
 
     `destination` is an alias or host, ``user@host`` or
@@ -138,24 +178,41 @@ def connect(destination: str, *, port: int | None = None,
     given the key path) decrypts identity files.  Further keyword arguments
     go to ConnectArgs (host_key_callback, ask_host_key, auth, config).
 
+    ControlMaster: with a ControlPath and ControlMaster ``no`` (the default),
+    ``auto`` or ``autoask``, a running OpenSSH master at that path is used as
+    ssh uses it, and the result is a ConfiguredMuxClient (sessions, dial,
+    forwards and sftp over the master's connection; no authentication here).
+    If nothing answers there (no socket, a stale one, a silent one within the
+    timeout) or ControlMaster is ``yes``/``ask``, sshlib connects directly (it
+    never becomes a master itself).  ``control_master=False`` always connects
+    directly and is typed to return a ConfiguredClient.  The path taken is
+    logged on the sshlib.client logger.
+
     `timeout` (default ConnectTimeout, else 30 s) bounds each attempt's
-    connect + handshake + authentication; ConnectionAttempts retries
-    failed TCP connects.  Raises ConfigError for a bad configuration and
-    the usual sshlib errors (AuthError, HostKeyError, ...).
+    connect + handshake + authentication (reaching a master: 10 s by
+    default); ConnectionAttempts retries failed TCP connects.  Raises
+    ConfigError for a bad configuration and the usual sshlib errors
+    (AuthError, HostKeyError, ...).
     """
     hc = resolve_for_connect(destination, port=port, config_files=config_files,
                              options=options, user=user, exec_runner=exec_runner)
     return connect_host(hc, ConnectArgs(password=password, passphrase=passphrase,
-                                        timeout=timeout, **connect_args))
+                                        timeout=timeout, **connect_args),
+                        control_master=control_master)
 
 
-def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
-    """connect() once the configuration is resolved: jump hosts, the connection, forwards."""
+def connect_host(hc: HostConfig, args: ConnectArgs, *,
+                 control_master: bool = True) -> ConfiguredClient | ConfiguredMuxClient:
+    """connect() once the configuration is resolved: a master, or jump hosts, the connection
+    and forwards."""
+    path = master_path(hc, wanted=control_master)
+    if path is not None and (shared := _via_master(hc, path, args)) is not None:
+        return shared
     config, addr = hc.client_config(**vars(args))
     where = (hc.hostname, hc.port)
     jump_config = resolve_jump(hc)
     if jump_config is not None:
-        jump = connect_host(jump_config, hop_args(args))
+        jump = connect_host(jump_config, hop_args(args), control_master=control_master)
         try:
             stream = jump.dial("tcp", addr, timeout=config.timeout)
             client = ConfiguredClient(stream, config, addr=where, timeout=config.timeout,
@@ -182,6 +239,40 @@ def connect_host(hc: HostConfig, args: ConnectArgs) -> ConfiguredClient:
     return client
 
 
+def _via_master(hc: HostConfig, path: str, args: ConnectArgs) -> ConfiguredMuxClient | None:
+    """A ConfiguredMuxClient if the master at `path` answers HELLO and the alive check,
+    None (logged) if nothing does: then connect() goes on directly, as ssh does."""
+    from .mux.client import MuxClient
+    from .mux.connected import ConfiguredMuxClient
+
+    timeout = mux_timeout(hc, args.timeout)
+    deadline = time.monotonic() + timeout  # HELLO and the alive check share it
+    try:
+        mux = MuxClient(path, timeout)
+        try:
+            pid = mux.check(max(0.0, deadline - time.monotonic()))
+        except BaseException:
+            mux.close()
+            raise
+    except MuxError as exc:
+        log.info("no ControlMaster answers at %s (%s): connecting to %s:%d directly",
+                 path, exc.reason, hc.hostname, hc.port)
+        return None
+    log.info("using the ControlMaster at %s (pid %d) for %s:%d", path, pid, hc.hostname,
+             hc.port)
+    # ssh's mux client asks for agent forwarding whenever ForwardAgent is on; the agent
+    # is the master's (its own ForwardAgent decides), so no local endpoint is needed.
+    setup = replace(session_setup(hc), agent_forwarding=bool(hc.forward_agent))
+    client = ConfiguredMuxClient(mux, hc, setup)
+    try:
+        for request in hc.forward_requests():  # held by the master, as ssh's are
+            _start_forward(mux, request, hc)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
 def _tcp(hc: HostConfig, config: ClientConfig, addr: str) -> socket.socket:
     attempts = max(1, hc.connection_attempts)
     for attempt in range(1, attempts + 1):
@@ -196,7 +287,8 @@ def _tcp(hc: HostConfig, config: ClientConfig, addr: str) -> socket.socket:
     raise AssertionError("unreachable")
 
 
-def _start_forward(client: ConfiguredClient, request: ForwardRequest, hc: HostConfig) -> None:
+def _start_forward(client: ConfiguredClient | MuxClient, request: ForwardRequest,
+                   hc: HostConfig) -> None:
     try:
         if request.kind == "local":
             assert request.target is not None

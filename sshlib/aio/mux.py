@@ -23,7 +23,7 @@ import sys
 import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..channelstate import StreamChannel
 from ..config import ClientConfig
@@ -36,9 +36,13 @@ from ..errors import (
     RequestDeniedError,
     SSHError,
 )
+from ..forwardspec import Spec
 from ..mux import fds
 from ..mux import protocol as mp
 from ..mux.fds import BUFFER_LIMIT, FdLink, SessionSpec, Stdio, make_stdio
+
+if TYPE_CHECKING:
+    from ..sshconfig.session import SessionSetup
 
 if sys.platform == "win32":
     raise ImportError("sshlib.mux needs Unix sockets that pass descriptors (POSIX only)")
@@ -67,31 +71,36 @@ def _left(deadline: float | None, path: str, what: str) -> float | None:
 
 
 class _Control:
-    """One control connection on the event loop (after the HELLO exchange)."""
+    """One control connection on the event loop; usable once connect() exchanged HELLO."""
 
-    def __init__(self, path: str, sock: socket.socket) -> None:
+    def __init__(self, path: str) -> None:
+        check_path(path)
         self.path = path
-        self.sock = sock
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
         self.proto = mp.MuxProtocol()
         self.inbox = Inbox(path, self.proto)
+        self.connected = False
 
     @classmethod
     async def open(cls, path: str, timeout: float | None) -> _Control:
-        check_path(path)
-        deadline = deadline_after(timeout)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        control = cls(path, sock)
-        try:
-            await control._io(asyncio.get_running_loop().sock_connect(sock, path), deadline,
-                              "connecting")
-            await control.flush(deadline)
-            await control.wait_for(lambda e: isinstance(e, mp.HelloReceived), deadline,
-                                   "waiting for the master's HELLO")
-        except BaseException:
-            sock.close()
-            raise
+        control = cls(path)
+        await control.connect(deadline_after(timeout))
         return control
+
+    async def connect(self, deadline: float | None) -> None:
+        """Connect and exchange HELLO by `deadline` (the loop's time); the socket is closed if
+        that fails."""
+        try:
+            await self._io(asyncio.get_running_loop().sock_connect(self.sock, self.path),
+                           deadline, "connecting")
+            await self.flush(deadline)
+            await self.wait_for(lambda e: isinstance(e, mp.HelloReceived), deadline,
+                                "waiting for the master's HELLO")
+        except BaseException:
+            self.sock.close()
+            raise
+        self.connected = True
 
     async def _io(self, operation: Awaitable[T], deadline: float | None, what: str) -> T:
         try:
@@ -378,12 +387,21 @@ class MuxClient:
         """MUX_C_STOP_LISTENING (ssh -O stop)."""
         await self._ask("stop_listening", timeout, "the stop-listening request")
 
-    async def forward_local(self, listen: str, target: str,
+    async def forward_local(self, listen: Spec, target: Spec,
                             timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
         """As sshlib.mux.MuxClient.forward_local (port 0: a free port chosen here)."""
+        return await self._open_local(listen, target, timeout, f"forward {listen} -> {target}")
+
+    async def forward_dynamic(self, listen: Spec,
+                              timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
+        """As sshlib.mux.MuxClient.forward_dynamic: the master runs a SOCKS proxy (ssh -D)."""
+        return await self._open_local(listen, None, timeout, f"dynamic forward {listen}")
+
+    async def _open_local(self, listen: Spec, target: Spec | None, timeout: float | None,
+                          what: str) -> Forward:
         for fields, last in fds.local_forward_tries(listen, target):
             try:
-                await self._ask("open_forward", timeout, f"forward {listen} -> {target}", *fields)
+                await self._ask("open_forward", timeout, what, *fields)
             except MuxRefusedError:
                 if last:
                     raise
@@ -391,14 +409,12 @@ class MuxClient:
             return Forward(self, fields, fields[2])
         raise AssertionError("unreachable")
 
-    async def forward_remote(self, listen: str, target: str,
+    async def forward_remote(self, listen: Spec, target: Spec,
                              timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
-        """Make the server listen at `listen` and the master connect each connection to
-        `target` (ssh -R).  Port 0 lets the server choose; `address` says what it chose.
-        """
+        """As sshlib.mux.MuxClient.forward_remote (port 0: the server picks, and says)."""
         fields = fds.remote_forward_fields(listen, target)
         event = await self._ask("open_forward", timeout, f"remote forward {listen} -> {target}",
-                          *fields)
+                                *fields)
         port = event.port if isinstance(event, mp.RemotePortAllocated) else fields[2]
         return Forward(self, fields, port)
 
@@ -408,10 +424,19 @@ class MuxClient:
         the master does not have it (any more)."""
         await self._ask("close_forward", timeout, "closing a forward", *forward.request_fields)
 
-    async def new_session(self, timeout: float | None = DEFAULT_TIMEOUT) -> MuxSession:
-        """A session (the aio Session API) on a control connection of its own."""
+    def new_session(self, timeout: float | None = DEFAULT_TIMEOUT, *,
+                    setup: SessionSetup | None = None) -> MuxSession:
+        """A session (the aio Session API) on a control connection of its own.
+
+        As with sshlib.aio.Client.new_session, the connection opens on first use: on
+        ``await session``, ``async with session`` or start (within `timeout`;
+        MuxConnectError there if the master went away).  `setup` pre-sets environment,
+        agent and pty as sshlib.mux.MuxClient.new_session's does.
+        """
         self._check_open()
-        session = MuxSession(self, await _Control.open(self.path, timeout))
+        session = MuxSession(self, _Control(self.path), timeout)
+        if setup is not None:
+            session.apply_setup(setup)
         self._children.add(session)
         return session
 
@@ -474,10 +499,9 @@ class MuxClient:
 
 
 class Forward(fds.ForwardBase):
-    """A forward the master holds (forward_local/forward_remote); close() removes it."""
+    """A forward the master holds (forward_local/remote/dynamic); close() removes it."""
 
-    def __init__(self, mux: MuxClient, fields: tuple[int, str, int, str, int],
-                 bound_port: int) -> None:
+    def __init__(self, mux: MuxClient, fields: fds.Fields, bound_port: int) -> None:
         super().__init__(fields, bound_port)
         self._mux = mux
 
@@ -500,18 +524,40 @@ class MuxSession(Session):
 
     _channel: _MuxSessionChannel
 
-    def __init__(self, mux: MuxClient, control: _Control) -> None:
+    def __init__(self, mux: MuxClient, control: _Control,
+                 open_timeout: float | None = DEFAULT_TIMEOUT) -> None:
         self._mux = mux
         self._control = control
+        self._connecting = asyncio.Lock()
         self._spec = SessionSpec()
         self._pipes = _Pipes(control)
         self._pty_fd = -1
         self._mux_pid = 0
-        super().__init__(self._pipes)
+        super().__init__(self._pipes, open_timeout)
         self._channel = _MuxSessionChannel(self._pipes, "session")
 
+    def __await__(self) -> Generator[Any, None, MuxSession]:
+        return self._connected().__await__()
+
+    async def _connected(self) -> MuxSession:
+        await self._open()
+        return self
+
     async def _open(self, timeout: float | None = None) -> AioSessionChannel:
-        return self._channel  # the master opened (or will open) the SSH channel
+        """Connect the control socket (once); the master opens the SSH channel at start."""
+        await self._connect(deadline_after(self._open_timeout if timeout is None else timeout))
+        return self._channel
+
+    async def _connect(self, deadline: float | None) -> None:
+        async with self._connecting:
+            if not self._control.connected:
+                if self._pipes.channel is not None or self._channel.closed:
+                    raise MuxError("the session is closed", path=self._control.path)
+                await self._control.connect(deadline)
+
+    def apply_setup(self, setup: SessionSetup) -> None:
+        """Pre-set what ssh_config asks of every session (see fds.SessionSpec.apply)."""
+        self._spec.apply(setup)
 
     async def request_pty(self, term: str = "xterm", height: int = 24, width: int = 80,
                           modes: Mapping[str | int, int] | None = None,
@@ -524,7 +570,15 @@ class MuxSession(Session):
         self._spec.setenv(name, value)
 
     async def request_agent_forwarding(self, timeout: float | None = None) -> None:
-        """Ask for agent forwarding with the command (only if the master has ForwardAgent)."""
+        """Ask the master to forward its agent to this session (sent with the command).
+
+        The agent is the master's (its SSH_AUTH_SOCK or ForwardAgent path), never ours,
+        and only a master running with ForwardAgent asks the server; one without drops
+        the flag silently (the protocol has no reply to say so).  OpenSSH's sshd keeps one
+        forwarded agent per connection, so once any session on the master's connection
+        has it, later sessions there see SSH_AUTH_SOCK whether they asked or not.
+        SSHError once started.
+        """
         self._spec.request_agent()
 
     async def start(self, command: str | bytes, timeout: float | None = None) -> None:
@@ -548,6 +602,7 @@ class MuxSession(Session):
         deadline = deadline_after(timeout if timeout is not None else self._mux.timeout)
         stdio: Stdio | None = None
         try:
+            await self._connect(deadline)
             pid = await control.request(control.proto.alive_check(), deadline, "the alive check")
             assert isinstance(pid, mp.AliveReported)
             self._mux_pid = pid.pid

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Generator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,11 +69,23 @@ class SFTPClient(ops.Tuning):
     @classmethod
     async def start(cls, client: Client, timeout: float | None = 30) -> SFTPClient:
         """Open a session, start the "sftp" subsystem and negotiate (Client.sftp does this)."""
-        session = client.new_session(timeout)
+        return await cls.over_session(client.new_session(timeout), timeout,
+                                      server_version=client.server_version,
+                                      window=client.config.window_size)
+
+    @classmethod
+    async def over_session(cls, session: Session, timeout: float | None = 30, *,
+                           server_version: str = "",
+                           window: int = 2 * 1024 * 1024) -> SFTPClient:
+        """Start the "sftp" subsystem on a new, unstarted `session` and negotiate.
+
+        For sessions that do not come from a Client's new_session() (a ControlMaster's,
+        sshlib.aio.mux); `window` bounds the bytes in flight, `server_version` enables the
+        server's known quirks.  The session is closed if starting fails.
+        """
         try:
             await session.request_subsystem("sftp", timeout)
-            sftp = cls(session, timeout=timeout, server_version=client.server_version,
-                       window=client.config.window_size)
+            sftp = cls(session, timeout=timeout, server_version=server_version, window=window)
             await session.stdin.write(sftp._core.hello(), timeout)
             sftp._reader = asyncio.ensure_future(sftp._read_loop())
             try:
@@ -347,16 +359,24 @@ class SFTPClient(ops.Tuning):
 class SFTPOpener:
     """What Client.sftp() returns: ``async with`` it or ``await`` it."""
 
-    def __init__(self, client: Client, timeout: float | None) -> None:
+    def __init__(self, client: Client | None, timeout: float | None, *,
+                 start: Callable[[], Awaitable[SFTPClient]] | None = None) -> None:
         self._client = client
         self._timeout = timeout
+        self._begin = start
         self._sftp: SFTPClient | None = None
 
+    async def _start(self) -> SFTPClient:
+        if self._begin is not None:  # a session that is not a Client's (sshlib.aio.mux)
+            return await self._begin()
+        assert self._client is not None
+        return await SFTPClient.start(self._client, self._timeout)
+
     def __await__(self) -> Generator[Any, None, SFTPClient]:
-        return SFTPClient.start(self._client, self._timeout).__await__()
+        return self._start().__await__()
 
     async def __aenter__(self) -> SFTPClient:
-        self._sftp = await SFTPClient.start(self._client, self._timeout)
+        self._sftp = await self._start()
         return self._sftp
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

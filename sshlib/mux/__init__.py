@@ -22,6 +22,7 @@ from ..errors import MuxConnectError, MuxError, MuxProtocolError, MuxRefusedErro
 
 if TYPE_CHECKING:
     from .client import DEFAULT_TIMEOUT, Forward, MuxClient, MuxSession, connect
+    from .connected import ConfiguredMuxClient
 
 _CLIENT_NAMES = frozenset({"connect", "MuxClient", "MuxSession", "Forward",
                            "DEFAULT_TIMEOUT"})
@@ -34,8 +35,13 @@ def __getattr__(name: str) -> Any:
         from . import client
 
         return getattr(client, name)
+    if name == "ConfiguredMuxClient":  # what sshlib.connect() returns over a master
+        from .connected import ConfiguredMuxClient
+
+        return ConfiguredMuxClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["connect", "MuxClient", "MuxSession", "Forward", "DEFAULT_TIMEOUT", "MuxError",
+__all__ = ["connect", "MuxClient", "MuxSession", "Forward", "DEFAULT_TIMEOUT",
+           "ConfiguredMuxClient", "MuxError",
            "MuxConnectError", "MuxProtocolError", "MuxRefusedError", "MuxTimeoutError"]

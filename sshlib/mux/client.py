@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections.abc import Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ..channelstate import OutputCollector
 from ..errors import (
@@ -23,6 +24,7 @@ from ..errors import (
     MuxRefusedError,
     RequestDeniedError,
 )
+from ..forwardspec import Spec
 from ..sync.channel import ChannelIO, SessionChannelIO
 from ..sync.session import Session
 from ..sync.stream import Stream
@@ -31,6 +33,9 @@ from . import protocol as mp
 from .control import ControlConnection, deadline_after, remaining_time
 from .fds import SessionSpec, Stdio, make_stdio
 from .pipes import Pipes
+
+if TYPE_CHECKING:
+    from ..sshconfig.session import SessionSetup
 
 if sys.platform == "win32":
     raise ImportError("sshlib.mux needs Unix sockets that pass descriptors (POSIX only)")
@@ -101,17 +106,31 @@ class MuxClient:
         """MUX_C_STOP_LISTENING (ssh -O stop): no new clients; existing ones keep working."""
         self._ask("stop_listening", timeout, "the stop-listening request")
 
-    def forward_local(self, listen: str, target: str,
+    def forward_local(self, listen: Spec, target: Spec,
                       timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
         """Make the master listen at `listen` and forward connections to `target` (ssh -L).
 
-        Both are "host:port" or a Unix socket path.  Port 0 picks a free local
-        port here (a master does not report the port it bound); the forward's
+        Both take the specs of sshlib.Client.forward_local ("8080", "host:port",
+        "[v6]:port", "*:port", "unix:/path") or a Unix socket path.  Port 0 picks a free
+        local port here (a master does not report the port it bound); the forward's
         `address` says which.  `close()` removes it (MUX_C_CLOSE_FWD).
         """
+        return self._open_local(listen, target, timeout, f"forward {listen} -> {target}")
+
+    def forward_dynamic(self, listen: Spec, timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
+        """Make the master run a SOCKS4/5 proxy at `listen` (ssh -D, MUX_FWD_DYNAMIC).
+
+        Each SOCKS request becomes a direct-tcpip channel of the master's connection
+        (names are resolved by the server).  Port 0 picks a free port here, as for
+        forward_local; `address` says which.  `close()` removes it.
+        """
+        return self._open_local(listen, None, timeout, f"dynamic forward {listen}")
+
+    def _open_local(self, listen: Spec, target: Spec | None, timeout: float | None,
+                    what: str) -> Forward:
         for fields, last in fds.local_forward_tries(listen, target):
             try:
-                self._ask("open_forward", timeout, f"forward {listen} -> {target}", *fields)
+                self._ask("open_forward", timeout, what, *fields)
             except MuxRefusedError:
                 if last:
                     raise
@@ -119,10 +138,11 @@ class MuxClient:
             return Forward(self, fields, fields[2])
         raise AssertionError("unreachable")
 
-    def forward_remote(self, listen: str, target: str,
+    def forward_remote(self, listen: Spec, target: Spec,
                        timeout: float | None = DEFAULT_TIMEOUT) -> Forward:
         """Make the server listen at `listen` and the master connect each connection to
         `target` (ssh -R).  Port 0 lets the server choose; `address` says what it chose.
+        A bare port asks the server for "localhost", as ssh -R does.
         """
         fields = fds.remote_forward_fields(listen, target)
         event = self._ask("open_forward", timeout, f"remote forward {listen} -> {target}",
@@ -136,13 +156,18 @@ class MuxClient:
         self._ask("close_forward", timeout, "closing a forward", *forward.request_fields)
 
     # --- sessions and streams: one control connection each -----------------------------------
-    def new_session(self, timeout: float | None = DEFAULT_TIMEOUT) -> MuxSession:
+    def new_session(self, timeout: float | None = DEFAULT_TIMEOUT, *,
+                    setup: SessionSetup | None = None) -> MuxSession:
         """A session (the Session API); nothing runs until start/output/run/shell.
 
         Its own control connection is opened now (MuxConnectError if the master
         went away); the command, pty and environment go to the master at start.
+        `setup` (an sshlib.sshconfig SessionSetup) pre-sets environment, agent and pty
+        as its setenv()/request_agent_forwarding()/request_pty() would.
         """
         session = MuxSession(self, ControlConnection(self.path, timeout))
+        if setup is not None:
+            session.apply_setup(setup)
         self._adopt(session)
         return session
 
@@ -218,10 +243,9 @@ class MuxClient:
 
 
 class Forward(fds.ForwardBase):
-    """A forward the master holds (forward_local/forward_remote); close() removes it."""
+    """A forward the master holds (forward_local/remote/dynamic); close() removes it."""
 
-    def __init__(self, mux: MuxClient, fields: tuple[int, str, int, str, int],
-                 bound_port: int) -> None:
+    def __init__(self, mux: MuxClient, fields: fds.Fields, bound_port: int) -> None:
         super().__init__(fields, bound_port)
         self._mux = mux
 
@@ -277,8 +301,20 @@ class MuxSession(Session):
         self._spec.setenv(name, value)
 
     def request_agent_forwarding(self, timeout: float | None = None) -> None:
-        """Ask for agent forwarding with the command (only if the master has ForwardAgent)."""
+        """Ask the master to forward its agent to this session (sent with the command).
+
+        The agent is the master's (its SSH_AUTH_SOCK or ForwardAgent path), never ours,
+        and only a master running with ForwardAgent asks the server; one without drops
+        the flag silently (the protocol has no reply to say so).  OpenSSH's sshd keeps one
+        forwarded agent per connection, so once any session on the master's connection
+        has it, later sessions there see SSH_AUTH_SOCK whether they asked or not.
+        SSHError once started.
+        """
         self._spec.request_agent()
+
+    def apply_setup(self, setup: SessionSetup) -> None:
+        """Pre-set what ssh_config asks of every session (see fds.SessionSpec.apply)."""
+        self._spec.apply(setup)
 
     # --- start -----------------------------------------------------------------------------------
     def start(self, command: str | bytes, timeout: float | None = None) -> None:

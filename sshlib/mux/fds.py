@@ -17,6 +17,7 @@ import socket
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ..channelstate import SessionChannel, StreamChannel
 from ..driver import split_address
@@ -28,7 +29,12 @@ from ..errors import (
     RequestDeniedError,
     SSHError,
 )
+from ..forwardspec import Spec, parse_listen, parse_target
 from . import protocol as mp
+
+if TYPE_CHECKING:
+    from ..sshconfig import HostConfig
+    from ..sshconfig.session import SessionSetup
 
 if sys.platform == "win32":
     raise ImportError("sshlib.mux needs Unix sockets that pass descriptors (POSIX only)")
@@ -37,9 +43,10 @@ from . import tty
 
 log = logging.getLogger("sshlib.mux")
 
-__all__ = ["endpoint", "free_port", "local_forward_tries", "remote_forward_fields",
+__all__ = ["endpoint", "forward_endpoint", "Fields", "free_port", "local_forward_tries",
+           "remote_forward_fields",
            "stdio_target", "resize", "ForwardBase", "FdLink", "SessionSpec", "Stdio", "make_stdio",
-           "BUFFER_LIMIT", "raise_for_exit"]
+           "BUFFER_LIMIT", "raise_for_exit", "ConnectedBase"]
 
 BUFFER_LIMIT = 2 * 1024 * 1024  # unread bytes per stream before we stop reading
 READ_CHUNK = 64 * 1024
@@ -66,28 +73,59 @@ def endpoint(address: str) -> tuple[str, int]:
     return host, port
 
 
+def forward_endpoint(spec: Spec, *, listen: bool, remote: bool = False) -> tuple[str, int]:
+    """A forwarding spec -> (host or path, port or PORT_STREAMLOCAL) for MUX_C_OPEN_FWD.
+
+    Takes the specs of sshlib.Client.forward_local ("8080", "host:port", "[v6]:port",
+    "*:port", "unix:/path", (host, port)) and a bare path with "/".  A listening bare
+    port sends an empty host, as ssh(1) does, so the master applies its own default
+    (loopback unless GatewayPorts) and finds a forward it already has; "*" is every
+    interface.  ValueError for a malformed spec.
+    """
+    if isinstance(spec, str) and "/" in spec and not spec.startswith("unix:"):
+        return spec, mp.PORT_STREAMLOCAL
+    if listen and (isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit())):
+        return "", parse_listen(spec).port
+    end = parse_listen(spec, remote=remote) if listen else parse_target(spec)
+    if end.is_unix:
+        return end.path, mp.PORT_STREAMLOCAL
+    return (end.host or "*") if listen else end.host, end.port
+
+
 def free_port(host: str) -> int:
     """A port nobody listens on now (forward_local with port 0: masters do not say)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host or "127.0.0.1", 0))
+        probe.bind((host if host not in ("", "*", "localhost") else "127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
 
 
-def local_forward_tries(listen: str, target: str
-                        ) -> Iterator[tuple[tuple[int, str, int, str, int], bool]]:
-    """(MUX_C_OPEN_FWD fields, last try?) to attempt in turn for forward_local().
+Fields = tuple[int, str, int, str, int]
+
+
+def local_forward_tries(listen: Spec, target: Spec | None
+                        ) -> Iterator[tuple[Fields, bool]]:
+    """(MUX_C_OPEN_FWD fields, last try?) to attempt in turn for forward_local(), or for
+    forward_dynamic() when `target` is None (MUX_FWD_DYNAMIC, connect "socks" port 0).
 
     With listen port 0 each try takes a new free port (a master does not report the
     port it bound), so a port someone else took in between costs only a retry.
     """
-    listen_host, listen_port = endpoint(listen)
-    connect_host, connect_port = endpoint(target)
+    listen_host, listen_port = forward_endpoint(listen, listen=True)
+    if target is None:
+        if listen_port == mp.PORT_STREAMLOCAL:
+            raise ValueError("a dynamic forward listens on a TCP port, not a Unix socket")
+        # ssh(1) sends "socks" (readconf's connect host of a -D): the master's listener
+        # setup fails with "No forward host name" for an empty one
+        ftype, connect_host, connect_port = mp.FWD_DYNAMIC, "socks", 0
+    else:
+        ftype = mp.FWD_LOCAL
+        connect_host, connect_port = forward_endpoint(target, listen=False)
     attempts = 5 if listen_port == 0 else 1
     for attempt in range(attempts):
         port = listen_port or free_port(listen_host)
-        yield (mp.FWD_LOCAL, listen_host, port, connect_host, connect_port), attempt + 1 == attempts
+        yield (ftype, listen_host, port, connect_host, connect_port), attempt + 1 == attempts
 
 
 def stdio_target(network: str, address: str) -> tuple[str, int]:
@@ -113,21 +151,27 @@ def resize(pty_fd: int, pid: int, height: int, width: int, path: str) -> None:
                               path=path) from None
 
 
-def remote_forward_fields(listen: str, target: str) -> tuple[int, str, int, str, int]:
+def remote_forward_fields(listen: Spec, target: Spec) -> Fields:
     """MUX_C_OPEN_FWD fields for forward_remote() (port 0: the server picks, and says)."""
-    listen_host, listen_port = endpoint(listen)
-    connect_host, connect_port = endpoint(target)
+    listen_host, listen_port = forward_endpoint(listen, listen=True, remote=True)
+    connect_host, connect_port = forward_endpoint(target, listen=False)
     return mp.FWD_REMOTE, listen_host, listen_port, connect_host, connect_port
 
 
 class ForwardBase:
     """A forward the master holds: `address` is where it listens (for a remote forward,
-    on the server), `target` where it connects, `kind` "local" or "remote"."""
+    on the server; a path for a Unix socket), `target` where it connects (("socks", 0) for
+    a dynamic forward), `kind` "local", "remote" or "dynamic"."""
 
-    def __init__(self, fields: tuple[int, str, int, str, int], bound_port: int) -> None:
-        ftype, listen_host, _, connect_host, connect_port = fields
-        self.kind = "remote" if ftype == mp.FWD_REMOTE else "local"
-        self.address = (listen_host, bound_port)
+    def __init__(self, fields: Fields, bound_port: int) -> None:
+        ftype, listen_host, port, connect_host, connect_port = fields
+        self.kind = _KINDS[ftype]
+        self.address: tuple[str, int] | str
+        if port == mp.PORT_STREAMLOCAL:
+            self.address = listen_host
+        else:  # "" is the master's default (loopback), "*" every interface
+            self.address = ({"": "127.0.0.1", "*": "0.0.0.0"}.get(listen_host, listen_host),
+                            bound_port)
         self.target = (connect_host, connect_port)
         self.closed = False
         #: What MUX_C_CLOSE_FWD must repeat: the fields the forward was opened with.
@@ -135,6 +179,60 @@ class ForwardBase:
 
     def __repr__(self) -> str:
         return f"<sshlib.mux.Forward {self.kind} {self.address} -> {self.target}>"
+
+
+class _MuxLike(Protocol):
+    path: str
+    timeout: float | None
+
+    @property
+    def closed(self) -> bool: ...
+
+
+M = TypeVar("M", bound=_MuxLike)
+FW = TypeVar("FW", bound=ForwardBase)
+
+
+class ConnectedBase(Generic[M, FW]):
+    """What both front-ends' ConfiguredMuxClient share: the MuxClient (`mux`), the
+    configuration, default timeouts and the forwards to close with the client."""
+
+    def __init__(self, mux: M, host_config: HostConfig, setup: SessionSetup) -> None:
+        self.mux = mux
+        #: The master's socket (None on a ConfiguredClient, which has its own connection).
+        self.control_path: str | None = mux.path
+        self.host_config = host_config
+        self.session_setup = setup
+        self.hostname, self.port = host_config.hostname, host_config.port
+        self._forwards: list[FW] = []
+
+    @property
+    def timeout(self) -> float | None:
+        """The default timeout of requests to the master (connect()'s timeout)."""
+        return self.mux.timeout
+
+    @property
+    def closed(self) -> bool:
+        """True once close() started."""
+        return self.mux.closed
+
+    def _wait(self, timeout: float | None) -> float | None:
+        return self.mux.timeout if timeout is None else timeout
+
+    def _keep(self, forward: FW) -> FW:
+        self._forwards.append(forward)
+        return forward
+
+    def _take_forwards(self) -> list[FW]:
+        forwards, self._forwards = self._forwards, []
+        return forwards
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__module__}.{type(self).__name__} {self.hostname}:{self.port} "
+                f"via {self.mux.path}>")
+
+
+_KINDS = {mp.FWD_LOCAL: "local", mp.FWD_REMOTE: "remote", mp.FWD_DYNAMIC: "dynamic"}
 
 
 @dataclass
@@ -174,6 +272,17 @@ class SessionSpec:
         SSHError once started."""
         self.before_start("request_agent_forwarding")
         self.agent = True
+
+    def apply(self, setup: SessionSetup) -> None:
+        """What ssh_config asks of every session (sshlib.connect over a master): SendEnv's
+        and SetEnv's variables, ForwardAgent's flag and RequestTTY's pty (24x80, $TERM), as
+        ssh(1)'s mux client puts them into MUX_C_NEW_SESSION."""
+        for name, value in setup.env.items():
+            self.setenv(name, value)
+        if setup.agent_forwarding:
+            self.request_agent()
+        if setup.pty:
+            self.request_pty(setup.term, 24, 80, None)
 
     def start(self) -> None:
         """Mark the spec used; SSHError the second time (one command per mux session)."""

@@ -78,6 +78,24 @@ class SFTPClient(ops.Tuning):
             raise
         return sftp
 
+    @classmethod
+    def over_session(cls, session: Session, timeout: float | None = 30, *,
+                     server_version: str = "", window: int = 2 * 1024 * 1024) -> SFTPClient:
+        """Start the "sftp" subsystem on a new, unstarted `session` and negotiate.
+
+        For sessions that do not come from a Client's new_session() (a ControlMaster's,
+        sshlib.mux); `window` bounds the bytes in flight, `server_version` enables the
+        server's known quirks.  The session is closed if starting fails.
+        """
+        try:
+            session.request_subsystem("sftp", timeout)
+            sftp = cls(session, timeout=timeout, server_version=server_version, window=window)
+            sftp._handshake()
+        except BaseException:
+            session.close()
+            raise
+        return sftp
+
     def _handshake(self) -> None:
         deadline = deadline_after(self.timeout)
         self._session.stdin.write(self._core.hello(), self.timeout)
