@@ -25,6 +25,10 @@ log = logging.getLogger("sshlib.channel")
 STDERR_KEEP = 64 * 1024  # bytes of stderr kept for ExitError by run()/output()
 LINE_LIMIT = 1 << 20  # readline() returns a partial line after this many bytes
 
+#: A buffered piece of channel data: the core hands data over as a view of the packet it
+#: arrived in (no copy); `take()` and the collectors' joins turn it into bytes.
+Chunk = bytes | memoryview
+
 
 class StreamChannel:
     """One channel's buffers and state; no exit bookkeeping (see SessionChannel)."""
@@ -34,7 +38,7 @@ class StreamChannel:
         self.id = -1
         self.opened = False
         self.open_error: SSHError | None = None
-        self.buffers: tuple[deque[bytes], deque[bytes]] = (deque(), deque())
+        self.buffers: tuple[deque[Chunk], deque[Chunk]] = (deque(), deque())
         self.buffered = [0, 0]
         self.eof = False
         self.closed = False
@@ -63,7 +67,7 @@ class StreamChannel:
         self.closed = True
         self.wake()
 
-    def on_data(self, data: bytes, stderr: bool) -> None:
+    def on_data(self, data: Chunk, stderr: bool) -> None:
         """Buffer a chunk of data (`stderr`: extended data) and wake readers.
 
         The buffers stay bounded by the window we advertised: the core refuses data beyond it.
@@ -154,7 +158,7 @@ class StreamChannel:
         The caller returns the window with `Driver.consume(channel, len(result))`.
         """
         buf = self.buffers[index]
-        chunks: list[bytes] = []
+        chunks: list[Chunk] = []
         taken = 0
         while buf and taken < size:
             chunk = buf.popleft()
@@ -167,7 +171,9 @@ class StreamChannel:
         self.buffered[index] -= taken
         if not taken and self.error is not None:
             raise self.error
-        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        if len(chunks) == 1 and type(chunks[0]) is bytes:
+            return chunks[0]
+        return b"".join(chunks)
 
     def unread(self, index: int, data: bytes) -> None:
         """Put bytes a timed-out read had taken back in front, for the next read."""
@@ -179,7 +185,10 @@ class StreamChannel:
         """Bytes to take for the next line (through b"\\n"), or what is buffered if no
         newline is there yet; never more than `limit`.  Scans chunks, not bytes."""
         scanned = 0
-        for chunk in self.buffers[index]:
+        buf = self.buffers[index]
+        for position, chunk in enumerate(buf):
+            if type(chunk) is not bytes:  # a view of a packet: searched as bytes from now on
+                chunk = buf[position] = bytes(chunk)
             found = chunk.find(b"\n", 0, limit - scanned)
             if found >= 0:
                 return scanned + found + 1
@@ -194,7 +203,7 @@ class StreamChannel:
         found = data.find(separator)
         return -1 if found < 0 else found + len(separator)
 
-    def take_all(self) -> tuple[list[bytes], list[bytes], int]:
+    def take_all(self) -> tuple[list[Chunk], list[Chunk], int]:
         """Everything buffered on both streams: (stdout chunks, stderr chunks, byte count)."""
         taken = self.buffered[0] + self.buffered[1]
         out, err = list(self.buffers[0]), list(self.buffers[1])
@@ -227,7 +236,7 @@ class SessionChannel(StreamChannel):
         self.exit_status: int | None = None
         self.exit_signal: tuple[str, bool, str] | None = None
         #: Arrival order of (stream index, chunk) while a merging collector drains.
-        self.interleave: list[tuple[int, bytes]] | None = None
+        self.interleave: list[tuple[int, Chunk]] | None = None
 
     def on_exit_status(self, status: int) -> None:
         """Keep the program's exit status for `raise_for_exit()` and the front-end's `exit_status`.
@@ -240,7 +249,7 @@ class SessionChannel(StreamChannel):
         """
         self.exit_signal = (signal, core_dumped, message)
 
-    def on_data(self, data: bytes, stderr: bool) -> None:
+    def on_data(self, data: Chunk, stderr: bool) -> None:
         """As StreamChannel.on_data, also noting the arrival order while a merging collector drains.
         """
         if self.interleave is not None:
@@ -251,7 +260,7 @@ class SessionChannel(StreamChannel):
         """The program reported how it ended (exit status or signal)."""
         return self.exit_status is not None or self.exit_signal is not None
 
-    def take_ordered(self) -> tuple[list[bytes], int]:
+    def take_ordered(self) -> tuple[list[Chunk], int]:
         """Everything buffered on both streams in arrival order (for combined output)."""
         if self.interleave is None:  # not recording: stdout first, then stderr
             out, err, taken = self.take_all()
@@ -279,11 +288,11 @@ class OutputCollector:
     def __init__(self, keep_stdout: bool, merge: bool) -> None:
         self._keep_stdout = keep_stdout
         self.merge = merge
-        self.out: list[bytes] = []
-        self._err: deque[bytes] = deque()
+        self.out: list[Chunk] = []
+        self._err: deque[Chunk] = deque()
         self._err_size = 0
 
-    def feed(self, out: list[bytes], err: list[bytes]) -> None:
+    def feed(self, out: list[Chunk], err: list[Chunk]) -> None:
         """Take chunks of stdout and stderr: stdout kept (if asked), stderr merged or trimmed to its
         tail.
 

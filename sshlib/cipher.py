@@ -99,12 +99,15 @@ class PacketSealer(Protocol):
         """Frame, pad, encrypt and authenticate `payload` as packet number `seq`."""
         ...
 
-    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview,
+                  head: bytes = b"") -> int:
         """Like seal(), but write the packet at the start of `out`; return its size.
 
-        `out` must hold at least ``len(payload) + SEAL_OVERHEAD`` bytes.  The
-        transport seals every packet straight into its output buffer, so no
-        per-packet wire object (and no copy to join them) is made.
+        The packet's payload is `head` followed by `payload` (a message header and the
+        data it carries, sealed without first being joined).  `out` must hold at least
+        ``len(head) + len(payload) + SEAL_OVERHEAD`` bytes.  The transport seals every
+        packet straight into its output buffer, so no per-packet wire object (and no
+        copy to join them) is made.
         """
         ...
 
@@ -221,7 +224,8 @@ class _Sealer:
         del out[size:]
         return bytes(out)
 
-    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview,
+                  head: bytes = b"") -> int:
         raise NotImplementedError
 
     def _padding(self, count: int) -> bytes:
@@ -244,13 +248,16 @@ class _PlainSealer(_Sealer):
 
     __slots__ = ()
 
-    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
-        size = len(payload)
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview,
+                  head: bytes = b"") -> int:
+        start = 5 + len(head)
+        size = start - 5 + len(payload)
         padlen = self._pad_table[size & 7]
         end = 5 + size + padlen
         _U32_PACK_INTO(out, 0, size + 1 + padlen)
         out[4] = padlen
-        out[5:5 + size] = payload
+        out[5:start] = head
+        out[start:5 + size] = payload
         out[5 + size:end] = self._padding(padlen)
         return end
 
@@ -307,9 +314,11 @@ class _ChaChaSealer(_Sealer):
         self._main = _chacha(key[:32])
         self._header = _chacha(key[32:])
 
-    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
-        padlen = self._pad_table[len(payload) & 7]
-        plen = len(payload) + 1 + padlen
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview,
+                  head: bytes = b"") -> int:
+        size = len(head) + len(payload)
+        padlen = self._pad_table[size & 7]
+        plen = size + 1 + padlen
         end = 4 + plen
         nonce = _CHACHA_NONCE(0, seq)
         header = self._header
@@ -320,7 +329,8 @@ class _ChaChaSealer(_Sealer):
         # Block 0 of the keystream: its first 32 bytes are the Poly1305 key; the
         # body then starts at block counter 1, as the spec requires.
         poly_key = main.update(_ZERO64)[:32]
-        main.update_into(b"".join((_BYTE[padlen], payload, self._padding(padlen))), out[4:end])
+        main.update_into(b"".join((_BYTE[padlen], head, payload, self._padding(padlen))),
+                         out[4:end])
         out[end:end + 16] = Poly1305.generate_tag(poly_key, out[:end])
         return end + 16
 
@@ -388,16 +398,18 @@ class _GCMSealer(_Sealer):
         self._fixed: int = _U32_UNPACK(iv)[0]
         self._counter = int.from_bytes(iv[4:], "big")
 
-    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
-        padlen = self._pad_table[len(payload) & 15]
-        plen = len(payload) + 1 + padlen
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview,
+                  head: bytes = b"") -> int:
+        size = len(head) + len(payload)
+        padlen = self._pad_table[size & 15]
+        plen = size + 1 + padlen
         end = 4 + plen + 16
         counter = self._counter
         length = _U32_PACK(plen)
         out[:4] = length
         self._aead.encrypt_into(
             _GCM_NONCE(self._fixed, counter),
-            b"".join((_BYTE[padlen], payload, self._padding(padlen))),
+            b"".join((_BYTE[padlen], head, payload, self._padding(padlen))),
             length, out[4:end])
         self._counter = (counter + 1) & _MASK64
         return end
@@ -470,10 +482,12 @@ class _CTRSealer(_Sealer):
         self._enc = _ctr(key, iv)
         self._mac = _keyed_hmac(mac_key, digest)
 
-    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
-        padlen = self._pad_table[len(payload) & 15]
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview,
+                  head: bytes = b"") -> int:
+        size = len(head) + len(payload)
+        padlen = self._pad_table[size & 15]
         # seq and packet_length lead one buffer: MAC all of it, encrypt from byte 4.
-        buf = b"".join((_U32X2_PACK(seq, len(payload) + 1 + padlen), _BYTE[padlen], payload,
+        buf = b"".join((_U32X2_PACK(seq, size + 1 + padlen), _BYTE[padlen], head, payload,
                         self._padding(padlen)))
         mac = self._mac.copy()
         mac.update(buf)
@@ -495,12 +509,14 @@ class _ETMSealer(_Sealer):
         self._enc = _ctr(key, iv)
         self._mac = _keyed_hmac(mac_key, digest)
 
-    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
-        padlen = self._pad_table[len(payload) & 15]
-        plen = len(payload) + 1 + padlen
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview,
+                  head: bytes = b"") -> int:
+        size = len(head) + len(payload)
+        padlen = self._pad_table[size & 15]
+        plen = size + 1 + padlen
         end = 4 + plen
         _U32_PACK_INTO(out, 0, plen)
-        self._enc.update_into(b"".join((_BYTE[padlen], payload, self._padding(padlen))),
+        self._enc.update_into(b"".join((_BYTE[padlen], head, payload, self._padding(padlen))),
                               out[4:end])
         mac = self._mac.copy()
         mac.update(_U32_PACK(seq))

@@ -117,9 +117,10 @@ class CompressingSealer:
         """Deflate `payload` (on this direction's one stream), then seal it; not thread-safe."""
         return self._inner.seal(seq, self._deflate(payload))
 
-    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview) -> int:
+    def seal_into(self, seq: int, payload: bytes | memoryview, out: memoryview,
+                  head: bytes = b"") -> int:
         """As PacketSealer.seal_into; `out` needs ``len(payload) + SEAL_OVERHEAD + SLACK``."""
-        packed = self._deflate(payload)
+        packed = self._deflate(b"".join((head, payload)) if head else payload)
         if len(packed) + SEAL_OVERHEAD > len(out):  # only for payloads far past any limit
             raise ProtocolError(f"payload of {len(payload)} bytes is too large to send")
         return self._inner.seal_into(seq, packed, out)

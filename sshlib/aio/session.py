@@ -8,7 +8,8 @@ sshlib.sync through sshlib.driver and sshlib.protocol.session.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -78,6 +79,17 @@ class ChannelWriter:
         channel = await self._session._open()
         await channel.write(data, False, timeout)
         return len(data)
+
+    async def writelines(self, parts: Iterable[bytes | bytearray | memoryview],
+                         timeout: float | None = None) -> None:
+        """Send the parts in order, as write() of their concatenation (the transport
+        coalesces them); `timeout` bounds the whole call."""
+        channel = await self._session._open()
+        loop = asyncio.get_running_loop()
+        deadline = deadline_after(timeout)
+        for part in parts:
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            await channel.write(part, False, left)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until the transport buffer is below its high-water mark (write() already does).

@@ -191,8 +191,7 @@ class SFTPClient(ops.Tuning):
         self._core.issued.clear()
         async with self._send_lock:
             try:
-                for part in parts:
-                    await self._session.stdin.write(part, self.timeout)
+                await self._session.stdin.writelines(parts, self.timeout)
             except BaseException as exc:  # half a packet went out: the stream is lost
                 self._fail(exc if isinstance(exc, SSHError) else
                            SFTPError(c.FX_CONNECTION_LOST, f"SFTP send failed: {exc!r}"))

@@ -65,7 +65,8 @@ class ClientConnection:
         self._packets = PacketLayer(rng)
         self._handshake: Handshake | None = None
         self._userauth: UserAuth | None = None
-        self.connection = Connection(self._send, config.window_size, config.max_packet_size)
+        self.connection = Connection(self._send, config.window_size, config.max_packet_size,
+                                     send_parts=self._send)
         self.server_sig_algs: list[str] | None = None
         #: The server advertised publickey-hostbound@openssh.com in EXT_INFO.
         self.server_hostbound = False
@@ -92,6 +93,13 @@ class ClientConnection:
         if self._greeting:
             data, self._greeting = self._greeting + data, b""
         return data
+
+    def data_to_send_view(self) -> bytes | memoryview:
+        """As data_to_send(), but packets come as a view of the core's output buffer (no
+        copy), valid until the next data_to_send_view() call: send it all before then."""
+        if self._greeting:
+            return self.data_to_send()
+        return self._packets.data_to_send_view()
 
     def has_data_to_send(self) -> bool:
         """True when `data_to_send()` would return bytes (cheap; a sender's loop test)."""
@@ -314,12 +322,12 @@ class ClientConnection:
         self._handshake.start_kex()
 
     # --- internals -----------------------------------------------------------------
-    def _send(self, payload: bytes) -> None:
+    def _send(self, payload: bytes | memoryview, head: bytes = b"") -> None:
         if self.closed:
             raise self.error or ConnectionLost("connection closed")
         if self._handshake is None:
             raise ProtocolError("cannot send before the version exchange")
-        self._handshake.send(payload)
+        self._handshake.send(payload, head)
         if self._handshake.needs_rekey():
             self._handshake.start_kex()
 

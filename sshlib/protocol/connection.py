@@ -67,8 +67,12 @@ class ChannelState:
 class Connection:
     """The ssh-connection service: our side of every channel and global request."""
 
-    def __init__(self, send: Callable[[bytes], None], window_size: int, max_packet: int) -> None:
+    def __init__(self, send: Callable[[bytes], None], window_size: int, max_packet: int, *,
+                 send_parts: Callable[[memoryview, bytes], None] | None = None) -> None:
+        """`send` queues one payload; `send_parts(data, head)`, if given, queues the payload
+        `head` + `data` without joining them first (channel data's hot path)."""
         self._send = send
+        self._send_parts = send_parts
         self._window_size = window_size
         self._max_packet = max_packet
         self._channels: dict[int, ChannelState] = {}
@@ -126,10 +130,13 @@ class Connection:
         view = memoryview(data)[:count]
         head = (bytes((_EXT_DATA,)) + uint32(ch.remote_id) + uint32(m.EXTENDED_DATA_STDERR)
                 if stderr else bytes((_DATA,)) + uint32(ch.remote_id))
-        send = self._send
+        send_parts = self._send_parts
         for start in range(0, count, step):
             chunk = view[start:start + step]
-            send(b"".join((head, uint32(len(chunk)), chunk)))
+            if send_parts is not None:
+                send_parts(chunk, head + uint32(len(chunk)))
+            else:
+                self._send(b"".join((head, uint32(len(chunk)), chunk)))
         ch.remote_window -= count
         return count
 
@@ -327,12 +334,12 @@ class Connection:
             raise ProtocolError(f"server sent {length} bytes, more than our maximum packet")
         ch.local_window -= length
         if msg_type == _DATA:
-            return [ChannelDataReceived(ch.local_id, payload[9:], False)]
+            return [ChannelDataReceived(ch.local_id, memoryview(payload)[9:], False)]
         if data_type != m.EXTENDED_DATA_STDERR:
             # Unknown extended data type: drop it, but keep the window honest.
             self.consume(ch.local_id, length)
             return []
-        return [ChannelDataReceived(ch.local_id, payload[13:], True)]
+        return [ChannelDataReceived(ch.local_id, memoryview(payload)[13:], True)]
 
     def _on_channel_request(self, r: Reader) -> list[Event]:
         ch = self._lookup(r.uint32())

@@ -105,11 +105,12 @@ class ChannelDataReceived(Event):
 
     The core has not given the window back yet: the front-end calls the core's
     consume method once the application has taken the bytes, which keeps buffers
-    bounded by the window.
+    bounded by the window.  `data` may be a read-only view of the packet it came in
+    (no copy is made on the hot path); it stays valid, as bytes would.
     """
 
     channel: int
-    data: bytes
+    data: bytes | memoryview
     stderr: bool
 
 

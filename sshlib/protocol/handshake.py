@@ -121,13 +121,13 @@ class Handshake:
                 or self.now - self.last_kex_time >= self._config.rekey_interval)
 
     # --- sending -------------------------------------------------------------
-    def send(self, payload: bytes) -> None:
-        """Send a non-kex message now, or hold it until our NEWKEYS is out."""
+    def send(self, payload: bytes | memoryview, head: bytes = b"") -> None:
+        """Send a non-kex message (`head` + `payload`) now, or hold it until our NEWKEYS is out."""
         if (self._our_kexinit is not None and not self._newkeys_sent
-                and payload[0] > m.MSG_DEBUG):  # 1-4 may always be sent (RFC 4253 7.1)
-            self._queue.append(payload)
+                and (head or payload)[0] > m.MSG_DEBUG):  # 1-4 may always go (RFC 4253 7.1)
+            self._queue.append(b"".join((head, payload)))
         else:
-            self._packets.send(payload)
+            self._packets.send(payload, head)
 
     def start_kex(self) -> None:
         """Queue our KEXINIT unless one is already out; later non-kex sends wait for our NEWKEYS."""

@@ -59,6 +59,7 @@ class PacketLayer:
         self._out = bytearray(_OUT_INITIAL)
         self._out_view = memoryview(self._out)
         self._out_pos = 0
+        self._spare: bytearray | None = None  # the other buffer of data_to_send_view()
         self.bytes_in = 0  # since the last rekey
         self.bytes_out = 0
         self.packets_in = 0
@@ -67,13 +68,15 @@ class PacketLayer:
         self._bytes_out_before = 0
 
     # --- outgoing ---------------------------------------------------------
-    def send(self, payload: bytes) -> None:
-        """Seal `payload` into a packet with the current sealer and queue it (sequence number +1).
+    def send(self, payload: bytes | memoryview, head: bytes = b"") -> None:
+        """Seal `head` + `payload` into a packet with the current sealer and queue it (sequence
+        number +1).  Passing a message's header as `head` spares joining it to the data first.
         """
         pos = self._out_pos
-        if pos + len(payload) + _ROOM > len(self._out):
-            self._grow(pos + len(payload) + _ROOM)
-        size = self._sealer.seal_into(self.seq_out, payload, self._out_view[pos:])
+        need = pos + len(head) + len(payload) + _ROOM
+        if need > len(self._out):
+            self._grow(need)
+        size = self._sealer.seal_into(self.seq_out, payload, self._out_view[pos:], head)
         self._out_pos = pos + size
         self.seq_out = (self.seq_out + 1) & _SEQ_MASK
         self.packets_out += 1
@@ -98,6 +101,26 @@ class PacketLayer:
             self._out = bytearray(_OUT_INITIAL)
             self._out_view = memoryview(self._out)
         return data
+
+    def data_to_send_view(self) -> memoryview:
+        """As data_to_send(), without copying: a view of the output buffer itself.
+
+        The view stays valid until the next data_to_send_view() call, when its
+        buffer is reused: the caller must have sent it all by then (a sender that
+        sends each batch to the end before taking the next, as the threaded
+        front-end's does).
+        """
+        pos = self._out_pos
+        if not pos:
+            return _EMPTY_VIEW
+        full = self._out
+        self._out_view.release()
+        spare = self._spare
+        self._spare = full if len(full) <= _OUT_KEEP else None
+        self._out = spare if spare is not None else bytearray(_OUT_INITIAL)
+        self._out_view = memoryview(self._out)
+        self._out_pos = 0
+        return memoryview(full)[:pos]
 
     def has_data_to_send(self) -> bool:
         """True when packets are queued for `data_to_send()`."""

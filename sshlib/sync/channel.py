@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..channelstate import LINE_LIMIT, OutputCollector, SessionChannel, StreamChannel
@@ -124,8 +124,12 @@ class ChannelIO(StreamChannel):
         # Wake a thread only when what it waits for has come true: each wake-up is a
         # thread hand-off, and a session would otherwise take one per EOF, exit status,
         # window adjust or reply it is not waiting for.
-        for predicate in self._waiting:
+        # notify_all wakes every waiter, so they all leave the list: each re-registers only
+        # if it must wait again, and packets arriving before it runs cost nothing here.
+        waiting = self._waiting
+        for predicate in waiting:
             if predicate():
+                waiting.clear()
                 self.cond.notify_all()
                 return
 
@@ -136,15 +140,15 @@ class ChannelIO(StreamChannel):
         The predicate must depend only on channel or connection state the
         dispatcher changes (it is evaluated by `wake()` in the reader thread).
         """
-        if predicate():
-            return
-        self._waiting.append(predicate)
-        try:
-            while not predicate():
-                left = remaining(deadline, what)
+        waiting = self._waiting
+        while not predicate():
+            left = remaining(deadline, what)
+            waiting.append(predicate)
+            try:
                 self.cond.wait(left)
-        finally:
-            self._waiting.remove(predicate)
+            finally:
+                if predicate in waiting:  # a timeout or a wake for someone else
+                    waiting.remove(predicate)
 
     def wait_open(self, timeout: float | None) -> None:
         """Wait for the server to confirm or refuse the open (any thread; takes the lock).
@@ -244,6 +248,28 @@ class ChannelIO(StreamChannel):
         while view:
             view = view[self._hand_over(view, stderr, deadline):]
             self.link.flush(deadline)
+
+    def writelines(self, parts: Iterable[bytes | bytearray | memoryview], stderr: bool,
+                   timeout: float | None) -> None:
+        """Send every part in order (as write() of their concatenation) with one send at the end.
+
+        What fits the window is only queued, so a small header and the data after it
+        leave in one send; before waiting for window the queue is sent, since the
+        peer grants more only once it has the bytes.  Timeouts as for write().
+        """
+        deadline = deadline_after(timeout)
+        link = self.link
+        for part in parts:
+            view = memoryview(part).cast("B")
+            while view:
+                with self.cond:
+                    link.check_writable(self)
+                    if link.can_write(self):
+                        view = view[link.send_some(self, view, stderr):]
+                        continue
+                link.flush(deadline)
+                view = view[self._hand_over(view, stderr, deadline):]
+        link.flush(deadline)
 
     def write_some(self, view: memoryview, stderr: bool, deadline: float | None) -> int:
         """Wait for window, hand what fits to the core and send it; returns the count.

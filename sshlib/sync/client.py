@@ -262,8 +262,8 @@ class Client(ConnectionFacts, ClientForwarding):
         send = self._transport.send
         while True:
             if not self._out:
-                with self._lock:
-                    data = self._core.data_to_send()
+                with self._lock:  # a view: this loop sends it all before taking the next
+                    data = self._core.data_to_send_view()
                 if not data:
                     return
                 self._out = memoryview(data)

@@ -9,7 +9,7 @@ the window, as the SSH flow control intends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 
 from ..channelstate import STDERR_KEEP, OutputCollector
@@ -74,6 +74,15 @@ class ChannelWriter:
         """
         self._channel.write(data, False, timeout)
         return len(data)
+
+    def writelines(self, parts: Iterable[bytes | bytearray | memoryview],
+                   timeout: float | None = None) -> None:
+        """Send the parts in order as one write, sending once at the end (a message header
+        and its payload leave together, without joining them first).
+
+        Timeout as for write(): after it, bytes already handed over stay queued in order.
+        """
+        self._channel.writelines(parts, False, timeout)
 
     def flush(self) -> None:
         """Writes are sent immediately; here for file-like compatibility."""

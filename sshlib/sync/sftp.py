@@ -159,8 +159,7 @@ class SFTPClient(ops.Tuning):
             self._core.issued.clear()
         with self._send_lock:
             try:
-                for part in parts:
-                    self._session.stdin.write(part, self.timeout)
+                self._session.stdin.writelines(parts, self.timeout)
             except BaseException as exc:  # a packet went out half-sent: the stream is lost
                 with self._lock:
                     self._fail(exc)
