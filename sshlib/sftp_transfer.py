@@ -272,7 +272,7 @@ def put_file(ctx: Context, local: LocalPath, remote: str, pacer: ProgressPacer, 
 def _send_blocks(ctx: Context, fh: FileIO, handle: bytes, remote: str, plan: WritePlan,
                  pacer: ProgressPacer) -> Op[None]:
     head = SFTPCore.write_header_size(handle)
-    buf = bytearray(head + plan.block)
+    buf = bytearray(head + min(plan.block, max(0, plan.end - plan.next_offset)))
     view = memoryview(buf)
     pending: deque[tuple[int, int]] = deque()
     try:

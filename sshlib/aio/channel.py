@@ -267,22 +267,33 @@ class AioChannel(StreamChannel):
         return b"".join(chunks)
 
     async def write(self, data: bytes | bytearray | memoryview, stderr: bool,
-                    timeout: float | None) -> None:
-        """Send all of `data`; Timeout when window or transport back-pressure outlast it."""
+                    timeout: float | None, flush: bool = True) -> None:
+        """Send all of `data`; Timeout when window or transport back-pressure outlast it.
+
+        With `flush` False what the window takes stays queued in the core for a later
+        flush (it is sent before any wait for window, which the peer grants only after).
+        """
         deadline = deadline_after(timeout)
         view = memoryview(data).cast("B")
         link = self.link
         while view:
             link.check_writable(self)
+            if not flush and not link.can_write(self):
+                link.flush()
             await self._wait(lambda: link.can_write(self), deadline, "send window")
             sent = link.send_some(self, view, stderr)
             view = view[sent:]
-            link.flush()
-            try:
-                await link.drain(deadline)
-            except asyncio.CancelledError:
-                self.close()
-                raise
+            if flush:
+                await self.flush(deadline)
+
+    async def flush(self, deadline: float | None) -> None:
+        """Hand what the core queued to the transport and wait out its back-pressure."""
+        self.link.flush()
+        try:
+            await self.link.drain(deadline)
+        except asyncio.CancelledError:
+            self.close()
+            raise
 
     async def request(self, name: str, payload: bytes, want_reply: bool,
                       timeout: float | None) -> bool:

@@ -81,15 +81,24 @@ class ChannelWriter:
         return len(data)
 
     async def writelines(self, parts: Iterable[bytes | bytearray | memoryview],
-                         timeout: float | None = None) -> None:
-        """Send the parts in order, as write() of their concatenation (the transport
-        coalesces them); `timeout` bounds the whole call."""
+                         timeout: float | None = None, flush: bool = True) -> None:
+        """Send the parts in order as one write (see sshlib.sync's writelines); `timeout`
+        bounds the whole call.  With `flush` False what fits the window waits in the
+        core for the next flush() or write (many small messages in one send)."""
         channel = await self._session._open()
         loop = asyncio.get_running_loop()
         deadline = deadline_after(timeout)
         for part in parts:
             left = None if deadline is None else max(0.0, deadline - loop.time())
-            await channel.write(part, False, left)
+            await channel.write(part, False, left, flush=False)
+        if flush:
+            await channel.flush(deadline)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Send what writelines(flush=False) queued; Timeout if back-pressure outlasts
+        `timeout`."""
+        channel = await self._session._open()
+        await channel.flush(deadline_after(timeout))
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until the transport buffer is below its high-water mark (write() already does).

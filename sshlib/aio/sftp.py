@@ -59,6 +59,7 @@ class SFTPClient(ops.Tuning):
         self._core = SFTPCore()
         self._ctx = ops.Context(self._core, server_version=server_version, window=window)
         self._send_lock = asyncio.Lock()
+        self._unsent = False  # requests queued by _send() and not yet flushed
         self._replies: dict[int, Reply] = {}
         self._waiters: dict[int, asyncio.Future[Reply]] = {}
         self._discard: set[int] = set()
@@ -179,6 +180,8 @@ class SFTPClient(ops.Tuning):
                 op.close()
             except RuntimeError:  # interrupted (cancelled, Ctrl-C) where its cleanup needed I/O
                 pass
+            if ok:  # a failed one's queued requests go with the next flush, unwaited for
+                await self._push()
             if mine and not ok:  # a failed operation's replies are not wanted; a finished
                 self._abandon(mine)  # one may leave some for later (an open file's writes)
 
@@ -190,13 +193,27 @@ class SFTPClient(ops.Tuning):
         mine.update(self._core.issued)
         self._core.issued.clear()
         async with self._send_lock:
-            try:
-                await self._session.stdin.writelines(parts, self.timeout)
+            try:  # queued: the next wait (or the operation's end) sends them all at once
+                await self._session.stdin.writelines(parts, self.timeout, flush=False)
+                self._unsent = True
             except BaseException as exc:  # half a packet went out: the stream is lost
                 self._fail(exc if isinstance(exc, SSHError) else
                            SFTPError(c.FX_CONNECTION_LOST, f"SFTP send failed: {exc!r}"))
                 raise
         return rid
+
+    async def _push(self) -> None:
+        """Send what _send() queued (before waiting for a reply, and when an operation ends)."""
+        if not self._unsent:
+            return
+        async with self._send_lock:
+            self._unsent = False
+            try:
+                await self._session.stdin.flush(self.timeout)
+            except BaseException as exc:
+                self._fail(exc if isinstance(exc, SSHError) else
+                           SFTPError(c.FX_CONNECTION_LOST, f"SFTP send failed: {exc!r}"))
+                raise
 
     async def _wait(self, rids: Collection[int], mine: set[int]) -> Reply:
         for rid in rids:
@@ -206,6 +223,9 @@ class SFTPClient(ops.Tuning):
                 return reply
         if self._error is not None:
             raise self._error
+        if self._unsent:  # about to wait: the requests the replies answer go out first
+            await self._push()
+            return await self._wait(rids, mine)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         for rid in rids:
             self._waiters[rid] = future

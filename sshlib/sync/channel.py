@@ -250,12 +250,13 @@ class ChannelIO(StreamChannel):
             self.link.flush(deadline)
 
     def writelines(self, parts: Iterable[bytes | bytearray | memoryview], stderr: bool,
-                   timeout: float | None) -> None:
+                   timeout: float | None, flush: bool = True) -> None:
         """Send every part in order (as write() of their concatenation) with one send at the end.
 
         What fits the window is only queued, so a small header and the data after it
         leave in one send; before waiting for window the queue is sent, since the
-        peer grants more only once it has the bytes.  Timeouts as for write().
+        peer grants more only once it has the bytes.  With `flush` False the last
+        bytes stay queued for a later flush() or write.  Timeouts as for write().
         """
         deadline = deadline_after(timeout)
         link = self.link
@@ -269,7 +270,12 @@ class ChannelIO(StreamChannel):
                         continue
                 link.flush(deadline)
                 view = view[self._hand_over(view, stderr, deadline):]
-        link.flush(deadline)
+        if flush:
+            link.flush(deadline)
+
+    def flush(self, timeout: float | None) -> None:
+        """Send what writelines(flush=False) left queued; Timeout under TCP back-pressure."""
+        self.link.flush(deadline_after(timeout))
 
     def write_some(self, view: memoryview, stderr: bool, deadline: float | None) -> int:
         """Wait for window, hand what fits to the core and send it; returns the count.

@@ -76,16 +76,21 @@ class ChannelWriter:
         return len(data)
 
     def writelines(self, parts: Iterable[bytes | bytearray | memoryview],
-                   timeout: float | None = None) -> None:
+                   timeout: float | None = None, flush: bool = True) -> None:
         """Send the parts in order as one write, sending once at the end (a message header
         and its payload leave together, without joining them first).
 
-        Timeout as for write(): after it, bytes already handed over stay queued in order.
+        With `flush` False what fits the window is queued and goes out with the next
+        flush() or write (many small messages in one send); it is never held back
+        while waiting for window.  Timeout as for write(): after it, bytes already
+        handed over stay queued in order.
         """
-        self._channel.writelines(parts, False, timeout)
+        self._channel.writelines(parts, False, timeout, flush)
 
-    def flush(self) -> None:
-        """Writes are sent immediately; here for file-like compatibility."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Send what writelines(flush=False) queued (write() sends at once); Timeout after
+        `timeout` if TCP back-pressure holds it up (the bytes stay queued, in order)."""
+        self._channel.flush(timeout)
 
     def close(self, timeout: float | None = None) -> None:
         """Send EOF (the remote program sees end of input); Timeout after `timeout`."""

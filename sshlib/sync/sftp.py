@@ -59,6 +59,7 @@ class SFTPClient(ops.Tuning):
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
+        self._unsent = False  # requests queued by _send() and not yet flushed (send lock)
         self._replies: dict[int, Reply] = {}
         self._discard: set[int] = set()
         self._reading = False
@@ -134,6 +135,11 @@ class SFTPClient(ops.Tuning):
                 op.close()
             except RuntimeError:  # interrupted (cancelled, Ctrl-C) where its cleanup needed I/O
                 pass
+            try:
+                self._push()
+            except BaseException:
+                if ok:
+                    raise
             if mine and not ok:  # a failed operation's replies are not wanted; a finished
                 self._abandon(mine)  # one may leave some for later (an open file's writes)
 
@@ -158,13 +164,27 @@ class SFTPClient(ops.Tuning):
             mine.update(self._core.issued)
             self._core.issued.clear()
         with self._send_lock:
-            try:
-                self._session.stdin.writelines(parts, self.timeout)
+            try:  # queued: the next wait (or the operation's end) sends them all at once
+                self._session.stdin.writelines(parts, self.timeout, flush=False)
+                self._unsent = True
             except BaseException as exc:  # a packet went out half-sent: the stream is lost
                 with self._lock:
                     self._fail(exc)
                 raise
         return rid
+
+    def _push(self) -> None:
+        """Send the requests _send() queued (before waiting, and when an operation ends)."""
+        if not self._unsent:
+            return
+        with self._send_lock:
+            self._unsent = False
+            try:
+                self._session.stdin.flush(self.timeout)
+            except BaseException as exc:
+                with self._lock:
+                    self._fail(exc)
+                raise
 
     def _pop(self, rids: Collection[int]) -> Reply | None:
         replies = self._replies
@@ -189,6 +209,13 @@ class SFTPClient(ops.Tuning):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout("timed out waiting for the SFTP server")
+                if self._unsent:  # about to block: what replies to them wait for goes out
+                    self._lock.release()
+                    try:
+                        self._push()
+                    finally:
+                        self._lock.acquire()
+                    continue
                 if self._reading:
                     self._cond.wait(left)
                     continue
