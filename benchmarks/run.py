@@ -24,7 +24,13 @@ alike, and reports medians over the rounds:
   port forward (`forward_local`, asyncssh's `forward_local_port`, `ssh -L`)
   into a separate consumer process;
 - forwardconns: 1,000 short connections one after another through the same
-  kind of forward (send 32 bytes, read them back, close).
+  kind of forward (send 32 bytes, read them back, close);
+- sftp-get-rtt / sftp-put-rtt: the sftp-get / sftp-put transfer (--rtt-size,
+  default 256 MiB, sha256-checked) over a 20 ms round trip, every client through
+  the same path (benchmarks/rttpath.py: tc netem in a network namespace when the
+  kernel has it, else the userspace delay line benchmarks/delayline.py, 10 ms
+  each way); the output says which, with the relay's own ceiling, and gives
+  each client's throughput relative to OpenSSH's `sftp`.
 
 Wall time and CPU time (user+sys) are those of the child process, read with
 os.wait4 (for OpenSSH, of the `ssh` process the driver script starts, see
@@ -73,18 +79,24 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import rttpath  # noqa: E402
+
 CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
 CLIENTS = ("sshlib", "asyncssh", "paramiko", "openssh")
 KINDS = ("download", "upload", "latency", "sessions", "agent", "compression",
-         "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put", "forward", "forwardconns")
+         "sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put", "forward", "forwardconns",
+         "sftp-get-rtt", "sftp-put-rtt")
 #: What the compression rows download: text that deflates about 5:1, and random bytes.
 COMPRESSION_DATA = ("compressible", "random")
 SOURCE_SIZE = 16 << 20
 #: Measurements that move bytes: wall, MB/s and CPU per GiB in one table.
 TRANSFERS = ("download", "upload", "forward", "sftp-get", "sftp-put", "sftp-tree-get",
-             "sftp-tree-put")
+             "sftp-tree-put", "sftp-get-rtt", "sftp-put-rtt")
+#: The SFTP rows over a 20 ms round trip (benchmarks/rttpath.py): the client runs the
+#: plain sftp-get / sftp-put measurement, through the RTT path.
+RTT_KINDS = {"sftp-get-rtt": "sftp-get", "sftp-put-rtt": "sftp-put"}
 #: The SFTP tree measurements: this many files of this size, in nested directories.
 TREE_FILES = 1000
 TREE_FILE_SIZE = 16 * 1024
@@ -120,6 +132,8 @@ MiB = 1 << 20
 GiB = 1 << 30
 #: sha256 of the SFTP sources (filled by run() when SFTP is measured).
 SFTP_SUMS: dict[str, str] = {}
+#: The same for the RTT rows' source (its own size, --rtt-size).
+RTT_SUMS: dict[str, str] = {}
 
 
 class WrongResult(Exception):
@@ -148,6 +162,8 @@ class Measurement:
             return f"{self.kind} {name}"
         if self.kind == "forward":
             return "forward_local (-L) one stream"
+        if self.kind in RTT_KINDS:
+            return f"{RTT_KINDS[self.kind]}, {rttpath.RTT_MS:.0f} ms RTT"
         return self.kind
 
 
@@ -217,20 +233,35 @@ class Env:
     #: Remote files for the compression rows, by COMPRESSION_DATA name.
     sources: dict[str, str] = field(default_factory=dict)
     sftp_dir: Path | None = None
+    #: The RTT rows: where the clients connect (rttpath.open_path).
+    rtt: rttpath.RttPath | None = None
+
+
+def sftp_dir_for(m: Measurement, env: Env) -> Path | None:
+    """The RTT rows have sources of their own size in a subdirectory."""
+    if env.sftp_dir is None or m.kind not in RTT_KINDS:
+        return env.sftp_dir
+    return env.sftp_dir / "rtt"
 
 
 def child_argv(client: str, m: Measurement, env: Env, nbytes: int, count: int,
                result: Path) -> list[str]:
+    host, port, known_hosts, prefix = env.host, env.port, env.known_hosts, []
+    if m.kind in RTT_KINDS:
+        assert env.rtt is not None
+        host, port, known_hosts = env.rtt.host, env.rtt.port, env.rtt.known_hosts
+        prefix = env.rtt.prefix
     return [
-        sys.executable, str(CLIENTS_DIR / f"bench_{client}.py"), m.kind,
-        "--host", env.host, "--port", str(env.port), "--user", env.user,
-        "--key", env.key, "--known-hosts", env.known_hosts,
+        *prefix, sys.executable, str(CLIENTS_DIR / f"bench_{client}.py"),
+        RTT_KINDS.get(m.kind, m.kind),
+        "--host", host, "--port", str(port), "--user", env.user,
+        "--key", env.key, "--known-hosts", known_hosts,
         "--kex", KEX, "--host-key-alg", HOST_KEY_ALG, "--cipher", m.cipher, "--mac", m.mac,
         "--bytes", str(nbytes), "--count", str(count),
         "--agent-sock", env.agent_sock, "--pubkey", env.pubkey, "--result", str(result),
         *(["--source", env.sources[m.data]] if m.data != "zeros" else []),
         *(["--compression"] if m.compress else []),
-        "--sftp-dir", str(env.sftp_dir or ""),
+        "--sftp-dir", str(sftp_dir_for(m, env) or ""),
     ]
 
 
@@ -327,12 +358,7 @@ def ssh_agent(workdir: Path, key: str) -> Iterator[str]:
                        stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=30)
         yield str(sock)
     finally:
-        agent.terminate()
-        try:
-            agent.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+        rttpath.stop_process(agent, 5)
 
 
 def write_sources(directory: Path) -> dict[str, str]:
@@ -505,6 +531,29 @@ def markdown(measurements: list[Measurement], results: dict[str, dict[str, Any]]
     return "\n".join(out)
 
 
+def rtt_markdown(measurements: list[Measurement], results: dict[str, dict[str, Any]],
+                 clients: Sequence[str], path: rttpath.RttPath) -> str:
+    """The RTT rows as throughput relative to OpenSSH's (> 1 is faster), and the path."""
+    out = [f"{path.describe()}.", "",
+           f"| {rttpath.RTT_MS:.0f} ms RTT | client | MB/s | throughput vs ssh | "
+           "CPU s/GiB | CPU vs ssh |", "|---|---|---:|---:|---:|---:|"]
+    for m in measurements:
+        if m.kind not in RTT_KINDS:
+            continue
+        for c in clients:
+            s = results[m.id][c]
+            if s["status"] != "ok":
+                out.append(f"| {RTT_KINDS[m.kind]} | {c} | {_status_cell(s)} | | | |")
+                continue
+            wall = s.get("ratios", {}).get("openssh", {}).get("wall")
+            speed = f"{1 / wall:.2f}x" if wall else ""
+            out.append(f"| {RTT_KINDS[m.kind]} | {c}{_failed_rounds(s)} | "
+                       f"{s['mb_per_s']:.0f} | {speed} | {s['cpu_s_per_gib']:.2f} | "
+                       f"{_ratio(s, 'openssh', 'cpu')} |")
+    out.append("")
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------
 # the machine
 # --------------------------------------------------------------------------
@@ -572,6 +621,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help=f"comma-separated subset of {','.join(KINDS)}")
     p.add_argument("--ciphers", default=",".join(c for c, _ in CIPHERS),
                    help="comma-separated subset of the ciphers for download/upload")
+    p.add_argument("--rtt-size", type=parse_size, default=None,
+                   help="bytes per sftp-get-rtt/sftp-put-rtt transfer (default 256M; --quick: 4M)")
+    p.add_argument("--rtt-via", choices=("auto", "netem", "delayline"), default="auto",
+                   help="how the RTT rows make their 20 ms round trip: tc netem in a network "
+                        "namespace, the userspace delay line, or netem when the kernel has it "
+                        "(default)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds before a transfer is killed and recorded as 'timeout' "
                         "(default: 30 + 1 s per 8 MB)")
@@ -584,7 +639,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--test-wrong-bytes", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     quick = args.quick
-    for name, full, small in (("size", GiB, 4 * MiB), ("rounds", 3, 1),
+    for name, full, small in (("size", GiB, 4 * MiB), ("rtt_size", 256 * MiB, 4 * MiB),
+                              ("rounds", 3, 1),
                               ("latency_samples", 20, 3), ("sessions", 1000, 20),
                               ("agent_signs", 1000, 50), ("forward_conns", 1000, 20)):
         if getattr(args, name) is None:
@@ -601,7 +657,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for c in args.ciphers:
         if c not in dict(CIPHERS):
             p.error(f"unknown cipher {c!r}")
-    if args.rounds < 1 or args.size < 1:
+    args.rtt_ceiling_bytes = 16 * MiB if quick else GiB
+    if args.rounds < 1 or args.size < 1 or args.rtt_size < 1:
         p.error("--rounds and --size must be positive")
     if args.timeout is None:
         args.timeout = 30 + args.size / 8e6
@@ -617,6 +674,8 @@ def require_clients(clients: Sequence[str]) -> None:
 
 
 def timeout_for(m: Measurement, args: argparse.Namespace) -> float:
+    if m.kind in RTT_KINDS:
+        return 120 + int(args.rtt_size) / 1e6  # 1 MB/s at least
     if m.kind.startswith("sftp"):
         return 4 * float(args.timeout) + 120  # paramiko's get is slow by design
     if m.kind in ("download", "upload", "forward"):
@@ -637,12 +696,15 @@ def count_for(m: Measurement, args: argparse.Namespace) -> int:
 
 
 def bytes_for(m: Measurement, args: argparse.Namespace) -> int:
+    if m.kind in RTT_KINDS:
+        return int(args.rtt_size)
     return TREE_FILES * TREE_FILE_SIZE if "tree" in m.kind else int(args.size)
 
 
-def prepare_sftp(base: Path, size: int, owner: str) -> dict[str, str]:
-    """The SFTP sources (a `size`-byte file, a tree of TREE_FILES files) and their sha256s,
-    in a directory the server's login user can write (it is on the same machine)."""
+def prepare_sftp(base: Path, size: int, owner: str, tree: bool = True) -> dict[str, str]:
+    """The SFTP sources (a `size`-byte file, a tree of TREE_FILES files unless not `tree`)
+    and their sha256s, in a directory the server's login user can write (it is on the
+    same machine)."""
     import hashlib
     import pwd
 
@@ -659,11 +721,12 @@ def prepare_sftp(base: Path, size: int, owner: str) -> dict[str, str]:
             left -= len(block)
             index += 1
     sums = {"src.bin": digest.hexdigest()}
-    for i in range(TREE_FILES):
+    for i in range(TREE_FILES if tree else 0):
         d = base / "tree" / f"d{i % 10}" / f"e{i % 7}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i}.bin").write_bytes(os.urandom(TREE_FILE_SIZE))
-    sums["tree"] = tree_digest(base / "tree")
+    if tree:
+        sums["tree"] = tree_digest(base / "tree")
     if os.geteuid() == 0:
         entry = pwd.getpwnam(owner)
         for top, dirs, files in os.walk(base):
@@ -690,9 +753,10 @@ def verify_sftp(m: Measurement, env: Env, client: str, sums: dict[str, str]) -> 
     import hashlib
     import shutil
 
-    assert env.sftp_dir is not None
+    base = sftp_dir_for(m, env)
+    assert base is not None
     tree = "tree" in m.kind
-    dst = env.sftp_dir / (f"out-{m.kind}" + ("" if tree else ".bin"))
+    dst = base / (f"out-{RTT_KINDS.get(m.kind, m.kind)}" + ("" if tree else ".bin"))
     try:
         if tree:
             got = tree_digest(dst)
@@ -749,7 +813,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             work = Path(tmp)
             work.chmod(0o700)
             key = str(server.user_key_paths["ed25519-openssh"])
-            with ssh_agent(work, key) as agent_sock:
+            with ssh_agent(work, key) as agent_sock, contextlib.ExitStack() as stack:
                 env = Env(host=server.host, port=server.port, user=server.user, key=key,
                           pubkey=key + ".pub", known_hosts=str(server.known_hosts_path),
                           agent_sock=agent_sock, workdir=work,
@@ -758,6 +822,14 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                     env.sftp_dir = Path(tempfile.mkdtemp(prefix="sshlib-bench-sftp-"))
                     env.sftp_dir.rmdir()
                     SFTP_SUMS.update(prepare_sftp(env.sftp_dir, args.size, server.user))
+                if any(m.kind in RTT_KINDS for m in measurements):
+                    assert env.sftp_dir is not None
+                    RTT_SUMS.update(prepare_sftp(env.sftp_dir / "rtt", args.rtt_size,
+                                                 server.user, tree=False))
+                    env.rtt = stack.enter_context(rttpath.open_path(
+                        server.host, server.port, server.host_public_keys.values(), work,
+                        args.rtt_ceiling_bytes, args.rtt_via))
+                    log(f"RTT rows: {env.rtt.describe()}")
                 for rnd in range(1, args.rounds + 1):
                     for m in measurements:
                         for client in args.clients:
@@ -777,6 +849,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         results[m.id] = {c: summarise(m, outcomes[m.id][c], nbytes, count) for c in args.clients}
         add_ratios(results[m.id])
     table = markdown(measurements, results, args.clients)
+    if env is not None and env.rtt is not None:
+        table += "\n" + rtt_markdown(measurements, results, args.clients, env.rtt)
     command = "python benchmarks/run.py" + "".join(f" {shlex.quote(a)}" for a in argv)
     report = {
         "schema": 1,
@@ -793,6 +867,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "clients": args.clients, "kex": KEX, "host_key": HOST_KEY_ALG,
             "latency_and_sessions_cipher": DEFAULT_CIPHER,
             "sshd_config": SSHD_CONFIG,
+            "rtt_size_bytes": args.rtt_size,
+            **({"rtt_path": env.rtt.to_json()} if env is not None and env.rtt else {}),
             "upload_remote_command": "wc -c",
             "compression_sources": {"bytes": SOURCE_SIZE, "data": list(COMPRESSION_DATA),
                                     "remote_command": "while cat FILE; do :; done | head -c N"},
@@ -848,7 +924,7 @@ def measure_one(client: str, m: Measurement, env: Env, args: argparse.Namespace,
         if o.status == "ok" and client == args.test_wrong_bytes:
             o.data["bytes"] = nbytes - 1
         if o.status == "ok":
-            verify_sftp(m, env, client, SFTP_SUMS)
+            verify_sftp(m, env, client, RTT_SUMS if m.kind in RTT_KINDS else SFTP_SUMS)
     check_result(client, m, o, nbytes, count)
     if o.status == "ok":
         if m.kind in TRANSFERS:

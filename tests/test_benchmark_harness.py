@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -66,7 +67,8 @@ def test_quick_run_measures_every_client(ssh_tools: None, tmp_path: Path) -> Non
     assert (settings["size_bytes"], settings["rounds"], settings["latency_samples"],
             settings["sessions"]) == (SIZE, 1, 3, 20)
     assert report["errors"] == []
-    sftp = {"sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put"}
+    sftp = {"sftp-get", "sftp-put", "sftp-tree-get", "sftp-tree-put", "sftp-get-rtt",
+            "sftp-put-rtt"}
     assert set(report["measurements"]) == {*TRANSFERS, "latency", "sessions", "agent", *sftp,
                                            "forward", "forwardconns"}
     for mid in sftp:  # byte counts and sha256 are checked by the harness itself
@@ -122,6 +124,11 @@ def test_quick_run_measures_every_client(ssh_tools: None, tmp_path: Path) -> Non
         assert conns[client]["status"] == "ok", (client, conns[client])
         assert [r["connections"] for r in conns[client]["rounds"]] == [20]
     assert forward["paramiko"]["status"] == conns["paramiko"]["status"] == "n/a"
+
+    rtt = settings["rtt_path"]
+    assert rtt["rtt_ms"] == 20 and rtt["method"] in ("netem", "delayline"), rtt
+    assert rtt["relay_ceiling"]["mb_per_s"] > 0
+    assert "| sftp-get | sshlib |" in done.stdout and "throughput vs ssh" in done.stdout
 
     # The printed table: every client, paramiko's missing cipher, the machine line.
     assert report["measurements"]["compression/random/on"]["compression"] is True
@@ -199,3 +206,44 @@ def test_parse_size() -> None:
     assert bench.parse_size("1000") == 1000
     with pytest.raises(Exception, match="not a size"):
         bench.parse_size("1T")
+
+
+def test_delay_line_keeps_order_and_delays_each_way(tmp_path: Path) -> None:
+    """The RTT rows' delay line (TCP, 10 ms each way): an echo through it sees the bytes
+    unchanged, in order, one round trip (>= 20 ms) later; and its ceiling is measurable."""
+    import hashlib
+    import socket
+    import threading
+
+    from benchmarks import delayline
+
+    echo = socket.socket()
+    echo.bind(("127.0.0.1", 0))
+    echo.listen(1)
+
+    def serve() -> None:
+        conn, _ = echo.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    payload = os.urandom(3 << 20)
+    with delayline.DelayLine("127.0.0.1:0", f"127.0.0.1:{echo.getsockname()[1]}",
+                             0.010) as line, socket.create_connection(
+                                 ("127.0.0.1", int(line.listen.rsplit(":", 1)[1])),
+                                 timeout=30) as sock:
+        t0 = time.perf_counter()
+        sock.sendall(b"x")
+        assert sock.recv(1) == b"x"
+        rtt = time.perf_counter() - t0
+        threading.Thread(target=sock.sendall, args=(payload,), daemon=True).start()
+        got = bytearray()
+        while len(got) < len(payload):
+            chunk = sock.recv(1 << 20)
+            assert chunk, "the delay line closed early"
+            got += chunk
+    echo.close()
+    assert 0.020 <= rtt < 1.0, rtt
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+    assert delayline.ceiling(8 << 20, 0.010)["mb_per_s"] > 0

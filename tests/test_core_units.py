@@ -350,6 +350,20 @@ def test_window_credit_only_after_consume() -> None:
     assert [r.byte(), r.uint32(), r.uint32()] == [m.MSG_CHANNEL_WINDOW_ADJUST, 77, 2000]
 
 
+def test_window_credit_returns_every_eighth_of_the_window() -> None:
+    """Credit goes back in batches of an eighth of the window (not half): over a long round
+    trip, half-window batches leave a quarter of the window idle on average."""
+    conn, sent, cid = open_channel(window=8192, max_packet=512)
+    for _ in range(4):
+        conn.handle(m.MSG_CHANNEL_DATA, data_msg(cid, b"d" * 512))
+    conn.consume(cid, 1000)
+    assert sent == []  # below 8192 // 8
+    conn.consume(cid, 24)
+    (adjust,) = sent
+    r = Reader(adjust)
+    assert [r.byte(), r.uint32(), r.uint32()] == [m.MSG_CHANNEL_WINDOW_ADJUST, 77, 1024]
+
+
 def test_window_adjust_overflow_is_an_error() -> None:
     conn, _, cid = open_channel()
     with pytest.raises(ProtocolError):

@@ -126,13 +126,19 @@ def agent(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def sftp(args: argparse.Namespace) -> dict[str, Any]:
+    """client.sftp().get/put; SSHLIB_BENCH_FRONTEND=aio uses sshlib.aio's SFTP client
+    (an experiment for docs/performance.md; run.py never sets it)."""
     src, dst = _common.sftp_paths(args)
+    recursive = "tree" in args.measurement
     t0 = time.perf_counter()
+    if os.environ.get("SSHLIB_BENCH_FRONTEND") == "aio":
+        asyncio.run(_sftp_aio(args, src, dst, recursive))
+        return _common.sftp_result(args, t0)
     with dial(args) as client, client.sftp(timeout=60) as s:
         if args.measurement.endswith("get"):
-            s.get(src, dst, recursive="tree" in args.measurement)
+            s.get(src, dst, recursive=recursive)
         else:
-            s.put(src, dst, recursive="tree" in args.measurement)
+            s.put(src, dst, recursive=recursive)
     return _common.sftp_result(args, t0)
 
 
@@ -140,6 +146,15 @@ def _port(address: object) -> int:
     """The port of a TCP forwarder's address (typed `object`: it may be a socket path)."""
     assert isinstance(address, tuple), address
     return int(address[1])
+async def _sftp_aio(args: argparse.Namespace, src: str, dst: str, recursive: bool) -> None:
+    import sshlib.aio
+
+    async with sshlib.aio.dial("tcp", f"{args.host}:{args.port}", config(args)) as client, \
+            client.sftp(timeout=60) as s:
+        if args.measurement.endswith("get"):
+            await s.get(src, dst, recursive=recursive)
+        else:
+            await s.put(src, dst, recursive=recursive)
 
 
 def forward(args: argparse.Namespace) -> dict[str, Any]:
