@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .config import ClientConfig
 from .errors import ConnectionLost, MuxError, RequestDeniedError, SSHError, Timeout
+from .sftp.policy import sftp_window
 from .sshconfig import HostConfig, resolve, resolve_jump
 from .sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, forward_failed, hop_args
 from .sshconfig.control import master_path, mux_timeout
@@ -84,7 +85,7 @@ class ConfiguredClient(Client):
         binary SFTP stream, so ssh's sftp(1) never asks for one)."""
         session = self._configured_session(timeout, replace(self.session_setup, pty=False))
         return SFTPClient.over_session(session, timeout, server_version=self.server_version,
-                                       window=self.config.window_size)
+                                       window=sftp_window(self.config.window_size))
 
     def _configured_session(self, timeout: float | None, setup: SessionSetup) -> Session:
         session = super().new_session(timeout)

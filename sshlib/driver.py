@@ -404,6 +404,11 @@ class Driver:
         if count and not channel.closed:
             self.core.connection.consume(channel.id, count)
 
+    def set_window_size(self, channel: StreamChannel, size: int) -> None:
+        """Grow the window the server may fill on `channel` to `size` bytes (never shrinks)."""
+        if not channel.closed and self.error is None:
+            self.core.connection.set_window_size(channel.id, size)
+
     def check_writable(self, channel: StreamChannel) -> None:
         """Raise before a write: the connection's error, or ChannelClosedError after EOF or close.
         """

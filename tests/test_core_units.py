@@ -364,6 +364,26 @@ def test_window_credit_returns_every_eighth_of_the_window() -> None:
     assert [r.byte(), r.uint32(), r.uint32()] == [m.MSG_CHANNEL_WINDOW_ADJUST, 77, 1024]
 
 
+def test_set_window_size_grows_the_window_at_once_and_never_shrinks_it() -> None:
+    """SFTP asks for a bigger receive window after the open: the extra credit goes out as one
+    WINDOW_ADJUST, the server may then send that much more, and a smaller size is ignored."""
+    conn, sent, cid = open_channel(window=4096, max_packet=1024)
+    conn.set_window_size(cid, 16384)
+    (adjust,) = sent
+    r = Reader(adjust)
+    assert [r.byte(), r.uint32(), r.uint32()] == [m.MSG_CHANNEL_WINDOW_ADJUST, 77, 12288]
+    for _ in range(16):  # 16 KiB unread: within the grown window
+        conn.handle(m.MSG_CHANNEL_DATA, data_msg(cid, b"d" * 1024))
+    with pytest.raises(ProtocolError, match="window"):
+        conn.handle(m.MSG_CHANNEL_DATA, data_msg(cid, b"d"))
+    conn.set_window_size(cid, 8192)
+    assert len(sent) == 1
+    conn.consume(cid, 2048)  # credit batches now follow the new size (16384 // 8)
+    assert Reader(sent[-1]).byte() == m.MSG_CHANNEL_WINDOW_ADJUST and len(sent) == 2
+    with pytest.raises(ValueError):
+        conn.set_window_size(cid, 1 << 32)
+
+
 def test_window_adjust_overflow_is_an_error() -> None:
     conn, _, cid = open_channel()
     with pytest.raises(ProtocolError):

@@ -106,6 +106,8 @@ class AioChannelLink(Protocol):
     def consume(self, channel: StreamChannel, count: int) -> None:
         """The application took `count` bytes: give the window back (as `Driver.consume`), or for
         mux resume reading; never waits, what it queues goes out with `flush()`."""
+    def set_window_size(self, channel: StreamChannel, size: int) -> None:
+        """Grow the channel's receive window (as `Driver.set_window_size`; mux: nothing)."""
     def flush(self) -> None:
         """Hand what is queued to the transport; never waits (as `AioDriver.flush`; `drain()`
         waits)."""
@@ -315,6 +317,12 @@ class AioChannel(StreamChannel):
             self.abandon_reply(ticket)
             raise
         return self.reply_result(ticket, name)
+
+    def set_window_size(self, size: int) -> None:
+        """Let the server send up to `size` bytes ahead of our reads (grow only; the
+        WINDOW_ADJUST is handed to the transport at once)."""
+        self.link.set_window_size(self, size)
+        self.link.flush()
 
     def send_eof(self) -> None:
         """Send EOF once (later calls do nothing); never blocks: the bytes are queued on the

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ..errors import ConnectionLost, MuxError, RequestDeniedError, SSHError, Timeout
+from ..sftp.policy import sftp_window
 from ..sshconfig import HostConfig, resolve, resolve_jump
 from ..sshconfig.apply import ConnectArgs, Passphrase, PasswordArg, forward_failed, hop_args
 from ..sshconfig.control import master_path, mux_timeout
@@ -66,7 +67,7 @@ class ConfiguredClient(Client):
             session = ConfiguredSession(self._driver, timeout, setup)
             return await SFTPClient.over_session(session, timeout,
                                                  server_version=self.server_version,
-                                                 window=self.config.window_size)
+                                                 window=sftp_window(self.config.window_size))
         return SFTPOpener(self, timeout, start=start)
 
 

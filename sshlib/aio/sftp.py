@@ -26,6 +26,7 @@ from ..sftp import core as c
 from ..sftp import ops
 from ..sftp.attrs import SFTPAttributes, SFTPName, SFTPVFSAttributes
 from ..sftp.core import Reply, SFTPCore
+from ..sftp.policy import sftp_window
 from .client import with_timeout
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class SFTPClient(ops.Tuning):
         """Open a session, start the "sftp" subsystem and negotiate (Client.sftp does this)."""
         return await cls.over_session(client.new_session(timeout), timeout,
                                       server_version=client.server_version,
-                                      window=client.config.window_size)
+                                      window=sftp_window(client.config.window_size))
 
     @classmethod
     async def over_session(cls, session: Session, timeout: float | None = 30, *,
@@ -81,11 +82,13 @@ class SFTPClient(ops.Tuning):
         """Start the "sftp" subsystem on a new, unstarted `session` and negotiate.
 
         For sessions that do not come from a Client's new_session() (a ControlMaster's,
-        sshlib.aio.mux); `window` bounds the bytes in flight, `server_version` enables the
-        server's known quirks.  The session is closed if starting fails.
+        sshlib.aio.mux); `window` bounds the bytes in flight (and is asked for as the
+        session's receive window where the session has one of its own), `server_version`
+        enables the server's known quirks.  The session is closed if starting fails.
         """
         try:
             await session.request_subsystem("sftp", timeout)
+            await session.set_window_size(window, timeout)
             sftp = cls(session, timeout=timeout, server_version=server_version, window=window)
             await session.stdin.write(sftp._core.hello(), timeout)
             sftp._reader = asyncio.ensure_future(sftp._read_loop())

@@ -377,6 +377,9 @@ class FdLink:
         return True
 
     # --- ChannelLink methods both front-ends share ----------------------------------------
+    def set_window_size(self, channel: StreamChannel, size: int) -> None:
+        """Nothing to do: the master owns the SSH channel and its window."""
+
     def check_writable(self, channel: StreamChannel) -> None:
         """ChannelLink.check_writable: ChannelClosedError before the session started (no stdin
         yet), after EOF or after close."""

@@ -166,6 +166,25 @@ class Connection:
             self._send(Writer(m.MSG_CHANNEL_WINDOW_ADJUST).uint32(ch.remote_id).uint32(grant)
                        .getvalue())
 
+    def set_window_size(self, channel: int, size: int) -> None:
+        """Let the server send up to `size` bytes ahead of what was consumed on `channel`.
+
+        A window can only grow (SSH has no way to take credit back): a smaller `size`
+        changes nothing.  The extra credit goes out at once as a WINDOW_ADJUST.
+        """
+        if not 0 < size <= MAX_WINDOW:
+            raise ValueError(f"window size {size} is outside 1..{MAX_WINDOW}")
+        ch = self._channels.get(channel)
+        if ch is None or not ch.open or ch.close_sent or ch.close_received:
+            return
+        grant = size - ch.local_window_size
+        if grant <= 0:
+            return
+        ch.local_window_size = size
+        ch.local_window += grant
+        self._send(Writer(m.MSG_CHANNEL_WINDOW_ADJUST).uint32(ch.remote_id).uint32(grant)
+                   .getvalue())
+
     def send_request(self, channel: int, request: str, payload: bytes = b"",
                      want_reply: bool = True) -> None:
         """Queue a CHANNEL_REQUEST; with `want_reply` the answer comes as ChannelRequestReplied.

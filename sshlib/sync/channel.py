@@ -70,6 +70,8 @@ class ChannelLink(Protocol):
     def consume(self, channel: StreamChannel, count: int) -> None:
         """The application took `count` bytes: give the window back (as `Driver.consume`), or for
         mux let the pump read again; never waits, what it queues goes out with `flush()`."""
+    def set_window_size(self, channel: StreamChannel, size: int) -> None:
+        """Grow the channel's receive window (as `Driver.set_window_size`; mux: nothing)."""
     def flush(self, deadline: float | None = None) -> None:
         """Send what is queued, without the lock (as `ThreadDriver.flush`); may block.
 
@@ -275,6 +277,12 @@ class ChannelIO(StreamChannel):
 
     def flush(self, timeout: float | None) -> None:
         """Send what writelines(flush=False) left queued; Timeout under TCP back-pressure."""
+        self.link.flush(deadline_after(timeout))
+
+    def set_window_size(self, size: int, timeout: float | None) -> None:
+        """Let the server send up to `size` bytes ahead of our reads (grow only)."""
+        with self.cond:
+            self.link.set_window_size(self, size)
         self.link.flush(deadline_after(timeout))
 
     def write_some(self, view: memoryview, stderr: bool, deadline: float | None) -> int:

@@ -161,6 +161,15 @@ class Session:
         """
         self._channel.request("signal", req.signal(name), False, timeout)
 
+    def set_window_size(self, size: int, timeout: float | None = None) -> None:
+        """Let the server send up to `size` bytes of output ahead of what was read (the
+        receive window; ClientConfig.window_size until then).  It only grows.  Bigger
+        windows keep bulk downloads flowing over long round trips, and up to `size`
+        unread bytes may then be buffered for this session.  Timeout if the
+        WINDOW_ADJUST cannot be sent within `timeout`.
+        """
+        self._channel.set_window_size(size, timeout)
+
     def window_change(self, height: int, width: int, timeout: float | None = None) -> None:
         """Tell the remote pty its new size; Timeout if it cannot be sent in time."""
         self._channel.request("window-change", req.window_change(height, width), False,

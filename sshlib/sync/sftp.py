@@ -23,6 +23,7 @@ from ..sftp import core as c
 from ..sftp import ops
 from ..sftp.attrs import SFTPAttributes, SFTPName, SFTPVFSAttributes
 from ..sftp.core import Reply, SFTPCore
+from ..sftp.policy import sftp_window
 from .channel import deadline_after
 
 if TYPE_CHECKING:
@@ -71,8 +72,10 @@ class SFTPClient(ops.Tuning):
         session = client.new_session(timeout)
         try:
             session.request_subsystem("sftp", timeout)
+            window = sftp_window(client.config.window_size)
+            session.set_window_size(window, timeout)
             sftp = cls(session, timeout=timeout, server_version=client.server_version,
-                       window=client.config.window_size)
+                       window=window)
             sftp._handshake()
         except BaseException:
             session.close()
@@ -85,11 +88,13 @@ class SFTPClient(ops.Tuning):
         """Start the "sftp" subsystem on a new, unstarted `session` and negotiate.
 
         For sessions that do not come from a Client's new_session() (a ControlMaster's,
-        sshlib.mux); `window` bounds the bytes in flight, `server_version` enables the
-        server's known quirks.  The session is closed if starting fails.
+        sshlib.mux); `window` bounds the bytes in flight (and is asked for as the session's
+        receive window where the session has one of its own), `server_version` enables
+        the server's known quirks.  The session is closed if starting fails.
         """
         try:
             session.request_subsystem("sftp", timeout)
+            session.set_window_size(window, timeout)
             sftp = cls(session, timeout=timeout, server_version=server_version, window=window)
             sftp._handshake()
         except BaseException:
