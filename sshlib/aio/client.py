@@ -41,6 +41,10 @@ from .stream import Listener, NewChannel, Stream
 log = logging.getLogger("sshlib.aio")
 
 RECV_SIZE = 256 * 1024
+#: The StreamReader's buffer limit for the connection.  asyncio's default (64 KiB)
+#: pauses the socket each time 128 KiB wait unread, which during a bulk transfer
+#: means two epoll changes per read; four reads' worth keeps it streaming.
+STREAM_LIMIT = 4 * RECV_SIZE
 TICK_SECONDS = 30.0
 CLOSE_TIMEOUT = 5.0
 
@@ -167,7 +171,8 @@ class _Dial:
         deadline = deadline_after(config.timeout)
         try:
             reader, writer = await with_timeout(
-                asyncio.open_connection(host, port, family=family), config.timeout,
+                asyncio.open_connection(host, port, family=family, limit=STREAM_LIMIT),
+                config.timeout,
                 f"connecting to {self._addr}")
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {self._addr}: {exc}") from exc
@@ -197,7 +202,7 @@ class _Dial:
         finally:
             theirs.close()
         try:
-            reader, writer = await asyncio.open_connection(sock=ours)
+            reader, writer = await asyncio.open_connection(sock=ours, limit=STREAM_LIMIT)
         except BaseException:
             ours.close()
             process.kill()

@@ -23,7 +23,15 @@ from ..sshconfig.forwards import ForwardRequest
 from ..sshconfig.reader import ConfigFile, ExecRunner
 from ..sshconfig.session import SessionSetup, session_setup
 from .channel import AioDriver
-from .client import ByteReader, ByteWriter, Client, client_over, reap_proxy_command, with_timeout
+from .client import (
+    STREAM_LIMIT,
+    ByteReader,
+    ByteWriter,
+    Client,
+    client_over,
+    reap_proxy_command,
+    with_timeout,
+)
 from .session import Session
 from .sftp import SFTPClient, SFTPOpener
 
@@ -241,7 +249,7 @@ async def _tcp(hc: HostConfig, timeout: float | None,
         try:
             return await with_timeout(
                 asyncio.open_connection(hc.hostname, hc.port, family=family,
-                                        local_addr=local_addr),
+                                        local_addr=local_addr, limit=STREAM_LIMIT),
                 timeout, f"connecting to {addr}")
         except (OSError, Timeout) as exc:
             if attempt == attempts:
