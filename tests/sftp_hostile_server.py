@@ -7,7 +7,6 @@ It answers INIT with VERSION 3 (no extensions), then misbehaves as SCENARIO says
 
 import struct
 import sys
-import time
 
 inp = sys.stdin.buffer
 out = sys.stdout.buffer
@@ -58,8 +57,10 @@ def main(scenario: str) -> None:
                 send(bytes([105]) + struct.pack(">II", rid, 1) + struct.pack(">Q", 10 << 20))
             elif kind == 5:  # READ
                 (length,) = struct.unpack(">I", pkt[-4:])
-                if scenario == "stall":
-                    time.sleep(3600)
+                if scenario == "stall":  # never answer; leave once sshd closes our stdin
+                    while inp.read(65536):
+                        pass
+                    sys.exit(0)
                 data = b"x" * (length + 100)
                 send(bytes([103]) + struct.pack(">II", rid, len(data)) + data)
             else:
