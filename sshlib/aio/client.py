@@ -36,15 +36,12 @@ from ..protocol import events as ev
 from ..protocol.client import ClientConnection
 from .channel import AioChannel, AioDriver, deadline_after
 from .forward import ClientForwarding
+from .sockstream import open_socket_stream
 from .stream import Listener, NewChannel, Stream
 
 log = logging.getLogger("sshlib.aio")
 
 RECV_SIZE = 256 * 1024
-#: The StreamReader's buffer limit for the connection.  asyncio's default (64 KiB)
-#: pauses the socket each time 128 KiB wait unread, which during a bulk transfer
-#: means two epoll changes per read; four reads' worth keeps it streaming.
-STREAM_LIMIT = 4 * RECV_SIZE
 TICK_SECONDS = 30.0
 CLOSE_TIMEOUT = 5.0
 
@@ -94,14 +91,14 @@ async def with_timeout(coro: Coroutine[Any, Any, T], timeout: float | None, what
 
 
 class ByteReader(Protocol):
-    """The reading half a Client runs over (asyncio.StreamReader, a Stream)."""
+    """The reading half a Client runs over (a SocketStream, asyncio.StreamReader, a Stream)."""
 
     async def read(self, n: int = -1) -> bytes:
         """Up to `n` bytes; b"" at end of stream; OSError or SSHError when the stream fails."""
 
 
 class ByteWriter(Protocol):
-    """The writing half a Client runs over (asyncio.StreamWriter, a Stream)."""
+    """The writing half a Client runs over (a SocketStream, asyncio.StreamWriter, a Stream)."""
 
     @property
     def transport(self) -> Any:
@@ -170,15 +167,13 @@ class _Dial:
         config = self._config
         deadline = deadline_after(config.timeout)
         try:
-            reader, writer = await with_timeout(
-                asyncio.open_connection(host, port, family=family, limit=STREAM_LIMIT),
-                config.timeout,
-                f"connecting to {self._addr}")
+            stream = await with_timeout(open_socket_stream(host, port, family=family),
+                                        config.timeout, f"connecting to {self._addr}")
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {self._addr}: {exc}") from exc
         loop = asyncio.get_running_loop()
         left = None if deadline is None else max(0.001, deadline - loop.time())
-        return await client_over(reader, writer, config, addr=(host, port), timeout=left)
+        return await client_over(stream, stream, config, addr=(host, port), timeout=left)
 
     async def _connect_via(self, via: Client, host: str, port: int) -> Client:
         config = self._config
@@ -202,13 +197,13 @@ class _Dial:
         finally:
             theirs.close()
         try:
-            reader, writer = await asyncio.open_connection(sock=ours, limit=STREAM_LIMIT)
+            stream = await open_socket_stream(sock=ours)
         except BaseException:
             ours.close()
             process.kill()
             raise
         try:
-            client = await client_over(reader, writer, config, addr=(host, port))
+            client = await client_over(stream, stream, config, addr=(host, port))
         except BaseException:
             await reap_proxy_command(process)
             raise

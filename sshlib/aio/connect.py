@@ -24,7 +24,6 @@ from ..sshconfig.reader import ConfigFile, ExecRunner
 from ..sshconfig.session import SessionSetup, session_setup
 from .channel import AioDriver
 from .client import (
-    STREAM_LIMIT,
     ByteReader,
     ByteWriter,
     Client,
@@ -34,6 +33,7 @@ from .client import (
 )
 from .session import Session
 from .sftp import SFTPClient, SFTPOpener
+from .sockstream import SocketStream, open_socket_stream
 
 if TYPE_CHECKING:
     from .mux import MuxClient
@@ -182,7 +182,7 @@ async def connect_host(hc: HostConfig, args: ConnectArgs, *, control_master: boo
     elif hc.proxy_command is not None:
         reader, writer, cleanup = await _proxy_command(hc)
     else:
-        reader, writer = await _tcp(hc, config.timeout, addr)
+        reader = writer = await _tcp(hc, config.timeout, addr)
     try:
         client = await client_over(reader, writer, config, addr=where, timeout=config.timeout,
                                    client_class=ConfiguredClient)
@@ -240,16 +240,14 @@ async def _via_master(hc: HostConfig, path: str,
     return client
 
 
-async def _tcp(hc: HostConfig, timeout: float | None,
-               addr: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _tcp(hc: HostConfig, timeout: float | None, addr: str) -> SocketStream:
     family = {"inet": 2, "inet6": 10}.get(hc.address_family, 0)
     local_addr = (hc.bind_address, 0) if hc.bind_address else None
     attempts = max(1, hc.connection_attempts)
     for attempt in range(1, attempts + 1):
         try:
             return await with_timeout(
-                asyncio.open_connection(hc.hostname, hc.port, family=family,
-                                        local_addr=local_addr, limit=STREAM_LIMIT),
+                open_socket_stream(hc.hostname, hc.port, family=family, local_addr=local_addr),
                 timeout, f"connecting to {addr}")
         except (OSError, Timeout) as exc:
             if attempt == attempts:
