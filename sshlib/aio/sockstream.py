@@ -97,6 +97,11 @@ class SocketStream(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not read yet (at most about `limit` plus one receive)."""
+        return self._buffered
+
     # --- ByteReader -------------------------------------------------------------------------
     async def read(self, n: int = -1) -> bytes:
         """The next received bytes, at most `n` (all buffered if n < 0); b"" at end of stream.
