@@ -162,9 +162,7 @@ class Connection:
                                   or ch.local_window < ch.local_max_packet):
             grant = ch.unacknowledged
             ch.unacknowledged = 0
-            ch.local_window += grant
-            self._send(Writer(m.MSG_CHANNEL_WINDOW_ADJUST).uint32(ch.remote_id).uint32(grant)
-                       .getvalue())
+            self._grant(ch, grant)
 
     def set_window_size(self, channel: int, size: int) -> None:
         """Let the server send up to `size` bytes ahead of what was consumed on `channel`.
@@ -181,6 +179,10 @@ class Connection:
         if grant <= 0:
             return
         ch.local_window_size = size
+        self._grant(ch, grant)
+
+    def _grant(self, ch: ChannelState, grant: int) -> None:
+        """Give the server `grant` more bytes of window on `ch` (one WINDOW_ADJUST)."""
         ch.local_window += grant
         self._send(Writer(m.MSG_CHANNEL_WINDOW_ADJUST).uint32(ch.remote_id).uint32(grant)
                    .getvalue())
